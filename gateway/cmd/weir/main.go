@@ -1,0 +1,227 @@
+// Command weir is the edge telemetry gateway: an embedded MQTT broker whose
+// publishes become records in Kinesis-style sharded logs on disk, readable
+// locally through a Kinesis-compatible API and forwarded upstream in order.
+//
+// Run `weir help` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/term"
+
+	"github.com/weir-gateway/weir/gateway"
+	"github.com/weir-gateway/weir/gateway/config"
+	"github.com/weir-gateway/weir/wal"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `weir — edge telemetry gateway (MQTT in, Kinesis-style shards on disk, Kinesis out)
+
+Usage:
+  weir                          run on embedded defaults (MQTT 127.0.0.1:1883, data in ./weir-data)
+  weir serve --config FILE      run with a configuration file
+  weir check-config FILE        validate a configuration file and print every problem
+  weir dump --data-dir DIR --stream NAME [--shard ID]
+                                print a stopped gateway's records as JSON lines
+  weir read STREAM [flags]      read a stream through a running gateway's API
+  weir streams [--api URL]      list streams, shards, retention and consumer lag
+  weir version                  print the version
+
+Run 'weir COMMAND --help' for a command's flags.
+See configs/weir.example.yaml for every configuration key.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return serve(config.Default(), "embedded defaults", stderr)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(rest, stderr)
+	case "check-config":
+		return cmdCheckConfig(rest, stdout, stderr)
+	case "dump":
+		return cmdDump(rest, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	case "help", "--help", "-help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "weir: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += "+" + s.Value[:12]
+			}
+		}
+	}
+	return "weir " + v
+}
+
+// newFlags makes a flag set whose --help prints the command's usage.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func cmdServe(args []string, stderr io.Writer) int {
+	fs := newFlags("serve", "weir serve --config FILE", stderr)
+	path := fs.String("config", "", "configuration file (YAML); see configs/weir.example.yaml")
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "weir serve: --config FILE is required (run plain `weir` for embedded defaults)")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	return serve(cfg, *path, stderr)
+}
+
+func serve(cfg *config.File, source string, stderr io.Writer) int {
+	log := newLogger(cfg, stderr)
+	log.Info().Str("version", versionString()).Str("config", source).Msg("starting")
+	d, err := gateway.Start(cfg, log)
+	if err != nil {
+		log.Error().Err(err).Msg("start failed")
+		if hint := recoveryHint(err); hint != "" {
+			fmt.Fprintln(stderr, hint)
+		}
+		return 1
+	}
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info().Str("signal", s.String()).Msg("stopping")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	go func() {
+		// A second signal means stop now.
+		<-sig
+		os.Exit(1)
+	}()
+	if err := d.Close(ctx); err != nil {
+		log.Error().Err(err).Msg("stopped with errors")
+		return 1
+	}
+	log.Info().Msg("stopped")
+	return 0
+}
+
+// recoveryHint tells the operator what to do about damage that stops the
+// gateway from opening its data.
+func recoveryHint(err error) string {
+	var ce *wal.CorruptionError
+	if !errors.As(err, &ce) {
+		return ""
+	}
+	return fmt.Sprintf(`
+weir found a damaged record inside a sealed segment, which normal recovery
+never truncates because it would drop acknowledged data silently:
+  shard:   %s
+  segment: %s
+  offset:  %d
+To proceed, stop here and keep a copy of the data directory, then either
+restore that segment from a backup, or move it (and every later segment of
+that shard) out of the shard directory to accept losing the records from
+that offset on; 'weir dump' shows what remains.`, ce.Shard, ce.Segment, ce.Offset)
+}
+
+func newLogger(cfg *config.File, stderr io.Writer) zerolog.Logger {
+	var w io.Writer = stderr
+	if cfg.Log.Format != "json" {
+		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.RFC3339, NoColor: !isTerminal(stderr)}
+	}
+	lvl, err := zerolog.ParseLevel(cfg.Log.Level)
+	if err != nil || cfg.Log.Level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check-config", "weir check-config FILE", stderr)
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	if _, err := config.Load(fs.Arg(0)); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", fs.Arg(0))
+	return 0
+}
+
+func cmdDump(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("dump", "weir dump --data-dir DIR --stream NAME [--shard ID]", stderr)
+	dir := fs.String("data-dir", "", "data directory of a stopped gateway")
+	stream := fs.String("stream", "", "stream to print")
+	shard := fs.String("shard", "", "only this shard (e.g. shardId-000000000001)")
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if *dir == "" || *stream == "" {
+		fs.Usage()
+		return 2
+	}
+	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(zerolog.WarnLevel)
+	if err := gateway.Dump(stdout, log, *dir, *stream, *shard); err != nil {
+		fmt.Fprintln(stderr, "weir dump:", err)
+		if hint := recoveryHint(err); hint != "" {
+			fmt.Fprintln(stderr, hint)
+		}
+		return 1
+	}
+	return 0
+}
+
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}

@@ -1,0 +1,145 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/weir-gateway/weir/gateway/api"
+	"github.com/weir-gateway/weir/gateway/config"
+	"github.com/weir-gateway/weir/ingest"
+	"github.com/weir-gateway/weir/shards"
+)
+
+// Daemon is a running gateway.
+type Daemon struct {
+	log    zerolog.Logger
+	store  *shards.Store
+	broker *ingest.Broker
+	api    *api.Server
+	fwds   []forwarderHandle
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start opens the data directory and starts every listener and forwarder
+// the configuration names. On error everything started so far is stopped.
+func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
+	d = &Daemon{log: log}
+	defer func() {
+		if err != nil {
+			d.Close(context.Background())
+		}
+	}()
+	var maxRecord int64
+	for _, s := range cfg.Streams {
+		maxRecord = max(maxRecord, s.MaxRecordSize.Bytes())
+	}
+	d.store, err = shards.Open(cfg.DataDir, shards.Options{
+		Durability:    cfg.Durability,
+		Streams:       cfg.Streams,
+		DefaultStream: shards.StreamConfig{}.WithDefaults(),
+		Logger:        log.With().Str("part", "shards").Logger(),
+	})
+	if err != nil {
+		return d, err
+	}
+	if cfg.API.Listen != "" {
+		secret, err := iteratorKey(cfg.DataDir)
+		if err != nil {
+			return d, err
+		}
+		d.api = api.New(cfg.API, d.store, api.Options{Logger: log.With().Str("part", "api").Logger(), Secret: secret})
+		if err := d.api.Start(); err != nil {
+			return d, err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	if err := d.startForwarders(ctx, cfg); err != nil {
+		return d, err
+	}
+	d.broker, err = ingest.New(cfg.MQTT, cfg.Routes, d.store, ingest.Options{
+		Logger:        log.With().Str("part", "mqtt").Logger(),
+		MaxRecordSize: maxRecord,
+	})
+	if err != nil {
+		return d, err
+	}
+	if err := d.broker.Start(); err != nil {
+		return d, err
+	}
+	ev := log.Info().Str("mqtt", d.broker.Addr().String()).Str("data_dir", cfg.DataDir).Str("fsync", cfg.Durability.Fsync)
+	if d.api != nil {
+		ev = ev.Str("api", d.api.Addr().String())
+	}
+	ev.Msg("weir ready")
+	return d, nil
+}
+
+// Store gives in-process users (tests, the bench command) the store.
+func (d *Daemon) Store() *shards.Store { return d.store }
+
+// MQTTAddr is the broker's bound address.
+func (d *Daemon) MQTTAddr() net.Addr { return d.broker.Addr() }
+
+// APIAddr is the API's bound address, or nil when it is off.
+func (d *Daemon) APIAddr() net.Addr {
+	if d.api == nil {
+		return nil
+	}
+	return d.api.Addr()
+}
+
+
+// Close stops taking data, lets commits in flight finish, and closes the
+// store so that everything acknowledged is synced.
+func (d *Daemon) Close(ctx context.Context) error {
+	var errs []error
+	if d.broker != nil {
+		errs = append(errs, d.broker.Close(ctx))
+	}
+	if d.api != nil {
+		errs = append(errs, d.api.Close(ctx))
+	}
+	if d.cancel != nil {
+		d.cancel()
+	}
+	for _, f := range d.fwds {
+		errs = append(errs, f.Close())
+	}
+	d.wg.Wait()
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// iteratorKey returns the key that signs Kinesis shard iterators, created
+// once per data directory so iterators stay valid across restarts.
+func iteratorKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "api.key")
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("write iterator key: %w", err)
+	}
+	return b, nil
+}

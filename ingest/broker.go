@@ -1,0 +1,243 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/weir-gateway/weir/internal/conf"
+)
+
+// Limits the configuration does not expose. Each bounds what one client can
+// make the gateway hold.
+const (
+	// maxSessionExpiry caps how long a disconnected MQTT 5 session (its
+	// subscriptions and queued messages) is kept; mochi's default is
+	// forever (MaxUint32 seconds).
+	maxSessionExpiry = 24 * 60 * 60
+	// maxMessageExpiry caps how long a message waits for an offline
+	// subscriber.
+	maxMessageExpiry = 24 * 60 * 60
+	// topicAliasMaximum caps the inbound topic-alias table per client
+	// (mochi allows 65535 aliases, each holding a topic string). mochi
+	// does not advertise it, so MQTT 5 clients assume 0 and never use
+	// aliases; the cap only limits clients that ignore that.
+	topicAliasMaximum = 16
+	// readBufferSize is each client's bufio.Reader, held for the life
+	// of the connection: 1 KiB still takes several typical telemetry
+	// publishes per read system call (larger packets are read straight
+	// into their own buffer by io.ReadFull).
+	readBufferSize = 1 << 10
+	// writeBufferSize is only a threshold for coalescing queued
+	// outbound packets; mochi allocates that buffer while a queue
+	// exists, not per idle client.
+	writeBufferSize = 2 << 10
+	// sysTopicInterval is how often mochi refreshes $SYS topics, in
+	// seconds. Each refresh calls runtime.ReadMemStats, which stops the
+	// world; mochi's default is every second.
+	sysTopicInterval = 10
+	// defaultMaxRecordSize is used when Options.MaxRecordSize is 0 (the
+	// Kinesis record limit).
+	defaultMaxRecordSize = 1 << 20
+)
+
+// Options are the broker's dependencies and the values it takes from
+// other sections of the configuration.
+type Options struct {
+	Logger zerolog.Logger
+	// MaxRecordSize is the largest max_record_size across streams; with
+	// mqtt.max_packet_size 0 the packet limit is derived from it.
+	MaxRecordSize int64
+	// Auth authenticates clients; nil allows anonymous clients on a
+	// loopback listener only (or anywhere with allow_anonymous).
+	Auth Authenticator
+}
+
+// Broker is the embedded MQTT broker with the ingest hooks installed.
+type Broker struct {
+	cfg      Config
+	log      zerolog.Logger
+	server   *mqtt.Server
+	listener *listener
+	hook     *publishHook
+	stats    counters
+
+	ctx    context.Context // parent of every connection context
+	cancel context.CancelFunc
+
+	started   atomic.Bool
+	closing   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a broker; nothing listens until Start. It fails if the
+// configuration is invalid, a route cannot be compiled, or anonymous
+// clients would be accepted on a non-loopback listener.
+func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
+	cfg = cfg.WithDefaults()
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("ingest: invalid mqtt configuration: %w", errors.Join(conf.Prefix("mqtt", errs)...))
+	}
+	if sink == nil {
+		return nil, errors.New("ingest: nil sink")
+	}
+	if err := checkAnonymous(cfg.Listen, cfg.AllowAnonymous, opts.Auth); err != nil {
+		return nil, err
+	}
+	rt, err := newRouter(routes)
+	if err != nil {
+		return nil, err
+	}
+	maxRecord := conf.ByteSize(opts.MaxRecordSize)
+	if maxRecord <= 0 {
+		maxRecord = defaultMaxRecordSize
+	}
+	packetSize := uint32(min(cfg.PacketSize(maxRecord), conf.ByteSize(math.MaxUint32)))
+
+	log := opts.Logger.With().Str("component", "ingest").Logger()
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = packetSize
+	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
+	caps.ReceiveMaximum = uint16(cfg.ReceiveMaximum)
+	caps.MaximumInflight = uint16(cfg.MaxInflight)
+	caps.MaximumSessionExpiryInterval = maxSessionExpiry
+	caps.MaximumMessageExpiryInterval = maxMessageExpiry
+	caps.TopicAliasMaximum = topicAliasMaximum
+	// mochi copies a publish's properties, user properties included,
+	// into its PUBACK: every acknowledgement would echo the device's
+	// metadata back over the link.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+
+	server := mqtt.New(&mqtt.Options{
+		Capabilities:             caps,
+		ClientNetReadBufferSize:  readBufferSize,
+		ClientNetWriteBufferSize: writeBufferSize,
+		Logger:                   newMochiLogger(opts.Logger),
+		SysTopicResendInterval:   sysTopicInterval,
+		InlineClient:             false,
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{
+		cfg:    cfg,
+		log:    log,
+		server: server,
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	b.listener = newListener("mqtt", cfg.Listen, cfg.ConnectTimeout.D(), ctx, log)
+	ph := &publishHook{
+		router:     rt,
+		sink:       sink,
+		ctx:        ctx,
+		closing:    &b.closing,
+		packetSize: packetSize,
+		stats:      &b.stats,
+		log:        log,
+	}
+	for i := range ph.logLimit {
+		ph.logLimit[i].every = refusalLogInterval
+	}
+	b.hook = ph
+	for _, h := range []mqtt.Hook{&authHook{auth: opts.Auth, allowAnonymous: cfg.AllowAnonymous}, ph} {
+		if err := server.AddHook(h, nil); err != nil {
+			cancel()
+			return nil, fmt.Errorf("ingest: add hook %s: %w", h.ID(), err)
+		}
+	}
+	return b, nil
+}
+
+// refusalLogInterval: at most one "publish refused" line per reason per
+// interval; the line carries how many were suppressed.
+const refusalLogInterval = time.Second
+
+// Start binds the listener and starts serving. The listen address is
+// bound before it returns, so Addr is valid and a port conflict is
+// reported here.
+func (b *Broker) Start() error {
+	if b.closing.Load() || !b.started.CompareAndSwap(false, true) {
+		return ErrBrokerState
+	}
+	if err := b.listener.bind(); err != nil {
+		return fmt.Errorf("ingest: listen on %s: %w", b.cfg.Listen, err)
+	}
+	if err := b.server.AddListener(b.listener); err != nil {
+		b.listener.abandon()
+		return fmt.Errorf("ingest: add listener: %w", err)
+	}
+	if err := b.server.Serve(); err != nil {
+		b.listener.abandon()
+		return fmt.Errorf("ingest: serve: %w", err)
+	}
+	b.log.Info().Str("mqtt", b.listener.Address()).
+		Uint32("max_packet_size", b.server.Options.Capabilities.MaximumPacketSize).
+		Bool("anonymous", b.cfg.AllowAnonymous).
+		Msg("mqtt listening")
+	return nil
+}
+
+// Addr is the bound listen address (with the real port when the
+// configured port was 0), or nil before Start.
+func (b *Broker) Addr() net.Addr {
+	if b.listener.ln == nil {
+		return nil
+	}
+	return b.listener.ln.Addr()
+}
+
+// Stats returns the publish counters.
+func (b *Broker) Stats() Stats {
+	s := b.stats.snapshot()
+	s.Connections = b.listener.open()
+	return s
+}
+
+// Close stops accepting connections, disconnects every client (MQTT 5
+// clients get DISCONNECT 0x8B server shutting down) and waits for publish
+// hooks in flight to return, so that the sink can be closed safely after
+// Close returns nil. Disconnecting cancels the contexts given to the sink,
+// so a write waiting for rate capacity gives up at once; a write waiting
+// for its commit finishes as the sink decides. If ctx ends first, every
+// context is cancelled and ctx's error returned; hooks may still be
+// returning then.
+func (b *Broker) Close(ctx context.Context) error {
+	b.closeOnce.Do(func() { b.closeErr = b.close(ctx) })
+	return b.closeErr
+}
+
+func (b *Broker) close(ctx context.Context) error {
+	b.closing.Store(true)
+	defer b.cancel()
+	if !b.started.Load() {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		// mochi's Close closes the listener (ours: it also closes the
+		// connections still waiting to send CONNECT), disconnects its
+		// clients, waits for their read loops, then stops the hooks.
+		_ = b.server.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		b.cancel()
+		return fmt.Errorf("ingest: close: %w", ctx.Err())
+	}
+	if err := b.listener.wait(ctx); err != nil {
+		b.cancel()
+		return fmt.Errorf("ingest: close: %w", err)
+	}
+	return nil
+}

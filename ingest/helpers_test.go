@@ -1,0 +1,141 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/weir-gateway/weir/internal/conf"
+	"github.com/weir-gateway/weir/shards"
+)
+
+func TestMain(m *testing.M) {
+	if runIdleClientsChild() {
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// sunk is one record a fakeSink accepted.
+type sunk struct {
+	stream string
+	rec    shards.Record
+	opts   shards.AppendOptions
+}
+
+// fakeSink records appends; fn, when set, runs first and can block or
+// refuse.
+type fakeSink struct {
+	fn func(ctx context.Context, stream string, rec *shards.Record, o shards.AppendOptions) error
+
+	mu   sync.Mutex
+	recs []sunk
+}
+
+func (s *fakeSink) Append(ctx context.Context, stream string, rec *shards.Record, o shards.AppendOptions) (shards.Appended, error) {
+	if s.fn != nil {
+		if err := s.fn(ctx, stream, rec, o); err != nil {
+			return shards.Appended{}, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs = append(s.recs, sunk{stream: stream, rec: *rec, opts: o})
+	return shards.Appended{ShardID: "shardId-000000000000", Seq: uint64(len(s.recs))}, nil
+}
+
+func (s *fakeSink) stored() []sunk {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sunk(nil), s.recs...)
+}
+
+// logBuffer is a goroutine-safe log destination tests can search.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) count(sub string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.buf.String(), sub)
+}
+
+func testConfig() Config {
+	return Config{
+		Listen:           "127.0.0.1:0",
+		ConnectTimeout:   conf.Duration(5 * time.Second),
+		MaxPendingWrites: 32,
+		ReceiveMaximum:   64,
+		MaxInflight:      64,
+	}
+}
+
+// defaultRoutes: telemetry keyed by device, commands unrouted.
+var defaultRoutes = []Route{
+	{Filter: "devices/+/telemetry", Stream: "telemetry", PartitionKey: "{topic.1}"},
+}
+
+type brokerOpts struct {
+	cfg    func(*Config)
+	routes []Route
+	log    *logBuffer
+	maxRec int64
+}
+
+// startBroker runs a broker on a free loopback port until the test ends.
+func startBroker(t testing.TB, sink Sink, o brokerOpts) *Broker {
+	t.Helper()
+	cfg := testConfig()
+	if o.cfg != nil {
+		o.cfg(&cfg)
+	}
+	routes := o.routes
+	if routes == nil {
+		routes = defaultRoutes
+	}
+	log := zerolog.Nop()
+	if o.log != nil {
+		log = zerolog.New(o.log).Level(zerolog.DebugLevel)
+	}
+	b, err := New(cfg, routes, sink, Options{Logger: log, MaxRecordSize: o.maxRec})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return b
+}
+
+// waitFor polls cond until it holds or a few seconds pass.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,208 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/rs/zerolog"
+
+	"github.com/weir-gateway/weir/shards"
+)
+
+// Sink stores records. *shards.Store implements it; tests use fakes. For
+// QoS ≥ 1 Append must return only once the record is durable (or refused),
+// because the acknowledgement leaves as soon as it returns.
+type Sink interface {
+	Append(ctx context.Context, stream string, rec *shards.Record, o shards.AppendOptions) (shards.Appended, error)
+}
+
+// publishHook stores routed publishes before mochi acknowledges them. It
+// runs on the publishing client's read goroutine: while it waits for the
+// sink, that client's next packets wait too, and other clients do not.
+type publishHook struct {
+	mqtt.HookBase
+	router     *router
+	sink       Sink
+	ctx        context.Context // ends when the broker is forced to stop
+	closing    *atomic.Bool
+	packetSize uint32 // advertised in CONNACK to MQTT 5 clients
+	stats      *counters
+	log        zerolog.Logger
+	logLimit   [numRefusals]limiter
+}
+
+func (h *publishHook) ID() string { return "weir-ingest" }
+
+func (h *publishHook) Provides(b byte) bool {
+	return b == mqtt.OnPublish || b == mqtt.OnPacketEncode
+}
+
+// refusalCodes are what an MQTT 5 client gets in PUBACK/PUBREC, indexed by
+// refusal. The reason strings reach the device when it asked for problem
+// information, so they say what happened in the device's terms.
+var refusalCodes = [numRefusals]packets.Code{
+	refusedQuota:       {Code: packets.ErrQuotaExceeded.Code, Reason: "quota exceeded: stream rate limit or size cap reached"},
+	refusedTooLarge:    {Code: packets.ErrPacketTooLarge.Code, Reason: "packet too large: payload exceeds the stream's max_record_size"},
+	refusedPayload:     {Code: packets.ErrPayloadFormatInvalid.Code, Reason: "payload format invalid: no valid partition key"},
+	refusedUnspecified: {Code: packets.ErrUnspecifiedError.Code, Reason: "unspecified error: not stored, try again later"},
+}
+
+var refusalNames = [numRefusals]string{
+	refusedQuota:       "quota_exceeded",
+	refusedTooLarge:    "too_large",
+	refusedPayload:     "payload_format",
+	refusedUnspecified: "unspecified",
+}
+
+// classify maps a sink error to the refusal a client sees.
+func classify(err error) refusal {
+	switch {
+	case errors.Is(err, shards.ErrThrottled), errors.Is(err, shards.ErrFull):
+		return refusedQuota
+	case errors.Is(err, shards.ErrTooLarge):
+		return refusedTooLarge
+	case errors.Is(err, shards.ErrInvalidKey), errors.Is(err, ErrKeyUnresolved):
+		return refusedPayload
+	default:
+		return refusedUnspecified
+	}
+}
+
+// OnPublish stores a routed publish and tells mochi what to answer; see
+// doc.go for the table. The returned error is read by mochi's
+// processPublish: nil acknowledges and forwards, ErrRejectPacket sends and
+// forwards nothing, and a bare packets.Code becomes an MQTT 5 PUBACK reason
+// (it must not be wrapped: mochi type-asserts it).
+func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	// The inline client is off, and mochi drops client publishes to $SYS
+	// before hooks; both checks keep broker-originated traffic out of
+	// the streams should either change.
+	if cl.Net.Inline || strings.HasPrefix(pk.TopicName, mqtt.SysPrefix) {
+		return pk, nil
+	}
+	h.stats.received.Add(1)
+	rt := h.router.match(pk.TopicName)
+	if rt == nil {
+		h.stats.unrouted.Add(1)
+		return pk, nil
+	}
+	var username string
+	if rt.useUsername {
+		username = string(cl.Properties.Username)
+	}
+	key, err := rt.key.Execute(pk.TopicName, cl.ID, username, pk.Payload)
+	if err != nil {
+		return h.refuse(cl, &pk, rt, refusedPayload, err)
+	}
+	ctx := connContext(cl.Net.Conn, h.ctx)
+	if h.closing.Load() {
+		return h.refuse(cl, &pk, rt, refusedUnspecified, shards.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return h.refuse(cl, &pk, rt, refusedUnspecified, err)
+	}
+	rec := &shards.Record{
+		Key: key,
+		// mochi hands every subscriber the same payload slice, and a
+		// QoS 0 record may still be queued after Append returns: the
+		// record gets bytes of its own.
+		Data:     append([]byte(nil), pk.Payload...),
+		Topic:    pk.TopicName,
+		ClientID: cl.ID,
+		QoS:      pk.FixedHeader.Qos,
+		Props:    userProps(pk.Properties.User),
+	}
+	qos0 := pk.FixedHeader.Qos == 0
+	if _, err := h.sink.Append(ctx, rt.stream, rec, shards.AppendOptions{NoWait: qos0}); err != nil {
+		return h.refuse(cl, &pk, rt, classify(err), err)
+	}
+	h.stats.stored.Add(1)
+	return pk, nil
+}
+
+func userProps(in []packets.UserProperty) []shards.UserProperty {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]shards.UserProperty, len(in))
+	for i, p := range in {
+		out[i] = shards.UserProperty{Key: p.Key, Value: p.Val}
+	}
+	return out
+}
+
+// refuse makes sure a publish that was not stored is neither acknowledged
+// nor forwarded to subscribers.
+func (h *publishHook) refuse(cl *mqtt.Client, pk *packets.Packet, rt *route, why refusal, err error) (packets.Packet, error) {
+	h.stats.refused[why].Add(1)
+	qos, v5 := pk.FixedHeader.Qos, cl.Properties.ProtocolVersion >= 5
+	h.logRefusal(cl, pk, rt, why, err)
+	switch {
+	case qos == 0:
+		// Nothing to refuse with: drop it. (A Code here would make mochi
+		// forward it as if it had been stored.)
+		h.stats.droppedQoS0.Add(1)
+		return *pk, packets.ErrRejectPacket
+	case !v5:
+		// MQTT 3.1.1 has no negative PUBACK, and any error but
+		// ErrRejectPacket makes mochi send a positive one. Close the
+		// socket without a DISCONNECT packet (a server DISCONNECT does not
+		// exist in 3.1.1): the client resends the unacknowledged publish
+		// after it reconnects. mochi's read loop then sees a closed client
+		// and ends without an error, so no will message is published: the
+		// device is fine, the gateway refused.
+		h.stats.disconnected.Add(1)
+		cl.Stop(refusalCodes[why])
+		return *pk, packets.ErrRejectPacket
+	case qos == 2:
+		// mochi answers a Code for QoS 2 with a PUBACK (issue #510), which
+		// the client cannot match to its QoS 2 flow. Send the PUBREC with
+		// the reason ourselves; a reason ≥ 0x80 ends the exchange (MQTT 5
+		// §4.3.3), so no PUBREL follows and nothing is left in flight.
+		code := refusalCodes[why]
+		_ = cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Pubrec},
+			PacketID:    pk.PacketID,
+			ReasonCode:  code.Code,
+			Properties:  packets.Properties{ReasonString: code.Reason},
+		})
+		return *pk, packets.ErrRejectPacket
+	default:
+		return *pk, refusalCodes[why]
+	}
+}
+
+func (h *publishHook) logRefusal(cl *mqtt.Client, pk *packets.Packet, rt *route, why refusal, err error) {
+	ok, suppressed := h.logLimit[why].allow(time.Now())
+	if !ok {
+		return
+	}
+	e := h.log.Warn()
+	if why == refusedUnspecified {
+		e = h.log.Error()
+	}
+	e.Err(err).
+		Str("reason", refusalNames[why]).
+		Str("client_id", cl.ID).
+		Uint8("protocol", cl.Properties.ProtocolVersion).
+		Str("topic", pk.TopicName).
+		Uint8("qos", pk.FixedHeader.Qos).
+		Str("stream", rt.stream).
+		Uint64("suppressed", suppressed).
+		Msg("publish refused")
+}
+
+// OnPacketEncode advertises the maximum packet size in CONNACK: mochi
+// enforces Capabilities.MaximumPacketSize but never tells MQTT 5 clients,
+// who would otherwise learn it only by being disconnected.
+func (h *publishHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && h.packetSize > 0 && pk.ReasonCode < packets.ErrUnspecifiedError.Code {
+		pk.Properties.MaximumPacketSize = h.packetSize
+	}
+	return pk
+}

@@ -1,0 +1,72 @@
+package ingest
+
+import "sync/atomic"
+
+// Stats are the broker's publish counters since New. Every publish from a
+// device that reaches the hook is counted once in Received and, once the
+// hook has returned, once in exactly one of Stored, Unrouted or Refused:
+// Received = Stored + Unrouted + Refused.Total() + (publishes in flight).
+type Stats struct {
+	Received uint64 // publishes from devices seen by the hook
+	Stored   uint64 // accepted by the sink (QoS ≥ 1: durable; QoS 0: queued)
+	Unrouted uint64 // matched no route: delivered to subscribers, not stored
+	Refused  RefusedStats
+	// DroppedQoS0 counts the QoS 0 publishes among Refused: they were
+	// dropped silently, as QoS 0 has no acknowledgement to refuse.
+	DroppedQoS0 uint64
+	// Disconnected counts MQTT 3.1.1 clients disconnected because a QoS ≥ 1
+	// publish of theirs was refused (they cannot receive a reason code).
+	Disconnected uint64
+	// Connections is the number of TCP connections open now, including
+	// those that have not sent CONNECT yet.
+	Connections int
+}
+
+// RefusedStats counts publishes that were not stored, by the reason code an
+// MQTT 5 client receives for them.
+type RefusedStats struct {
+	QuotaExceeded uint64 // 0x97: rate limit or stream full
+	TooLarge      uint64 // 0x95: record over the stream's max_record_size
+	PayloadFormat uint64 // 0x99: no usable partition key (template failed, invalid key)
+	Unspecified   uint64 // 0x80: store unavailable, closing, unknown stream, cancelled
+}
+
+// Total is the number of refused publishes.
+func (r RefusedStats) Total() uint64 {
+	return r.QuotaExceeded + r.TooLarge + r.PayloadFormat + r.Unspecified
+}
+
+// refusal is why a publish was not stored; it indexes counters.
+type refusal uint8
+
+const (
+	refusedQuota refusal = iota
+	refusedTooLarge
+	refusedPayload
+	refusedUnspecified
+	numRefusals
+)
+
+// counters are the live values behind Stats, updated on the hot path
+// without locks.
+type counters struct {
+	received, stored, unrouted atomic.Uint64
+	refused                    [numRefusals]atomic.Uint64
+	droppedQoS0, disconnected  atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		Received: c.received.Load(),
+		Stored:   c.stored.Load(),
+		Unrouted: c.unrouted.Load(),
+		Refused: RefusedStats{
+			QuotaExceeded: c.refused[refusedQuota].Load(),
+			TooLarge:      c.refused[refusedTooLarge].Load(),
+			PayloadFormat: c.refused[refusedPayload].Load(),
+			Unspecified:   c.refused[refusedUnspecified].Load(),
+		},
+		DroppedQoS0:  c.droppedQoS0.Load(),
+		Disconnected: c.disconnected.Load(),
+	}
+}

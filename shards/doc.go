@@ -1,0 +1,28 @@
+// Package shards gives the bytes in the logs their meaning as Kinesis
+// streams: a stream is a set of shards dividing the 128-bit MD5 hash space of
+// partition keys; each shard is one write-ahead log (package wal) whose
+// indexes are the shard's sequence numbers.
+//
+// The Store is the single write path (MQTT publishes and Kinesis PutRecords
+// both call Append, with the same limits and the same durability) and the
+// single read path (Shard.Read from a position plus Shard.Changed to tail
+// without polling), used alike by the Kinesis API, `weir dump`/`read` and the
+// forwarder. Checkpoints are one store for all readers.
+//
+// Hash ranges: N shards split [0, 2^128-1] as kinesalite does: shard i owns
+// [i*floor(2^128/N), (i+1)*floor(2^128/N)-1] and the last shard ends at
+// 2^128-1.
+//
+// Sequence numbers are the log index, starting at 1 and rendered as decimal
+// strings. A child shard of a reshard starts after the largest last
+// sequence number of its parents, so a key's sequence numbers keep rising
+// across splits and merges; readers must still read parents to their end
+// before children.
+//
+// On disk (under the data directory):
+//
+//	LOCK                                  flock held by the running gateway
+//	streams/<stream>/stream.json          shard map (atomic: temp, fsync, rename, fsync dir)
+//	streams/<stream>/<shardId>/*.seg      the shard's log (see wal/FORMAT.md)
+//	checkpoints/<stream>/<consumer>.json  a consumer's positions by shard (atomic)
+package shards

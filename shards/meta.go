@@ -1,0 +1,81 @@
+package shards
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// metaFile is the name of a stream's shard map inside its directory.
+const metaFile = "stream.json"
+
+// streamMeta is a stream's durable shard map. It is rewritten whole and
+// atomically on every change, so a crash leaves the map from before or
+// after a reshard, never between.
+type streamMeta struct {
+	Version     int         `json:"version"`
+	Name        string      `json:"name"`
+	Created     time.Time   `json:"created"`
+	NextShard   int         `json:"next_shard"`
+	RetentionMS int64       `json:"retention_ms,omitempty"` // set by Increase/DecreaseStreamRetentionPeriod
+	Declared    bool        `json:"declared"`               // from the config file, not CreateStream
+	Shards      []shardMeta `json:"shards"`
+}
+
+type shardMeta struct {
+	ID               string    `json:"id"`
+	ParentID         string    `json:"parent,omitempty"`
+	AdjacentParentID string    `json:"adjacent_parent,omitempty"`
+	StartHash        string    `json:"start_hash"`
+	EndHash          string    `json:"end_hash"`
+	StartSeq         uint64    `json:"start_seq"`
+	EndSeq           uint64    `json:"end_seq,omitempty"`
+	Closed           bool      `json:"closed,omitempty"`
+	ClosedAt         time.Time `json:"closed_at,omitzero"`
+}
+
+func (m shardMeta) info() (ShardInfo, error) {
+	s, err := ParseHashKey(m.StartHash)
+	if err != nil {
+		return ShardInfo{}, err
+	}
+	e, err := ParseHashKey(m.EndHash)
+	if err != nil {
+		return ShardInfo{}, err
+	}
+	return ShardInfo{ID: m.ID, ParentID: m.ParentID, AdjacentParentID: m.AdjacentParentID,
+		StartHash: s, EndHash: e, StartSeq: m.StartSeq, EndSeq: m.EndSeq, Closed: m.Closed, ClosedAt: m.ClosedAt}, nil
+}
+
+func metaOf(i ShardInfo) shardMeta {
+	return shardMeta{ID: i.ID, ParentID: i.ParentID, AdjacentParentID: i.AdjacentParentID,
+		StartHash: i.StartHash.String(), EndHash: i.EndHash.String(), StartSeq: i.StartSeq,
+		EndSeq: i.EndSeq, Closed: i.Closed, ClosedAt: i.ClosedAt}
+}
+
+func shardID(n int) string { return fmt.Sprintf("shardId-%012d", n) }
+
+func readMeta(dir string) (streamMeta, error) {
+	var m streamMeta
+	b, err := os.ReadFile(filepath.Join(dir, metaFile))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("shards: %s: %w", filepath.Join(dir, metaFile), err)
+	}
+	if m.Version != 1 {
+		return m, fmt.Errorf("shards: %s: unknown version %d", filepath.Join(dir, metaFile), m.Version)
+	}
+	return m, nil
+}
+
+func writeMeta(fs metaFS, dir string, m streamMeta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(fs, filepath.Join(dir, metaFile), append(b, '\n'))
+}

@@ -1,0 +1,245 @@
+package shards
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/weir-gateway/weir/internal/conf"
+)
+
+// MaxOpenShards bounds a stream's open shards; a gateway's disk and file
+// handles are finite.
+const MaxOpenShards = 1024
+
+// Split closes an open shard and replaces it with two children: one owning
+// [start, newStartingHashKey-1] and one owning [newStartingHashKey, end].
+func (st *Stream) Split(shardID string, newStartingHashKey HashKey) error {
+	st.reshardMu.Lock()
+	defer st.reshardMu.Unlock()
+	parent, err := st.openShardByID(shardID)
+	if err != nil {
+		return err
+	}
+	pi := parent.Info()
+	if newStartingHashKey.Cmp(pi.StartHash) <= 0 || newStartingHashKey.Cmp(pi.EndHash) > 0 {
+		return fmt.Errorf("%w: NewStartingHashKey %s is not inside (%s, %s] of %s",
+			ErrInvalidArgument, newStartingHashKey, pi.StartHash, pi.EndHash, shardID)
+	}
+	if len(st.openShards())+1 > MaxOpenShards {
+		return fmt.Errorf("%w: stream %s would have more than %d open shards", ErrLimitExceeded, st.name, MaxOpenShards)
+	}
+	return st.reshard([]*Shard{parent}, []ShardInfo{
+		{StartHash: pi.StartHash, EndHash: newStartingHashKey.Sub1(), ParentID: pi.ID},
+		{StartHash: newStartingHashKey, EndHash: pi.EndHash, ParentID: pi.ID},
+	})
+}
+
+// Merge closes two adjacent open shards and replaces them with one child
+// owning both ranges.
+func (st *Stream) Merge(shardID, adjacentShardID string) error {
+	st.reshardMu.Lock()
+	defer st.reshardMu.Unlock()
+	a, err := st.openShardByID(shardID)
+	if err != nil {
+		return err
+	}
+	b, err := st.openShardByID(adjacentShardID)
+	if err != nil {
+		return err
+	}
+	ai, bi := a.Info(), b.Info()
+	lo, hi := ai, bi
+	if bi.StartHash.Cmp(ai.StartHash) < 0 {
+		lo, hi = bi, ai
+	}
+	if lo.EndHash.Add1() != hi.StartHash || ai.ID == bi.ID {
+		return fmt.Errorf("%w: shards %s and %s are not adjacent", ErrInvalidArgument, shardID, adjacentShardID)
+	}
+	return st.reshard([]*Shard{a, b}, []ShardInfo{
+		{StartHash: lo.StartHash, EndHash: hi.EndHash, ParentID: ai.ID, AdjacentParentID: bi.ID},
+	})
+}
+
+// UpdateShardCount scales the stream uniformly to target open shards by a
+// series of splits and merges, as Kinesis does, so that every child has at
+// most two parents and readers can keep reading parents first. Like
+// Kinesis it refuses to more than double or halve the count in one call.
+func (st *Stream) UpdateShardCount(target int) error {
+	cur := len(st.openShards())
+	if target < 1 || target > MaxOpenShards {
+		return fmt.Errorf("%w: target shard count %d is not in [1, %d]", ErrInvalidArgument, target, MaxOpenShards)
+	}
+	if target > 2*cur || 2*target < cur {
+		return fmt.Errorf("%w: cannot scale from %d to %d shards in one call (at most double or half)", ErrLimitExceeded, cur, target)
+	}
+	want := EvenRanges(target)
+	// Split wherever a target boundary falls inside an open shard.
+	for _, r := range want[1:] {
+		b := r[0]
+		for _, sh := range st.openShards() {
+			i := sh.Info()
+			if b.Cmp(i.StartHash) > 0 && b.Cmp(i.EndHash) <= 0 {
+				if err := st.Split(i.ID, b); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	// Merge neighbours that now sit inside the same target range.
+	for _, r := range want {
+		for {
+			var inside []ShardInfo
+			for _, sh := range st.openShards() {
+				i := sh.Info()
+				if i.StartHash.Cmp(r[0]) >= 0 && i.EndHash.Cmp(r[1]) <= 0 {
+					inside = append(inside, i)
+				}
+			}
+			if len(inside) <= 1 {
+				break
+			}
+			if err := st.Merge(inside[0].ID, inside[1].ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SetRetention changes how long the stream keeps records and persists it.
+func (st *Stream) SetRetention(d time.Duration) error {
+	if d < time.Second || d > 8760*time.Hour {
+		return fmt.Errorf("%w: retention %v is not in [1s, 8760h]", ErrInvalidArgument, d)
+	}
+	st.reshardMu.Lock()
+	defer st.reshardMu.Unlock()
+	st.mu.RLock()
+	next := st.meta
+	st.mu.RUnlock()
+	next.RetentionMS = d.Milliseconds()
+	if err := writeMeta(st.store.opts.metaFS, st.dir, next); err != nil {
+		return fmt.Errorf("shards: set retention of %s: %w", st.name, err)
+	}
+	st.mu.Lock()
+	st.meta = next
+	st.cfg.Retention = conf.Duration(d)
+	st.mu.Unlock()
+	return nil
+}
+
+func (st *Stream) openShards() []*Shard {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return append([]*Shard(nil), st.open...)
+}
+
+func (st *Stream) openShardByID(id string) (*Shard, error) {
+	sh, err := st.Shard(id)
+	if err != nil {
+		return nil, err
+	}
+	if sh.Info().Closed {
+		return nil, fmt.Errorf("%w: %s is closed", ErrShardClosed, id)
+	}
+	return sh, nil
+}
+
+// reshard closes parents and opens children. The order makes every crash
+// point recoverable:
+//  1. seal the parents' logs: in-flight commits finish, later writes get
+//     wal.ErrSealed and wait for the new map;
+//  2. create the children's (empty) logs;
+//  3. write the new shard map atomically — the commit point;
+//  4. install it in memory, waking the waiting writers, who go to a child.
+//
+// A crash before 3 reopens the parents as open shards and removes the
+// children's directories; after 3 the parents reopen closed.
+func (st *Stream) reshard(parents []*Shard, children []ShardInfo) error {
+	var endSeq uint64
+	now := st.store.now().UTC()
+	for _, p := range parents {
+		if err := p.wal().Seal(); err != nil {
+			st.unseal(parents)
+			return fmt.Errorf("%w: seal %s: %v", ErrUnavailable, p.ID(), err)
+		}
+		endSeq = max(endSeq, p.Last())
+	}
+	st.mu.RLock()
+	next := st.meta
+	st.mu.RUnlock()
+	next.Shards = append([]shardMeta(nil), next.Shards...)
+	closed := map[string]uint64{}
+	for _, p := range parents {
+		closed[p.ID()] = p.Last()
+	}
+	for i, sm := range next.Shards {
+		if end, ok := closed[sm.ID]; ok {
+			next.Shards[i].Closed, next.Shards[i].EndSeq, next.Shards[i].ClosedAt = true, end, now
+		}
+	}
+	added := map[string]*Shard{}
+	for _, c := range children {
+		c.ID = shardID(next.NextShard)
+		next.NextShard++
+		// Children number their records after every parent's last, so a
+		// key's sequence numbers keep increasing across the reshard.
+		c.StartSeq = endSeq + 1
+		sh, err := st.openShard(c)
+		if err != nil {
+			st.abandon(added)
+			st.unseal(parents)
+			return fmt.Errorf("shards: create child %s: %w", c.ID, err)
+		}
+		added[c.ID] = sh
+		next.Shards = append(next.Shards, metaOf(c))
+	}
+	if err := writeMeta(st.store.opts.metaFS, st.dir, next); err != nil {
+		var dse *dirSyncError
+		if errors.As(err, &dse) {
+			st.install(next, added, nil)
+			st.store.log.Error().Err(err).Str("stream", st.name).Msg("new shard map written but its directory could not be synced; a power cut may bring back the old map")
+			return fmt.Errorf("shards: write shard map of %s: %w", st.name, err)
+		}
+		st.abandon(added)
+		st.unseal(parents)
+		return fmt.Errorf("shards: write shard map of %s: %w", st.name, err)
+	}
+	st.install(next, added, nil)
+	ids := make([]string, 0, len(added))
+	for id := range added {
+		ids = append(ids, id)
+	}
+	st.store.log.Info().Str("stream", st.name).Int("parents", len(parents)).Strs("children", ids).
+		Uint64("end_seq", endSeq).Msg("resharded")
+	return nil
+}
+
+// unseal reopens parents whose reshard failed before its commit point, so
+// they take writes again.
+func (st *Stream) unseal(parents []*Shard) {
+	for _, p := range parents {
+		info := p.Info()
+		p.wal().Close()
+		fresh, err := st.openShard(info)
+		if err != nil {
+			st.store.log.Error().Err(err).Str("shard", info.ID).Msg("could not reopen shard after a failed reshard")
+			continue
+		}
+		p.logp.Store(fresh.wal())
+	}
+	st.mu.Lock()
+	close(st.mapCh)
+	st.mapCh = make(chan struct{})
+	st.mu.Unlock()
+}
+
+func (st *Stream) abandon(added map[string]*Shard) {
+	for id, sh := range added {
+		sh.wal().Close()
+		os.RemoveAll(filepath.Join(st.dir, id))
+	}
+}

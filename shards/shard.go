@@ -1,0 +1,162 @@
+package shards
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weir-gateway/weir/wal"
+)
+
+// ShardInfo describes one shard of a stream as Kinesis does.
+type ShardInfo struct {
+	ID               string
+	ParentID         string
+	AdjacentParentID string
+	StartHash        HashKey // inclusive
+	EndHash          HashKey // inclusive
+	StartSeq         uint64  // first sequence number this shard can hold
+	EndSeq           uint64  // last sequence number once closed; 0 while open
+	Closed           bool
+	ClosedAt         time.Time
+}
+
+// Contains reports whether the hash key falls in the shard's range.
+func (i ShardInfo) Contains(h HashKey) bool {
+	return h.Cmp(i.StartHash) >= 0 && h.Cmp(i.EndHash) <= 0
+}
+
+// Shard is one log of a stream. Its log has exactly one writer (the wal's
+// committer); any number of readers may read it concurrently.
+type Shard struct {
+	stream  *Stream
+	info    atomic.Pointer[ShardInfo]
+	logp    atomic.Pointer[wal.Log] // replaced only when a failed reshard reopens a sealed parent
+	limiter *limiter
+
+	// segLast caches the arrival time of the last record of each sealed
+	// segment (by the segment's first index): retention asks for it on
+	// every pass and sealed segments never change.
+	segMu   sync.Mutex
+	segLast map[uint64]int64
+}
+
+func (sh *Shard) wal() *wal.Log { return sh.logp.Load() }
+
+// ID is the shard's Kinesis-style id, e.g. shardId-000000000003.
+func (sh *Shard) ID() string { return sh.info.Load().ID }
+
+// Info returns a snapshot of the shard's description.
+func (sh *Shard) Info() ShardInfo { return *sh.info.Load() }
+
+// TrimHorizon is the first sequence number still stored; Last()+1 when the
+// shard holds nothing.
+func (sh *Shard) TrimHorizon() uint64 { return sh.wal().FirstIndex() }
+
+// Last is the last committed sequence number, or StartSeq-1 if none.
+func (sh *Shard) Last() uint64 { return sh.wal().LastIndex() }
+
+// Bytes is what the shard's log occupies on disk.
+func (sh *Shard) Bytes() int64 { return sh.wal().Size() }
+
+// Err reports the shard's sticky I/O failure, if any.
+func (sh *Shard) Err() error { return sh.wal().Err() }
+
+// Changed returns a channel closed at the next commit. Take it before
+// reading so a commit between the read and the wait is not missed.
+func (sh *Shard) Changed() <-chan struct{} { return sh.wal().Notify() }
+
+// Read returns up to maxRecords committed records (and about maxBytes of
+// data; always at least one record if any is available) starting at from.
+// A position before the trim horizon yields a *TrimmedError.
+func (sh *Shard) Read(from uint64, maxRecords int, maxBytes int) ([]Record, error) {
+	if th := sh.TrimHorizon(); from < th {
+		return nil, &TrimmedError{Shard: sh.ID(), Requested: from, TrimHorizon: th}
+	}
+	var out []Record
+	_, err := sh.wal().ReadFrom(from, maxRecords, maxBytes, func(idx uint64, payload []byte) error {
+		r, err := decodeRecord(idx, payload)
+		if err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	if errors.Is(err, wal.ErrCompacted) {
+		return nil, &TrimmedError{Shard: sh.ID(), Requested: from, TrimHorizon: sh.TrimHorizon()}
+	}
+	if err != nil {
+		return out, fmt.Errorf("shards: read %s at %d: %w", sh.ID(), from, err)
+	}
+	return out, nil
+}
+
+// readOne returns the record at seq.
+func (sh *Shard) readOne(seq uint64) (Record, error) {
+	b, err := sh.wal().Read(seq)
+	if err != nil {
+		return Record{}, err
+	}
+	return decodeRecord(seq, b)
+}
+
+// ArrivalOf returns the arrival time of the record at seq.
+func (sh *Shard) ArrivalOf(seq uint64) (time.Time, bool) {
+	r, err := sh.readOne(seq)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(r.Arrival), true
+}
+
+// SeqAtTime returns the first sequence number whose arrival is at or after
+// t, or Last()+1 if there is none. Arrival times come from one clock at
+// append, so they are ordered within a shard and a binary search works.
+func (sh *Shard) SeqAtTime(t time.Time) uint64 {
+	lo, hi := sh.TrimHorizon(), sh.Last()+1
+	ms := t.UnixMilli()
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		r, err := sh.readOne(mid)
+		if err != nil {
+			// Trimmed under us: the answer can only be later.
+			lo = mid + 1
+			continue
+		}
+		if r.Arrival >= ms {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// segmentLastArrival returns the arrival time (unix ms) of the newest record
+// in a sealed segment.
+func (sh *Shard) segmentLastArrival(seg wal.SegmentInfo) (int64, error) {
+	sh.segMu.Lock()
+	ms, ok := sh.segLast[seg.FirstIndex]
+	sh.segMu.Unlock()
+	if ok {
+		return ms, nil
+	}
+	r, err := sh.readOne(seg.LastIndex)
+	if err != nil {
+		return 0, err
+	}
+	sh.segMu.Lock()
+	sh.segLast[seg.FirstIndex] = r.Arrival
+	sh.segMu.Unlock()
+	return r.Arrival, nil
+}
+
+func (sh *Shard) forgetSegments(removed []wal.SegmentInfo) {
+	sh.segMu.Lock()
+	for _, s := range removed {
+		delete(sh.segLast, s.FirstIndex)
+	}
+	sh.segMu.Unlock()
+}

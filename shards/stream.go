@@ -1,0 +1,433 @@
+package shards
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/weir-gateway/weir/wal"
+)
+
+// Stream is a named set of shards dividing the hash space. Writes are
+// routed by hash key to the open shard that owns it.
+type Stream struct {
+	store *Store
+	name  string
+	dir   string
+
+	// reshardMu serialises shard-map changes (reshards, retention-driven
+	// expiry) so that each one reads and writes a consistent map.
+	reshardMu sync.Mutex
+
+	mu      sync.RWMutex // guards the fields below
+	cfg     StreamConfig
+	meta    streamMeta
+	shards  map[string]*Shard
+	open    []*Shard      // open shards ordered by StartHash
+	mapCh   chan struct{} // closed when the shard map changes
+	deleted bool
+}
+
+// Name returns the stream's name.
+func (st *Stream) Name() string { return st.name }
+
+// Config returns the stream's effective configuration.
+func (st *Stream) Config() StreamConfig {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.cfg
+}
+
+// Created is when the stream was first created.
+func (st *Stream) Created() time.Time {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.meta.Created
+}
+
+// Retention is how long records are kept.
+func (st *Stream) Retention() time.Duration { return st.Config().Retention.D() }
+
+// Shards lists every shard not yet expired, ordered by id, so parents come
+// before their children.
+func (st *Stream) Shards() []ShardInfo {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	out := make([]ShardInfo, 0, len(st.shards))
+	for _, sh := range st.shards {
+		out = append(out, sh.Info())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Shard returns the shard with the given id.
+func (st *Stream) Shard(id string) (*Shard, error) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	sh, ok := st.shards[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s in stream %s", ErrShardNotFound, id, st.name)
+	}
+	return sh, nil
+}
+
+// Bytes is the size on disk of all the stream's shards.
+func (st *Stream) Bytes() int64 {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	var n int64
+	for _, sh := range st.shards {
+		n += sh.Bytes()
+	}
+	return n
+}
+
+// route finds the open shard owning h, and the channel that is closed when
+// the shard map next changes (for a writer that finds its shard sealed).
+func (st *Stream) route(h HashKey) (*Shard, <-chan struct{}, error) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	if st.deleted {
+		return nil, nil, fmt.Errorf("%w: %s", ErrStreamNotFound, st.name)
+	}
+	i := sort.Search(len(st.open), func(i int) bool { return st.open[i].info.Load().EndHash.Cmp(h) >= 0 })
+	if i == len(st.open) {
+		return nil, nil, fmt.Errorf("%w: no open shard of %s owns hash key %s", ErrUnavailable, st.name, h)
+	}
+	return st.open[i], st.mapCh, nil
+}
+
+// prepared is a record validated and encoded for appending.
+type prepared struct {
+	hash    HashKey
+	payload []byte
+	size    int64 // data + key, what Kinesis limits count
+}
+
+func (st *Stream) prepare(rec *Record, o AppendOptions, cfg StreamConfig, now time.Time) (prepared, error) {
+	if err := validKey(rec.Key); err != nil {
+		return prepared{}, err
+	}
+	size := int64(len(rec.Data) + len(rec.Key))
+	if limit := cfg.MaxRecordSize.Bytes(); size > limit {
+		return prepared{}, fmt.Errorf("%w: %d bytes of data and key, stream %s allows %d", ErrTooLarge, size, st.name, limit)
+	}
+	if rec.Arrival == 0 {
+		rec.Arrival = now.UnixMilli()
+	}
+	h := HashOf(rec.Key)
+	if o.ExplicitHashKey != nil {
+		h = *o.ExplicitHashKey
+	}
+	payload, err := encodeRecord(rec)
+	if err != nil {
+		return prepared{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	}
+	return prepared{hash: h, payload: payload, size: size}, nil
+}
+
+// admit applies the stream's size cap and the shard's rate limit, waiting
+// for capacity when the stream asks for backpressure.
+func (st *Stream) admit(ctx context.Context, sh *Shard, cfg StreamConfig, n int, size int64, noWait bool) error {
+	if err := st.checkCapacity(cfg); err != nil {
+		return err
+	}
+	maxWait := cfg.Rate.MaxWait.D()
+	if noWait || cfg.Rate.OnLimit == OnLimitReject {
+		maxWait = 0
+	}
+	wait, ok := sh.limiter.reserve(n, size, st.store.now(), maxWait)
+	if !ok {
+		st.store.metrics.throttled.Add(int64(n))
+		return fmt.Errorf("%w: %s of %s (would wait %v)", ErrThrottled, sh.ID(), st.name, wait.Round(time.Millisecond))
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// checkCapacity refuses new data when the stream is at max_bytes and its
+// policy is to keep what it has; with drop_oldest it makes room first.
+func (st *Stream) checkCapacity(cfg StreamConfig) error {
+	limit := cfg.MaxBytes.Bytes()
+	if limit <= 0 || st.Bytes() < limit {
+		return nil
+	}
+	if cfg.OnFull == OnFullDropOldest {
+		st.store.enforceSize(st, cfg)
+		if st.Bytes() < limit {
+			return nil
+		}
+	}
+	st.store.metrics.refusedFull.Add(1)
+	return fmt.Errorf("%w: stream %s holds %d bytes, max_bytes is %d", ErrFull, st.name, st.Bytes(), limit)
+}
+
+func (st *Stream) append(ctx context.Context, rec *Record, o AppendOptions) (Appended, error) {
+	cfg := st.Config()
+	p, err := st.prepare(rec, o, cfg, st.store.now())
+	if err != nil {
+		return Appended{}, err
+	}
+	for {
+		sh, mapCh, err := st.route(p.hash)
+		if err != nil {
+			return Appended{}, err
+		}
+		if err := st.admit(ctx, sh, cfg, 1, p.size, o.NoWait); err != nil {
+			return Appended{}, err
+		}
+		if o.NoWait {
+			err = sh.wal().AppendAsync(p.payload, nil)
+			if errors.Is(err, wal.ErrBusy) {
+				st.store.metrics.throttled.Add(1)
+				return Appended{}, fmt.Errorf("%w: %s commit queue is full", ErrThrottled, sh.ID())
+			}
+			if !errors.Is(err, wal.ErrSealed) {
+				return Appended{ShardID: sh.ID()}, walErr(sh, err)
+			}
+		} else {
+			seq, err := sh.wal().Append(ctx, p.payload)
+			if !errors.Is(err, wal.ErrSealed) {
+				if err != nil {
+					return Appended{}, walErr(sh, err)
+				}
+				st.store.metrics.appended.Add(1)
+				return Appended{ShardID: sh.ID(), Seq: seq}, nil
+			}
+		}
+		// The shard closed for a reshard after we routed to it: wait for the
+		// new map, then route again to its child.
+		select {
+		case <-mapCh:
+		case <-ctx.Done():
+			return Appended{}, ctx.Err()
+		}
+	}
+}
+
+// appendBatch appends records as PutRecords does: each record has its own
+// outcome, and records of one shard share one commit.
+func (st *Stream) appendBatch(ctx context.Context, recs []*Record, opts []AppendOptions) ([]Appended, []error) {
+	cfg := st.Config()
+	now := st.store.now()
+	out := make([]Appended, len(recs))
+	errs := make([]error, len(recs))
+	preps := make([]prepared, len(recs))
+	pending := make([]int, 0, len(recs))
+	for i, r := range recs {
+		var o AppendOptions
+		if i < len(opts) {
+			o = opts[i]
+		}
+		p, err := st.prepare(r, o, cfg, now)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		preps[i] = p
+		pending = append(pending, i)
+	}
+	for len(pending) > 0 {
+		groups := map[*Shard][]int{}
+		var mapCh <-chan struct{}
+		for _, i := range pending {
+			sh, ch, err := st.route(preps[i].hash)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			mapCh = ch
+			groups[sh] = append(groups[sh], i)
+		}
+		var (
+			mu     sync.Mutex
+			retry  []int
+			wg     sync.WaitGroup
+			sealed bool
+		)
+		for sh, idx := range groups {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var size int64
+				for _, i := range idx {
+					size += preps[i].size
+				}
+				if err := st.admit(ctx, sh, cfg, len(idx), size, false); err != nil {
+					for _, i := range idx {
+						errs[i] = err
+					}
+					return
+				}
+				payloads := make([][]byte, len(idx))
+				for k, i := range idx {
+					payloads[k] = preps[i].payload
+				}
+				first, err := sh.wal().AppendBatch(ctx, payloads)
+				if errors.Is(err, wal.ErrSealed) {
+					mu.Lock()
+					retry, sealed = append(retry, idx...), true
+					mu.Unlock()
+					return
+				}
+				for k, i := range idx {
+					if err != nil {
+						errs[i] = walErr(sh, err)
+						continue
+					}
+					out[i] = Appended{ShardID: sh.ID(), Seq: first + uint64(k)}
+				}
+				if err == nil {
+					st.store.metrics.appended.Add(int64(len(idx)))
+				}
+			}()
+		}
+		wg.Wait()
+		pending = retry
+		if sealed {
+			select {
+			case <-mapCh:
+			case <-ctx.Done():
+				for _, i := range pending {
+					errs[i] = ctx.Err()
+				}
+				return out, errs
+			}
+		}
+	}
+	return out, errs
+}
+
+// walErr translates a log failure into the store's vocabulary, keeping the
+// cause for the operator.
+func walErr(sh *Shard, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, wal.ErrNoSpace):
+		sh.stream.store.metrics.refusedFull.Add(1)
+		return fmt.Errorf("%w: disk full writing %s: %v", ErrFull, sh.ID(), err)
+	case errors.Is(err, wal.ErrClosed):
+		return fmt.Errorf("%w: %v", ErrClosed, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	default:
+		return fmt.Errorf("%w: %s: %v", ErrUnavailable, sh.ID(), err)
+	}
+}
+
+// openShard opens the log of a shard described by info.
+func (st *Stream) openShard(info ShardInfo) (*Shard, error) {
+	cfg := st.cfg
+	s := st.store
+	opts := wal.Options{
+		Name:         st.name + "/" + info.ID,
+		SegmentSize:  cfg.SegmentSize.Bytes(),
+		FirstIndex:   info.StartSeq,
+		FS:           s.opts.WALFS,
+		Logger:       s.log.With().Str("stream", st.name).Str("shard", info.ID).Logger(),
+		Sync:         wal.SyncAlways,
+		SyncInterval: s.opts.Durability.Interval.D(),
+	}
+	if s.opts.Durability.Fsync == FsyncInterval {
+		opts.Sync = wal.SyncInterval
+	}
+	l, err := wal.Open(filepath.Join(st.dir, info.ID), opts)
+	if err != nil {
+		return nil, err
+	}
+	if info.Closed {
+		if err := l.Seal(); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	sh := &Shard{stream: st, segLast: map[uint64]int64{}, limiter: newLimiter(cfg.Rate, s.now())}
+	sh.logp.Store(l)
+	sh.info.Store(&info)
+	return sh, nil
+}
+
+// install replaces the in-memory shard map with m (already durable) and
+// wakes writers waiting on the old one. Callers hold reshardMu.
+func (st *Stream) install(m streamMeta, added map[string]*Shard, removed []string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.meta = m
+	for id, sh := range added {
+		st.shards[id] = sh
+	}
+	for _, id := range removed {
+		delete(st.shards, id)
+	}
+	for _, sm := range m.Shards {
+		if sh, ok := st.shards[sm.ID]; ok {
+			info, _ := sm.info()
+			sh.info.Store(&info)
+		}
+	}
+	st.rebuildOpenLocked()
+	close(st.mapCh)
+	st.mapCh = make(chan struct{})
+}
+
+func (st *Stream) rebuildOpenLocked() {
+	st.open = st.open[:0]
+	for _, sh := range st.shards {
+		if !sh.info.Load().Closed {
+			st.open = append(st.open, sh)
+		}
+	}
+	sort.Slice(st.open, func(i, j int) bool {
+		return st.open[i].info.Load().StartHash.Cmp(st.open[j].info.Load().StartHash) < 0
+	})
+}
+
+func (st *Stream) close() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var first error
+	for _, sh := range st.shards {
+		if err := sh.wal().Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// removeOrphans deletes shard directories the map does not name: children
+// of a reshard that crashed before its map was written. They never took a
+// write, since writes reach a child only after the map naming it is durable.
+func (st *Stream) removeOrphans() error {
+	entries, err := os.ReadDir(st.dir)
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, sm := range st.meta.Shards {
+		known[sm.ID] = true
+	}
+	for _, e := range entries {
+		if e.IsDir() && !known[e.Name()] {
+			st.store.log.Warn().Str("stream", st.name).Str("dir", e.Name()).Msg("removing shard directory left by an interrupted reshard")
+			if err := os.RemoveAll(filepath.Join(st.dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

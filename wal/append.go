@@ -1,0 +1,210 @@
+package wal
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type reqKind uint8
+
+const (
+	kindRecords reqKind = iota // Append / AppendBatch: a waiter reads first/err
+	kindAsync                  // AppendAsync: the committer calls cb and recycles
+	kindSeal                   // Seal: control, ordered after everything queued
+)
+
+// Request states. A waiter whose context ends can withdraw its request
+// only while it is still queued; once the committer claimed it, the
+// payload is being copied and the waiter waits for stEncoded before it
+// returns, so the caller may reuse its buffer.
+const (
+	stQueued int32 = iota
+	stClaimed
+	stEncoded
+	stCanceled
+)
+
+type request struct {
+	kind     reqKind
+	one      [1][]byte // Append's payload, without allocating a slice
+	payloads [][]byte
+	own      []byte // AppendAsync's copy of its payload
+	state    atomic.Int32
+	first    uint64
+	err      error
+	done     chan struct{} // capacity 1; reused with the request
+	cb       func(index uint64, err error)
+}
+
+var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
+
+func getRequest(kind reqKind) *request {
+	r := requestPool.Get().(*request)
+	r.kind = kind
+	r.state.Store(stQueued)
+	return r
+}
+
+// maxPooledCopy keeps one huge async payload from pinning memory in the pool.
+const maxPooledCopy = 64 << 10
+
+func putRequest(r *request) {
+	r.one[0] = nil
+	r.payloads = nil
+	r.cb = nil
+	r.err = nil
+	r.first = 0
+	if cap(r.own) > maxPooledCopy {
+		r.own = nil
+	}
+	r.own = r.own[:0]
+	requestPool.Put(r)
+}
+
+// Append stores payload and returns its index once the record is committed:
+// durable with SyncAlways, written with SyncInterval. Concurrent appends
+// share one write and one fdatasync. payload must not change until Append
+// returns. If ctx ends first, Append returns ctx's error; a record that the
+// committer had already taken may still be stored (like a lost ack).
+func (l *Log) Append(ctx context.Context, payload []byte) (uint64, error) {
+	if len(payload) > MaxRecordSize {
+		return 0, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(payload))
+	}
+	r := getRequest(kindRecords)
+	r.one[0] = payload
+	r.payloads = r.one[:]
+	return l.submit(ctx, r)
+}
+
+// AppendBatch stores payloads as contiguous indexes starting at first, all
+// or none: they are acknowledged together after one sync.
+func (l *Log) AppendBatch(ctx context.Context, payloads [][]byte) (first uint64, err error) {
+	if len(payloads) == 0 {
+		return l.LastIndex() + 1, nil
+	}
+	var total int64
+	for _, p := range payloads {
+		if len(p) > MaxRecordSize {
+			return 0, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(p))
+		}
+		total += frameSize(len(p))
+	}
+	if total > MaxSegmentSize {
+		// A batch lives in one segment, whose offsets must fit 32 bits.
+		return 0, fmt.Errorf("%w: batch of %d bytes", ErrTooLarge, total)
+	}
+	r := getRequest(kindRecords)
+	r.payloads = payloads
+	return l.submit(ctx, r)
+}
+
+// AppendAsync queues payload (copied) without waiting, for best-effort
+// records. done, if not nil, is called from the committer goroutine once
+// the record is committed or failed: it must be quick and must not append
+// to the same log synchronously. ErrBusy means the queue is full.
+func (l *Log) AppendAsync(payload []byte, done func(index uint64, err error)) error {
+	if len(payload) > MaxRecordSize {
+		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(payload))
+	}
+	if err := l.admit(); err != nil {
+		return err
+	}
+	r := getRequest(kindAsync)
+	r.own = append(r.own[:0], payload...)
+	r.one[0] = r.own
+	r.payloads = r.one[:]
+	r.cb = done
+	l.sendMu.RLock()
+	if l.state != stateOpen {
+		err := l.stateErr()
+		l.sendMu.RUnlock()
+		putRequest(r)
+		return err
+	}
+	select {
+	case l.queue <- r:
+		l.sendMu.RUnlock()
+		return nil
+	default:
+		l.sendMu.RUnlock()
+		putRequest(r)
+		return ErrBusy
+	}
+}
+
+// admit is the cheap early refusal: sticky failure first, since it is the
+// reason the log stopped.
+func (l *Log) admit() error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// stateErr: caller holds sendMu.
+func (l *Log) stateErr() error {
+	switch l.state {
+	case stateSealed:
+		return ErrSealed
+	case stateClosed:
+		return ErrClosed
+	}
+	return nil
+}
+
+func (l *Log) submit(ctx context.Context, r *request) (uint64, error) {
+	if err := l.admit(); err != nil {
+		putRequest(r)
+		return 0, err
+	}
+	l.sendMu.RLock()
+	if l.state != stateOpen {
+		err := l.stateErr()
+		l.sendMu.RUnlock()
+		putRequest(r)
+		return 0, err
+	}
+	select {
+	case l.queue <- r:
+	default:
+		// Full queue: wait, but not past ctx. Holding the read lock here
+		// is fine: Close takes the write lock only after we leave, and the
+		// committer keeps draining until then.
+		select {
+		case l.queue <- r:
+		case <-ctx.Done():
+			l.sendMu.RUnlock()
+			putRequest(r)
+			return 0, ctx.Err()
+		}
+	}
+	l.sendMu.RUnlock()
+
+	select {
+	case <-r.done:
+		first, err := r.first, r.err
+		putRequest(r)
+		return first, err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(stQueued, stCanceled) {
+			// The committer will skip it; it still holds the pointer, so
+			// the request is not recycled.
+			return 0, ctx.Err()
+		}
+		for r.state.Load() == stClaimed {
+			time.Sleep(20 * time.Microsecond)
+		}
+		select {
+		case <-r.done:
+			// Finished meanwhile: the outcome is known, report it.
+			first, err := r.first, r.err
+			putRequest(r)
+			return first, err
+		default:
+		}
+		return 0, fmt.Errorf("wal: shard %q: append abandoned, record may still be stored: %w", l.opts.Name, ctx.Err())
+	}
+}

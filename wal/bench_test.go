@@ -1,0 +1,201 @@
+package wal
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	tidwall "github.com/tidwall/wal"
+)
+
+// The matrix of the log benchmarks: records per append call × record size.
+var (
+	benchBatches = []int{1, 16, 128}
+	benchSizes   = []int{200, 1 << 10, 16 << 10}
+)
+
+func benchPayloads(batch, size int) [][]byte {
+	ps := make([][]byte, batch)
+	for i := range ps {
+		ps[i] = payloadFor(i, size)
+	}
+	return ps
+}
+
+func reportRecords(b *testing.B, records int) {
+	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkAppend: one appender, SyncAlways, real disk (b.TempDir is on
+// the same filesystem as /work here). One op = one Append/AppendBatch =
+// one fdatasync.
+func BenchmarkAppend(b *testing.B) {
+	for _, batch := range benchBatches {
+		for _, size := range benchSizes {
+			b.Run(fmt.Sprintf("batch=%d/size=%d", batch, size), func(b *testing.B) {
+				l, err := Open(b.TempDir(), Options{Name: "bench"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer l.Close()
+				ps := benchPayloads(batch, size)
+				ctx := context.Background()
+				b.SetBytes(int64(batch * size))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					if batch == 1 {
+						_, err = l.Append(ctx, ps[0])
+					} else {
+						_, err = l.AppendBatch(ctx, ps)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportRecords(b, b.N*batch)
+			})
+		}
+	}
+}
+
+// BenchmarkTidwall drives tidwall/wal the way the design card would: same
+// records and batches, NoSync=false (one fsync per WriteBatch), default-ish
+// 16 MiB segments.
+func BenchmarkTidwall(b *testing.B) {
+	for _, batch := range benchBatches {
+		for _, size := range benchSizes {
+			b.Run(fmt.Sprintf("batch=%d/size=%d", batch, size), func(b *testing.B) {
+				tw, err := tidwall.Open(b.TempDir(), &tidwall.Options{NoSync: false, SegmentSize: DefaultSegmentSize})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer tw.Close()
+				ps := benchPayloads(batch, size)
+				var wb tidwall.Batch
+				next := uint64(1)
+				b.SetBytes(int64(batch * size))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					wb.Clear()
+					for _, p := range ps {
+						wb.Write(next, p)
+						next++
+					}
+					if err := tw.WriteBatch(&wb); err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportRecords(b, b.N*batch)
+			})
+		}
+	}
+}
+
+const benchAppenders = 100
+
+// BenchmarkConcurrentAppend: 100 goroutines each appending 200-byte
+// records and waiting for each ack, as 100 MQTT connections would.
+func BenchmarkConcurrentAppend(b *testing.B) {
+	l, err := Open(b.TempDir(), Options{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	p := payloadFor(1, 200)
+	b.SetBytes(200)
+	b.ReportAllocs()
+	b.ResetTimer()
+	runAppenders(b, func() error {
+		_, err := l.Append(context.Background(), p)
+		return err
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+}
+
+// BenchmarkTidwallGroupCommit is the naive prototype from the reference
+// notes: the same 100 appenders, one committer goroutine gathering what is
+// queued into one tidwall WriteBatch (one fsync) per group.
+func BenchmarkTidwallGroupCommit(b *testing.B) {
+	tw, err := tidwall.Open(b.TempDir(), &tidwall.Options{NoSync: false, SegmentSize: DefaultSegmentSize})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tw.Close()
+	type req struct {
+		p    []byte
+		done chan error
+	}
+	queue := make(chan *req, 4096)
+	var committer sync.WaitGroup
+	committer.Add(1)
+	go func() {
+		defer committer.Done()
+		var wb tidwall.Batch
+		next := uint64(1)
+		var group []*req
+		for r := range queue {
+			group = append(group[:0], r)
+		more:
+			for {
+				select {
+				case r, ok := <-queue:
+					if !ok {
+						break more
+					}
+					group = append(group, r)
+				default:
+					break more
+				}
+			}
+			wb.Clear()
+			for _, r := range group {
+				wb.Write(next, r.p)
+				next++
+			}
+			err := tw.WriteBatch(&wb)
+			for _, r := range group {
+				r.done <- err
+			}
+		}
+	}()
+	p := payloadFor(1, 200)
+	pool := sync.Pool{New: func() any { return &req{p: p, done: make(chan error, 1)} }}
+	b.SetBytes(200)
+	b.ReportAllocs()
+	b.ResetTimer()
+	runAppenders(b, func() error {
+		r := pool.Get().(*req)
+		queue <- r
+		err := <-r.done
+		pool.Put(r)
+		return err
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+	b.StopTimer()
+	close(queue)
+	committer.Wait()
+}
+
+// runAppenders spreads b.N calls of op over benchAppenders goroutines.
+func runAppenders(b *testing.B, op func() error) {
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	var wg sync.WaitGroup
+	for range benchAppenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for left.Add(-1) >= 0 {
+				if err := op(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,494 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+)
+
+// writer is the committer goroutine's state. Nothing else touches it
+// (Open fills it before the goroutine starts, Close reads it after).
+type writer struct {
+	seg     *segment // active segment; nil once sealed
+	f       File
+	off     int64  // file offset where buf starts: everything before is written
+	buf     []byte // frames of the current group not yet written
+	next    uint64 // index of the next record
+	segRecs uint64 // records in the active segment, including unpublished ones
+	pendOff []uint32
+	rolled  []rolledSeg // segments sealed by this group, published with it
+	reqs    []*request
+
+	spare       *spareFile
+	kicked      bool // a preparer result is outstanding
+	spareFailed bool // the preparer failed; wait for a roll before asking again
+}
+
+type rolledSeg struct {
+	seg   *segment
+	count uint64
+	end   int64
+	offs  []uint32
+}
+
+type spareFile struct {
+	path string
+	f    File
+}
+
+type spareResult struct {
+	sp  *spareFile
+	err error
+}
+
+func (w *writer) pos() int64 { return w.off + int64(len(w.buf)) }
+
+// run is the committer: the only goroutine that writes segments. It takes
+// one request, then everything else already queued (up to MaxBatchBytes),
+// and commits them with one write and one sync. While it syncs, new
+// requests queue up and form the next group: that is the group commit.
+func (l *Log) run() {
+	defer close(l.done)
+	for {
+		select {
+		case r := <-l.queue:
+			l.gather(r)
+		case <-l.quit:
+			// No more senders (state is closed); commit what is left.
+			for {
+				select {
+				case r := <-l.queue:
+					l.gather(r)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (l *Log) gather(r *request) {
+	w := &l.w
+	reqs := w.reqs[:0]
+	var ctrl *request
+	var bytes int64
+	add := func(r *request) {
+		if r.kind == kindSeal {
+			ctrl = r
+			return
+		}
+		reqs = append(reqs, r)
+		bytes += reqSize(r)
+	}
+	add(r)
+gather:
+	for ctrl == nil && bytes < int64(l.opts.MaxBatchBytes) {
+		select {
+		case r := <-l.queue:
+			add(r)
+		default:
+			break gather
+		}
+	}
+	if len(reqs) > 0 {
+		l.commit(reqs)
+	}
+	clear(reqs) // drop references for the GC
+	w.reqs = reqs[:0]
+	if ctrl != nil {
+		l.seal(ctrl)
+	}
+}
+
+func reqSize(r *request) int64 {
+	var n int64
+	for _, p := range r.payloads {
+		n += frameSize(len(p))
+	}
+	return n
+}
+
+// commit writes one group. A request never spans segments: one that does
+// not fit in the rest of a non-empty segment starts the next one, so a
+// refused roll (disk full) leaves no partial request behind. A request
+// bigger than a segment gets a fresh segment that grows past SegmentSize.
+func (l *Log) commit(reqs []*request) {
+	w := &l.w
+	l.pollSpare()
+	var noSpace error // one failed segment creation per group is enough
+	published := false
+	for _, r := range reqs {
+		var refuse error
+		switch {
+		case l.Err() != nil:
+			refuse = l.Err()
+		case w.seg == nil:
+			refuse = ErrSealed
+		default:
+			if size := reqSize(r); w.segRecs > 0 && w.pos()+size > l.opts.SegmentSize {
+				if noSpace != nil {
+					refuse = noSpace
+				} else if err := l.roll(); err != nil {
+					refuse = err
+					if errors.Is(err, ErrNoSpace) {
+						noSpace = err
+					}
+				}
+			}
+		}
+		if !r.state.CompareAndSwap(stQueued, stClaimed) {
+			continue // withdrawn by its waiter
+		}
+		if refuse != nil {
+			r.err = refuse
+			r.state.Store(stEncoded)
+			continue
+		}
+		r.first = w.next
+		for _, p := range r.payloads {
+			if w.segRecs%indexStride == 0 {
+				w.pendOff = append(w.pendOff, uint32(w.pos()))
+			}
+			w.buf = appendFrame(w.buf, w.next, p)
+			w.next++
+			w.segRecs++
+		}
+		r.state.Store(stEncoded)
+		published = true
+	}
+
+	if published && l.Err() == nil {
+		if err := l.flush(); err == nil && l.opts.Sync == SyncAlways {
+			if err := w.f.Sync(); err != nil {
+				l.fail("sync segment "+w.seg.path, err)
+			}
+		}
+	}
+	failure := l.Err()
+	if (published || len(w.rolled) > 0) && failure == nil {
+		l.publish()
+	}
+	for _, r := range reqs {
+		if r.state.Load() == stCanceled {
+			continue
+		}
+		if r.err == nil && failure != nil {
+			r.err = failure
+			r.first = 0
+		}
+		l.respond(r)
+	}
+	if w.spare == nil && !w.kicked && !w.spareFailed && w.seg != nil && w.pos() >= l.opts.SegmentSize/2 {
+		// Half full: prepare the next segment now, off the hot path.
+		w.kicked = true
+		l.kick <- struct{}{}
+	}
+}
+
+func (l *Log) respond(r *request) {
+	switch r.kind {
+	case kindAsync:
+		if r.cb != nil {
+			r.cb(r.first, r.err)
+		}
+		putRequest(r)
+	default:
+		r.done <- struct{}{}
+	}
+}
+
+// publish makes the group visible to readers, then wakes them.
+func (l *Log) publish() {
+	w := &l.w
+	l.mu.Lock()
+	for _, rs := range w.rolled {
+		rs.seg.count, rs.seg.end = rs.count, rs.end
+		rs.seg.offsets = append(rs.seg.offsets, rs.offs...)
+		rs.seg.sealed = true
+	}
+	s := w.seg
+	s.count, s.end = w.segRecs, w.off
+	s.offsets = append(s.offsets, w.pendOff...)
+	l.last.Store(w.next - 1)
+	l.wakeLocked()
+	l.mu.Unlock()
+	clear(w.rolled)
+	w.rolled = w.rolled[:0]
+	w.pendOff = w.pendOff[:0]
+}
+
+// flush writes the buffered frames at their place in the active segment.
+func (l *Log) flush() error {
+	w := &l.w
+	if len(w.buf) == 0 {
+		return nil
+	}
+	n, err := w.f.WriteAt(w.buf, w.off)
+	if err == nil && n < len(w.buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return l.fail("write segment "+w.seg.path, err)
+	}
+	w.off += int64(n)
+	l.written.Store(w.next - 1)
+	if cap(w.buf) > 2*l.opts.MaxBatchBytes {
+		w.buf = nil // one huge batch must not pin its buffer forever
+	} else {
+		w.buf = w.buf[:0]
+	}
+	return nil
+}
+
+// roll seals the active segment and switches to a new one. Order matters
+// for recovery: the old segment is synced before the new one gets its final
+// name, so a segment file that exists on disk implies every earlier segment
+// is complete, and a short sealed segment is always real damage. The new
+// segment's header and name are durable before any record in it is written.
+func (l *Log) roll() error {
+	w := &l.w
+	if err := l.flush(); err != nil {
+		return err
+	}
+	if err := w.f.Sync(); err != nil {
+		return l.fail("sync segment "+w.seg.path, err)
+	}
+	if w.spare == nil && w.kicked {
+		// The preparer is on it; waiting is cheaper than a second file.
+		l.takeSpare(<-l.spares)
+	}
+	if w.spare == nil {
+		sp, err := l.createSpare()
+		if err != nil {
+			if errors.Is(err, ErrNoSpace) {
+				return err
+			}
+			return l.fail("create segment", err)
+		}
+		w.spare = sp
+	}
+	sp := w.spare
+	first := w.next
+	if _, err := sp.f.WriteAt(encodeSegHeader(first), 0); err != nil {
+		return l.fail("write segment header", err)
+	}
+	if err := sp.f.Sync(); err != nil {
+		return l.fail("sync segment header", err)
+	}
+	final := l.path(segmentName(first))
+	if err := l.fs.Rename(sp.path, final); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return l.noSpace(err)
+		}
+		return l.fail("rename segment", err)
+	}
+	w.spare = nil
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return l.fail("sync dir", err)
+	}
+	ns := &segment{first: first, path: final, end: segHeaderSize}
+	ns.adopt(sp.f)
+	old := w.seg
+	w.rolled = append(w.rolled, rolledSeg{seg: old, count: w.segRecs, end: w.off, offs: w.pendOff})
+	l.mu.Lock()
+	l.segs = append(l.segs, ns)
+	l.mu.Unlock()
+	w.seg, w.f, w.off, w.segRecs, w.pendOff = ns, sp.f, segHeaderSize, 0, nil
+	w.spareFailed = false
+	// The old file stays open while readers use it; the writer lets go.
+	if err := old.release(); err != nil {
+		l.log.Warn().Err(err).Str("segment", old.path).Msg("wal: close sealed segment")
+	}
+	l.log.Debug().Str("segment", final).Msg("wal: rolled to new segment")
+	return nil
+}
+
+func (l *Log) noSpace(cause error) error {
+	return fmt.Errorf("%w: shard %q: %w", ErrNoSpace, l.opts.Name, cause)
+}
+
+// pollSpare collects the preparer's answer without waiting.
+func (l *Log) pollSpare() {
+	if !l.w.kicked {
+		return
+	}
+	select {
+	case res := <-l.spares:
+		l.takeSpare(res)
+	default:
+	}
+}
+
+func (l *Log) takeSpare(res spareResult) {
+	w := &l.w
+	w.kicked = false
+	if res.err != nil {
+		w.spareFailed = true
+		l.log.Warn().Err(res.err).Msg("wal: preparing the next segment failed; will retry at roll")
+		return
+	}
+	w.spare = res.sp
+}
+
+// preparer creates the next segment ahead of time so that a roll costs a
+// header write, a rename and three syncs instead of zero-filling a file.
+func (l *Log) preparer() {
+	defer l.bg.Done()
+	for {
+		select {
+		case <-l.kick:
+			sp, err := l.createSpare()
+			l.spares <- spareResult{sp, err}
+		case <-l.bgQuit:
+			return
+		}
+	}
+}
+
+// zeros is read-only: the source of preallocation writes.
+var zeros = make([]byte, 1<<20)
+
+// createSpare makes a temp file of SegmentSize zero bytes and syncs it.
+// Written zeros, not a sparse or fallocated file: overwriting allocated,
+// initialised blocks lets fdatasync skip the metadata (extent) update, the
+// cheapest sync measured here. ENOSPC gives ErrNoSpace and leaves nothing.
+func (l *Log) createSpare() (sp *spareFile, err error) {
+	path := l.path(fmt.Sprintf("spare-%d.tmp", l.spareSeq.Add(1)))
+	f, err := l.fs.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, l.classify(err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			l.fs.Remove(path)
+		}
+	}()
+	for off := int64(0); off < l.opts.SegmentSize; {
+		n := int64(len(zeros))
+		if rest := l.opts.SegmentSize - off; rest < n {
+			n = rest
+		}
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return nil, l.classify(err)
+		}
+		off += n
+	}
+	if err := f.Sync(); err != nil {
+		return nil, l.classify(err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return nil, l.classify(err)
+	}
+	return &spareFile{path: path, f: f}, nil
+}
+
+func (l *Log) classify(err error) error {
+	if errors.Is(err, syscall.ENOSPC) {
+		return l.noSpace(err)
+	}
+	return err
+}
+
+func (l *Log) dropSpare(sp *spareFile) {
+	if sp == nil {
+		return
+	}
+	sp.f.Close()
+	if err := l.fs.Remove(sp.path); err != nil {
+		l.log.Warn().Err(err).Str("file", sp.path).Msg("wal: remove spare segment")
+	}
+}
+
+// seal runs on the committer after everything queued before Seal.
+func (l *Log) seal(r *request) {
+	w := &l.w
+	if w.seg != nil {
+		if l.Err() == nil {
+			if err := w.f.Truncate(w.off); err != nil {
+				l.fail("trim segment "+w.seg.path, err)
+			} else if err := w.f.Sync(); err != nil {
+				l.fail("sync segment "+w.seg.path, err)
+			}
+		}
+		l.mu.Lock()
+		w.seg.sealed = true
+		l.mu.Unlock()
+		w.seg.release()
+		w.seg, w.f = nil, nil
+	}
+	l.dropSpare(w.spare)
+	w.spare = nil
+	r.err = l.Err()
+	r.done <- struct{}{}
+}
+
+// close runs after the committer and background goroutines stopped.
+func (w *writer) close(l *Log) error {
+	var err error
+	if w.seg != nil {
+		if l.opts.Sync == SyncInterval && l.Err() == nil {
+			if serr := w.f.Sync(); serr != nil {
+				err = l.fail("sync segment "+w.seg.path, serr)
+			}
+		}
+		if cerr := w.seg.release(); cerr != nil && err == nil {
+			err = fmt.Errorf("wal: shard %q: close segment: %w", l.opts.Name, cerr)
+		}
+		w.seg, w.f = nil, nil
+	}
+	if w.kicked {
+		select {
+		case res := <-l.spares:
+			l.dropSpare(res.sp)
+		default:
+		}
+		w.kicked = false
+	}
+	l.dropSpare(w.spare)
+	w.spare = nil
+	return err
+}
+
+// syncLoop is SyncInterval's background fdatasync. Acknowledged records
+// reach the disk within SyncInterval plus one sync.
+func (l *Log) syncLoop() {
+	defer l.bg.Done()
+	t := time.NewTicker(l.opts.SyncInterval)
+	defer t.Stop()
+	synced := l.written.Load()
+	for {
+		select {
+		case <-l.bgQuit:
+			return
+		case <-t.C:
+		}
+		written := l.written.Load()
+		if written == synced || l.Err() != nil {
+			continue // never retry a failed sync
+		}
+		l.mu.RLock()
+		var s *segment
+		if n := len(l.segs); n > 0 && !l.segs[n-1].sealed {
+			s = l.segs[n-1]
+		}
+		l.mu.RUnlock()
+		if s == nil {
+			continue
+		}
+		f, err := s.acquire(l.fs)
+		if err != nil {
+			continue
+		}
+		// Records written before a roll were synced by the roll itself,
+		// so syncing the newest segment covers everything up to written.
+		if err := f.Sync(); err != nil {
+			l.fail("sync segment "+s.path, err)
+		}
+		s.release()
+		synced = written
+	}
+}

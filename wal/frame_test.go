@@ -1,0 +1,124 @@
+package wal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"testing"
+)
+
+func TestFrameRoundTrip(t *testing.T) {
+	for _, size := range []int{0, 1, 11, 12, 200, 4096, 70000} {
+		p := payloadFor(size, size)
+		const idx = 123456789
+		b := appendFrame(nil, idx, p)
+		if int64(len(b)) != frameSize(size) {
+			t.Fatalf("size %d: frame is %d bytes, want %d", size, len(b), frameSize(size))
+		}
+		got, n, err := decodeFrame(append(b, 0xAA, 0xBB), idx)
+		if err != nil || n != len(b) || !bytes.Equal(got, p) {
+			t.Fatalf("size %d: decode = %d bytes, n=%d, err=%v", size, len(got), n, err)
+		}
+		if _, _, err := decodeFrame(b, idx+1); !errors.Is(err, errBadCRC) {
+			t.Fatalf("size %d: frame decoded at the wrong index: err=%v", size, err)
+		}
+		if _, _, err := decodeFrame(b[:len(b)-1], idx); !errors.Is(err, errShortFrame) {
+			t.Fatalf("size %d: truncated frame: err=%v", size, err)
+		}
+	}
+}
+
+func TestFrameEveryBitFlipRejected(t *testing.T) {
+	b := appendFrame(nil, 7, []byte("hello, frame"))
+	for i := range len(b) * 8 {
+		c := bytes.Clone(b)
+		c[i/8] ^= 1 << (i % 8)
+		if _, _, err := decodeFrame(c, 7); err == nil {
+			t.Fatalf("bit %d flipped: frame still accepted", i)
+		}
+	}
+}
+
+func TestFrameZeroHeaderIsEnd(t *testing.T) {
+	for _, n := range []int{0, 5, frameHeaderSize, 100} {
+		if _, _, err := decodeFrame(make([]byte, n), 1); !errors.Is(err, errZeroHeader) {
+			t.Fatalf("%d zero bytes: err=%v, want errZeroHeader", n, err)
+		}
+	}
+}
+
+func TestSegmentHeader(t *testing.T) {
+	h := encodeSegHeader(42)
+	if len(h) != segHeaderSize {
+		t.Fatalf("header is %d bytes", len(h))
+	}
+	if first, err := decodeSegHeader(h); err != nil || first != 42 {
+		t.Fatalf("decode = %d, %v", first, err)
+	}
+	for i := range len(h) * 8 {
+		c := bytes.Clone(h)
+		c[i/8] ^= 1 << (i % 8)
+		if _, err := decodeSegHeader(c); !errors.Is(err, errBadSegHeader) {
+			t.Fatalf("bit %d flipped: header still accepted (err=%v)", i, err)
+		}
+	}
+	if _, err := decodeSegHeader(make([]byte, segHeaderSize)); err == nil {
+		t.Fatal("zero header accepted")
+	}
+}
+
+func TestSegmentNames(t *testing.T) {
+	if got := segmentName(1); got != "00000000000000000001.seg" {
+		t.Fatalf("segmentName(1) = %q", got)
+	}
+	for _, bad := range []string{"1.seg", "0000000000000000000a.seg", "00000000000000000001.seg.tmp", "00000000000000000001.wal"} {
+		if _, ok := parseSegmentName(bad); ok {
+			t.Fatalf("parseSegmentName(%q) accepted", bad)
+		}
+	}
+	if n, ok := parseSegmentName(segmentName(18446744073709551615)); !ok || n != 18446744073709551615 {
+		t.Fatalf("max index: %d %v", n, ok)
+	}
+}
+
+// FuzzDecodeFrame: the decoder must never panic, and must accept only
+// bytes that are exactly the encoding of the payload it returns: a frame
+// whose checksum does not match is never accepted.
+func FuzzDecodeFrame(f *testing.F) {
+	f.Add(appendFrame(nil, 1, []byte("seed")), uint64(1))
+	f.Add(appendFrame(nil, 99, nil), uint64(99))
+	f.Add(appendFrame(nil, 5, payloadFor(5, 300)), uint64(5))
+	f.Add(make([]byte, 40), uint64(1))
+	f.Add([]byte{1, 2, 3}, uint64(0))
+	bad := appendFrame(nil, 3, []byte("flipped"))
+	bad[14] ^= 0x40
+	f.Add(bad, uint64(3))
+	f.Fuzz(func(t *testing.T, b []byte, index uint64) {
+		p, n, err := decodeFrame(b, index)
+		if err != nil {
+			if p != nil || n != 0 {
+				t.Fatalf("error %v with payload/len", err)
+			}
+			return
+		}
+		if n > len(b) || n != frameHeaderSize+len(p) {
+			t.Fatalf("n=%d for %d input bytes and %d payload bytes", n, len(b), len(p))
+		}
+		if re := appendFrame(nil, index, p); !bytes.Equal(re, b[:n]) {
+			t.Fatalf("accepted a frame that is not the encoding of its payload:\n got %x\nwant %x", b[:n], re)
+		}
+	})
+}
+
+func TestCRCUint64MatchesCRC32(t *testing.T) {
+	for _, v := range []uint64{0, 1, 0xdeadbeef, 1<<64 - 1} {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], v)
+		for _, seed := range []uint32{0, 0x12345678} {
+			if got, want := crcUint64(seed, v), crc32.Update(seed, castagnoli, b[:]); got != want {
+				t.Fatalf("crcUint64(%#x, %#x) = %#x, want %#x", seed, v, got, want)
+			}
+		}
+	}
+}

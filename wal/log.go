@@ -1,0 +1,264 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+)
+
+// Log is one shard's write-ahead log: a directory of segment files.
+// All methods are safe for concurrent use.
+type Log struct {
+	dir  string
+	opts Options
+	fs   FS
+	log  zerolog.Logger
+
+	// mu guards what readers see: the segment list and each segment's
+	// committed count, end and offsets. The committer takes it for writing
+	// only to publish a commit; readers hold it only to look up a segment.
+	mu     sync.RWMutex
+	segs   []*segment
+	notify chan struct{} // created on demand by Notify, closed at the next commit
+
+	first   atomic.Uint64
+	last    atomic.Uint64
+	closed  atomic.Bool
+	failure atomic.Pointer[error] // sticky ErrFailed
+
+	// sendMu orders enqueueing against Seal and Close: once state leaves
+	// stateOpen under the write lock, no request can slip into the queue
+	// behind the final drain.
+	sendMu sync.RWMutex
+	state  int
+	queue  chan *request
+	quit   chan struct{} // closed by Close: the committer drains and exits
+	done   chan struct{} // closed when the committer has exited
+
+	w writer // owned by the committer goroutine
+
+	bg       sync.WaitGroup
+	bgQuit   chan struct{}
+	kick     chan struct{}    // asks the preparer for a spare segment
+	spares   chan spareResult // the preparer's answer (capacity 1)
+	spareSeq atomic.Uint64
+	written  atomic.Uint64 // last index written (not necessarily synced); SyncInterval
+
+	truncMu   sync.Mutex
+	closeOnce sync.Once
+	closeErr  error
+}
+
+const (
+	stateOpen = iota
+	stateSealed
+	stateClosed
+)
+
+// SegmentInfo describes one segment file.
+type SegmentInfo struct {
+	Path       string
+	FirstIndex uint64
+	LastIndex  uint64 // FirstIndex-1 when the segment holds no record
+	Bytes      int64  // header and committed records; excludes preallocated space
+	Sealed     bool   // no more records will be added
+}
+
+// FirstIndex returns the first index still stored; LastIndex()+1 when empty.
+func (l *Log) FirstIndex() uint64 { return l.first.Load() }
+
+// LastIndex returns the last committed index, the last one readers can
+// see; FirstIndex()-1 when the log is empty.
+func (l *Log) LastIndex() uint64 { return l.last.Load() }
+
+// Err returns the sticky failure, if any: once a write or fsync failed the
+// log accepts no more appends, but committed records stay readable.
+func (l *Log) Err() error {
+	if p := l.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail records the first sticky failure and returns it.
+func (l *Log) fail(op string, cause error) error {
+	err := fmt.Errorf("%w: shard %q: %s: %w", ErrFailed, l.opts.Name, op, cause)
+	if l.failure.CompareAndSwap(nil, &err) {
+		l.log.Error().Err(cause).Str("op", op).Msg("wal: log failed; no more appends accepted")
+		return err
+	}
+	return *l.failure.Load()
+}
+
+// Notify returns a channel closed when LastIndex next advances (or the log
+// closes). Take it before reading so a commit between the read and the
+// wait is not missed.
+func (l *Log) Notify() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.notify == nil {
+		l.notify = make(chan struct{})
+		if l.closed.Load() {
+			close(l.notify)
+		}
+	}
+	return l.notify
+}
+
+// wakeLocked wakes Notify waiters; caller holds mu.
+func (l *Log) wakeLocked() {
+	if l.notify != nil {
+		close(l.notify)
+		l.notify = nil
+	}
+}
+
+// Segments lists the segment files, oldest first.
+func (l *Log) Segments() []SegmentInfo {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]SegmentInfo, len(l.segs))
+	for i, s := range l.segs {
+		out[i] = s.infoLocked()
+	}
+	return out
+}
+
+func (s *segment) infoLocked() SegmentInfo {
+	return SegmentInfo{Path: s.path, FirstIndex: s.first, LastIndex: s.first + s.count - 1, Bytes: s.end, Sealed: s.sealed}
+}
+
+// Size returns the bytes of stored data (segment headers and committed
+// records), not counting preallocated space.
+func (l *Log) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var n int64
+	for _, s := range l.segs {
+		n += s.end
+	}
+	return n
+}
+
+// findLocked returns the segment holding index, or nil.
+func (l *Log) findLocked(index uint64) *segment {
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].first > index }) - 1
+	if i < 0 {
+		return nil
+	}
+	s := l.segs[i]
+	if index >= s.first+s.count {
+		return nil
+	}
+	return s
+}
+
+// TruncateFront deletes whole sealed segments whose records all lie below
+// index, oldest first, and makes the deletions durable. It never rewrites
+// a segment, so after it FirstIndex may still be below index. Readers inside
+// a deleted segment finish their read; later reads get ErrCompacted.
+func (l *Log) TruncateFront(index uint64) (removed []SegmentInfo, err error) {
+	l.truncMu.Lock()
+	defer l.truncMu.Unlock()
+	if l.closed.Load() {
+		return nil, ErrClosed
+	}
+	l.mu.RLock()
+	var cands []*segment
+	for _, s := range l.segs {
+		if !s.sealed || s.first+s.count > index {
+			break
+		}
+		cands = append(cands, s)
+		removed = append(removed, s.infoLocked())
+	}
+	l.mu.RUnlock()
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	// Oldest first, so a crash in the middle leaves a contiguous log.
+	n := 0
+	for _, s := range cands {
+		if rerr := l.fs.Remove(s.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = fmt.Errorf("wal: shard %q: remove segment: %w", l.opts.Name, rerr)
+			break
+		}
+		n++
+	}
+	cands, removed = cands[:n], removed[:n]
+	if n > 0 {
+		l.mu.Lock()
+		l.segs = append([]*segment(nil), l.segs[n:]...)
+		if len(l.segs) > 0 {
+			l.first.Store(l.segs[0].first)
+		} else {
+			l.first.Store(l.last.Load() + 1)
+		}
+		l.mu.Unlock()
+		for _, s := range cands {
+			s.markGone()
+		}
+		if serr := l.fs.SyncDir(l.dir); serr != nil && err == nil {
+			err = fmt.Errorf("wal: shard %q: sync dir after remove: %w", l.opts.Name, serr)
+		}
+		l.log.Debug().Int("segments", n).Uint64("first_index", l.first.Load()).Msg("wal: truncated front")
+	}
+	return removed, err
+}
+
+// Seal stops appends for good (a closed shard): it commits what is queued,
+// syncs, and trims the newest segment's preallocated space. Later appends
+// get ErrSealed. Seal is not recorded on disk: after a reopen the log
+// accepts appends again, so the owner must remember that it sealed it.
+func (l *Log) Seal() error {
+	l.sendMu.Lock()
+	switch l.state {
+	case stateClosed:
+		l.sendMu.Unlock()
+		return ErrClosed
+	case stateSealed:
+		l.sendMu.Unlock()
+		return nil
+	}
+	l.state = stateSealed
+	// Enqueue under the lock so Close cannot stop the committer between
+	// our state change and our request; the committer never takes sendMu,
+	// so a full queue drains meanwhile.
+	r := &request{kind: kindSeal, done: make(chan struct{}, 1)}
+	l.queue <- r
+	l.sendMu.Unlock()
+	<-r.done
+	return r.err
+}
+
+// Close commits the appends in flight, syncs, and closes the files.
+// Readers get ErrClosed afterwards. A sticky failure is not repeated here:
+// it is reported by Err.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		l.sendMu.Lock()
+		l.state = stateClosed
+		l.sendMu.Unlock()
+		close(l.quit)
+		<-l.done
+		close(l.bgQuit)
+		l.bg.Wait()
+		l.closeErr = l.w.close(l)
+		l.closed.Store(true)
+		l.mu.Lock()
+		if l.notify == nil {
+			l.notify = make(chan struct{})
+		}
+		l.wakeLocked()
+		l.mu.Unlock()
+	})
+	return l.closeErr
+}
+
+func (l *Log) path(name string) string { return filepath.Join(l.dir, name) }

@@ -1,0 +1,85 @@
+package wal
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// SyncMode says when an append is acknowledged.
+type SyncMode int
+
+const (
+	// SyncAlways acknowledges an append only after fdatasync returned for
+	// the write that carried it: an acknowledged record survives power loss.
+	SyncAlways SyncMode = iota
+	// SyncInterval acknowledges after write(2); a background fdatasync runs
+	// every SyncInterval. A power cut can lose what was acknowledged in the
+	// last SyncInterval plus the duration of one fdatasync. A process crash
+	// (kill -9) loses nothing: the data is in the page cache.
+	SyncInterval
+)
+
+func (m SyncMode) String() string {
+	switch m {
+	case SyncAlways:
+		return "always"
+	case SyncInterval:
+		return "interval"
+	}
+	return fmt.Sprintf("SyncMode(%d)", int(m))
+}
+
+// Limits and defaults.
+const (
+	DefaultSegmentSize   = 16 << 20
+	MinSegmentSize       = 4 << 10
+	MaxSegmentSize       = 1 << 30
+	DefaultSyncInterval  = 10 * time.Millisecond
+	DefaultMaxBatchBytes = 4 << 20
+	// MaxRecordSize bounds one payload. It keeps a corrupt length field from
+	// making the reader allocate gigabytes.
+	MaxRecordSize = 64 << 20
+	// queueLen is how many appends may wait for the committer. Blocking
+	// appends wait for room; AppendAsync gets ErrBusy.
+	queueLen = 4096
+)
+
+// Options configure a Log. The zero value is usable: 16 MiB segments,
+// SyncAlways, real files, no logging.
+type Options struct {
+	Name          string        // shard id, used in errors and logs
+	SegmentSize   int64         // roll threshold; default 16 MiB; 4 KiB..1 GiB
+	Sync          SyncMode      // when appends are acknowledged
+	SyncInterval  time.Duration // for SyncInterval; default 10ms
+	FirstIndex    uint64        // index of the first record of a NEW log (default 1); ignored if data exists
+	FS            FS            // nil = real OS files
+	Logger        zerolog.Logger
+	MaxBatchBytes int // the committer gathers up to this many bytes per write (default 4 MiB)
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.SegmentSize == 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.SegmentSize < MinSegmentSize || o.SegmentSize > MaxSegmentSize {
+		return o, fmt.Errorf("wal: shard %q: segment size %d outside %d..%d", o.Name, o.SegmentSize, MinSegmentSize, MaxSegmentSize)
+	}
+	if o.Sync != SyncAlways && o.Sync != SyncInterval {
+		return o, fmt.Errorf("wal: shard %q: unknown sync mode %d", o.Name, int(o.Sync))
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.FirstIndex == 0 {
+		o.FirstIndex = 1
+	}
+	if o.FS == nil {
+		o.FS = OSFS()
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	return o, nil
+}

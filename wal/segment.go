@@ -1,0 +1,300 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// indexStride: the in-memory index keeps the file offset of every 32nd
+// record (4 bytes each), so memory is ~1/8 byte per record: 1 GiB of
+// 200-byte records costs ~0.6 MiB. A lookup reads forward over at most
+// 31 frames, usually inside one 64 KiB read.
+const indexStride = 32
+
+// segment is one file of the log. The fields under "Log.mu" are what
+// readers may see; the writer changes them only when it publishes a commit.
+type segment struct {
+	first uint64
+	path  string
+
+	// Guarded by Log.mu.
+	count   uint64   // committed records
+	end     int64    // offset just past the last committed record
+	offsets []uint32 // offsets[k] = offset of record first+k*indexStride
+	sealed  bool
+
+	// The open file is shared by the writer and readers (positional I/O)
+	// and closed when the last holder releases it, so a segment deleted by
+	// TruncateFront stays readable for readers already inside it, and a
+	// sealed segment holds no descriptor while nobody reads it.
+	hmu  sync.Mutex
+	f    File
+	refs int
+	gone bool
+}
+
+func (s *segment) lastIndex() uint64 { return s.first + s.count - 1 }
+
+// acquire returns the open file; the caller must release it.
+func (s *segment) acquire(fsys FS) (File, error) {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	if s.f == nil {
+		if s.gone {
+			return nil, ErrCompacted
+		}
+		f, err := fsys.OpenFile(s.path, os.O_RDONLY, 0)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				// TruncateFront deleted it between our lookup and now.
+				return nil, ErrCompacted
+			}
+			return nil, err
+		}
+		s.f = f
+	}
+	s.refs++
+	return s.f, nil
+}
+
+// adopt installs the writer's handle, held until the writer releases it.
+func (s *segment) adopt(f File) {
+	s.hmu.Lock()
+	s.f = f
+	s.refs++
+	s.hmu.Unlock()
+}
+
+func (s *segment) release() error {
+	s.hmu.Lock()
+	s.refs--
+	var f File
+	if s.refs == 0 {
+		f, s.f = s.f, nil
+	}
+	s.hmu.Unlock()
+	if f != nil {
+		return f.Close()
+	}
+	return nil
+}
+
+func (s *segment) markGone() {
+	s.hmu.Lock()
+	s.gone = true
+	s.hmu.Unlock()
+}
+
+// offsetOf returns the offset of the indexed record at or before index,
+// and that record's index. Caller holds Log.mu (read).
+func (s *segment) offsetOf(index uint64) (int64, uint64) {
+	k := (index - s.first) / indexStride
+	return int64(s.offsets[k]), s.first + k*indexStride
+}
+
+const segSuffix = ".seg"
+
+func segmentName(first uint64) string { return fmt.Sprintf("%020d%s", first, segSuffix) }
+
+// parseSegmentName accepts exactly the names segmentName produces.
+func parseSegmentName(name string) (uint64, bool) {
+	digits, ok := strings.CutSuffix(name, segSuffix)
+	if !ok || len(digits) != 20 {
+		return 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	return n, err == nil
+}
+
+// readChunk is how much a cursor reads at once: big enough that scanning
+// small records costs few syscalls, small enough to pool.
+const readChunk = 64 << 10
+
+// cursor reads frames from a file through a buffer, bounded by limit (the
+// committed end for readers, the file size when scanning).
+type cursor struct {
+	f     File
+	buf   []byte
+	start int64 // file offset of buf[0]
+	n     int   // valid bytes in buf
+	limit int64
+}
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+
+func newCursor(f File, limit int64) *cursor {
+	return &cursor{f: f, buf: *chunkPool.Get().(*[]byte), limit: limit}
+}
+
+func (c *cursor) free() {
+	if cap(c.buf) == readChunk {
+		b := c.buf[:readChunk]
+		chunkPool.Put(&b)
+	}
+	c.buf = nil
+}
+
+// fill makes [off, off+need) available in buf, reading ahead as far as the
+// buffer and limit allow. It returns the bytes available from off (may be
+// fewer than need at the limit).
+func (c *cursor) fill(off int64, need int) ([]byte, error) {
+	if off >= c.start && off+int64(need) <= c.start+int64(c.n) {
+		return c.buf[off-c.start : c.n], nil
+	}
+	if need > cap(c.buf) {
+		c.free()
+		c.buf = make([]byte, need)
+	}
+	want := int64(cap(c.buf))
+	if rest := c.limit - off; rest < want {
+		want = rest
+	}
+	if want <= 0 {
+		c.start, c.n = off, 0
+		return nil, nil
+	}
+	c.buf = c.buf[:cap(c.buf)]
+	n, err := c.f.ReadAt(c.buf[:want], off)
+	if err == io.EOF {
+		err = nil
+	}
+	c.start, c.n = off, n
+	if err != nil {
+		return nil, err
+	}
+	return c.buf[:n], nil
+}
+
+// frame decodes and verifies the frame of record index at off. The payload
+// aliases the cursor's buffer: valid until the next call.
+func (c *cursor) frame(off int64, index uint64) (payload []byte, next int64, err error) {
+	b, err := c.fill(off, frameHeaderSize)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(b) >= frameHeaderSize {
+		h, err := parseFrameHeader(b)
+		if err != nil {
+			return nil, 0, err
+		}
+		if b, err = c.fill(off, frameHeaderSize+h.length); err != nil {
+			return nil, 0, err
+		}
+	}
+	payload, n, err := decodeFrame(b, index)
+	if err != nil {
+		return nil, 0, err
+	}
+	return payload, off + int64(n), nil
+}
+
+// skip returns the offset after the frame at off without verifying its
+// payload (the caller only passes over it).
+func (c *cursor) skip(off int64) (int64, error) {
+	b, err := c.fill(off, frameHeaderSize)
+	if err != nil {
+		return 0, err
+	}
+	if len(b) < frameHeaderSize {
+		return 0, errShortFrame
+	}
+	h, err := parseFrameHeader(b)
+	if err != nil {
+		return 0, err
+	}
+	next := off + frameSize(h.length)
+	if next > c.limit {
+		return 0, errShortFrame
+	}
+	return next, nil
+}
+
+// scanResult is what a full pass over a segment file found.
+type scanResult struct {
+	count   uint64
+	end     int64 // offset just past the last good record
+	offsets []uint32
+	stop    error // why the scan stopped; nil at end of file or at max
+	size    int64
+}
+
+// scanSegment verifies every frame of a segment from its header on, up to
+// max records. It stops at the first frame that fails; the caller decides
+// whether that is a torn tail or corruption.
+func scanSegment(f File, first uint64, max uint64) (scanResult, error) {
+	size, err := f.Size()
+	if err != nil {
+		return scanResult{}, err
+	}
+	r := scanResult{end: segHeaderSize, size: size}
+	c := newCursor(f, size)
+	defer c.free()
+	for r.count < max && r.end < size {
+		idx := first + r.count
+		_, next, err := c.frame(r.end, idx)
+		if err != nil {
+			if isIOError(err) {
+				return r, err
+			}
+			r.stop = err
+			break
+		}
+		if r.count%indexStride == 0 {
+			r.offsets = append(r.offsets, uint32(r.end))
+		}
+		r.count++
+		r.end = next
+	}
+	return r, nil
+}
+
+// isIOError separates a failed read from bytes that fail their checks.
+func isIOError(err error) bool {
+	switch {
+	case errors.Is(err, errZeroHeader), errors.Is(err, errShortFrame), errors.Is(err, errBadVersion),
+		errors.Is(err, errBadLength), errors.Is(err, errBadCRC):
+		return false
+	}
+	return true
+}
+
+// nonZeroEnd returns the offset just past the last non-zero byte in
+// [from, size), or from if all are zero.
+func nonZeroEnd(f File, from, size int64) (int64, error) {
+	buf := make([]byte, readChunk)
+	last := from
+	for off := from; off < size; {
+		n := int64(len(buf))
+		if size-off < n {
+			n = size - off
+		}
+		got, err := f.ReadAt(buf[:n], off)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		for i := got - 1; i >= 0; i-- {
+			if buf[i] != 0 {
+				last = off + int64(i) + 1
+				break
+			}
+		}
+		if got == 0 {
+			break
+		}
+		off += int64(got)
+	}
+	return last, nil
+}
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) }
