@@ -11,6 +11,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
 
 	"github.com/weir-gateway/weir/internal/conf"
@@ -135,6 +136,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		cancel: cancel,
 	}
 	b.listener = newListener("mqtt", cfg.Listen, cfg.ConnectTimeout.D(), ctx, log)
+	b.listener.disconnectClients = b.disconnectClients
 	ph := &publishHook{
 		router:     rt,
 		sink:       sink,
@@ -201,6 +203,26 @@ func (b *Broker) Stats() Stats {
 	s.Connections = b.listener.open()
 	return s
 }
+
+// disconnectClients sends MQTT 5 clients DISCONNECT 0x8B (server shutting
+// down) and closes every client connection mochi knows. A client that has
+// stopped reading would block that write until its keepalive deadline, one
+// client after another, so all writes share one short deadline.
+func (b *Broker) disconnectClients() {
+	deadline := time.Now().Add(disconnectWriteTimeout)
+	for _, cl := range b.server.Clients.GetAll() {
+		if cl.Net.Listener != b.listener.id || cl.Closed() {
+			continue
+		}
+		if cl.Net.Conn != nil {
+			_ = cl.Net.Conn.SetWriteDeadline(deadline)
+		}
+		_ = b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+	}
+}
+
+// disconnectWriteTimeout bounds the DISCONNECT writes at shutdown.
+const disconnectWriteTimeout = time.Second
 
 // Close stops accepting connections, disconnects every client (MQTT 5
 // clients get DISCONNECT 0x8B server shutting down) and waits for publish

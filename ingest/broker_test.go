@@ -382,3 +382,34 @@ func TestTakeoverCancelsWrite(t *testing.T) {
 	nc.publish("devices/same/telemetry", 1, 1, []byte("second"))
 	nc.expect(packets.Puback, 5*time.Second)
 }
+
+// A subscriber that stopped reading holds mochi's client lock in a blocked
+// write; shutdown must still finish promptly.
+func TestCloseWithStuckSubscriber(t *testing.T) {
+	b, err := New(testConfig(), defaultRoutes, &fakeSink{}, Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stuck, _ := dialRaw(t, b.Addr(), "stuck", 5, func(pk *packets.Packet) { pk.Connect.Keepalive = 600 })
+	stuck.subscribe("#", 0)
+	pub, _ := dialRaw(t, b.Addr(), "pub", 5)
+	payload := make([]byte, 60<<10)
+	for range 600 { // 36 MB: more than the loopback socket buffers hold
+		pub.publish("bulk", 0, 0, payload)
+	}
+	pub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+	pub.expect(packets.Pingresp, 10*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("Close took %v with a stuck subscriber", el)
+	}
+}

@@ -11,7 +11,9 @@
 // with "$"). A publish that matches no route is delivered to subscribers
 // like on any broker (devices still receive commands) and not stored. The
 // partition key is rendered from the route's template ({topic.N},
-// {client_id}, {username}, {payload.PATH}, literal text).
+// {client_id}, {username}, {payload.PATH}, literal text). Will messages
+// and $SYS topics are published by mochi without the publish hook, so
+// they are delivered but never stored.
 //
 // # What the device receives
 //

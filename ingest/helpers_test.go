@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -122,7 +123,9 @@ func startBroker(t testing.TB, sink Sink, o brokerOpts) *Broker {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := b.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
+			var dump strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
+			t.Errorf("Close: %v; goroutines:\n%s", err, dump.String())
 		}
 	})
 	return b

@@ -37,6 +37,9 @@ type listener struct {
 	connectTimeout time.Duration
 	parent         context.Context
 	log            zerolog.Logger
+	// disconnectClients ends the MQTT sessions of this listener's clients
+	// gracefully; set by the broker.
+	disconnectClients func()
 
 	ln      net.Listener
 	closing atomic.Bool
@@ -178,17 +181,24 @@ func (l *listener) forget(tc *trackedConn) {
 	l.mu.Unlock()
 }
 
-// Close stops accepting, lets mochi disconnect the clients it knows (MQTT 5
+// Close stops accepting, disconnects the clients mochi knows (MQTT 5
 // clients get DISCONNECT 0x8B), then closes whatever is left, including
 // connections that have not sent CONNECT yet, which mochi does not know.
-func (l *listener) Close(closeClients listeners.CloseFn) {
+//
+// mochi's own closeClients is not used: it calls Clients.GetByListener,
+// which takes the clients read lock twice and deadlocks when a client
+// connects or disconnects in between (mochi issue #488, unfixed in
+// v2.7.9); disconnectClients takes it once.
+func (l *listener) Close(listeners.CloseFn) {
 	if !l.closing.CompareAndSwap(false, true) {
 		return
 	}
 	if l.ln != nil {
 		_ = l.ln.Close()
 	}
-	closeClients(l.id)
+	if l.disconnectClients != nil {
+		l.disconnectClients()
+	}
 	l.mu.Lock()
 	left := make([]*trackedConn, 0, len(l.conns))
 	for tc := range l.conns {

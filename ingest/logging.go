@@ -40,12 +40,23 @@ func (l *limiter) allow(now time.Time) (bool, uint64) {
 type mochiLogHandler struct {
 	log   zerolog.Logger
 	limit *limiter
+	// min is the lowest level the logger writes (zerolog.Disabled for a
+	// zero or disabled logger), so Enabled needs no event.
+	min zerolog.Level
 }
 
 func newMochiLogger(log zerolog.Logger) *slog.Logger {
+	min := zerolog.Disabled
+	for _, lvl := range []zerolog.Level{zerolog.WarnLevel, zerolog.DebugLevel} {
+		if e := log.WithLevel(lvl); e != nil {
+			e.Discard()
+			min = lvl
+		}
+	}
 	return slog.New(&mochiLogHandler{
 		log:   log.With().Str("component", "mqtt").Logger(),
 		limit: &limiter{every: time.Second},
+		min:   min,
 	})
 }
 
@@ -60,7 +71,7 @@ func zerologLevel(l slog.Level) zerolog.Level {
 // building records for Debug lines.
 func (h *mochiLogHandler) Enabled(_ context.Context, l slog.Level) bool {
 	zl := zerologLevel(l)
-	return zl >= h.log.GetLevel() && zl >= zerolog.GlobalLevel()
+	return h.min != zerolog.Disabled && zl >= h.min && zl >= zerolog.GlobalLevel()
 }
 
 // Handle writes one record.
@@ -98,7 +109,7 @@ func (h *mochiLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 		}
 		c = c.Str(a.Key, a.Value.Resolve().String())
 	}
-	return &mochiLogHandler{log: c.Logger(), limit: h.limit}
+	return &mochiLogHandler{log: c.Logger(), limit: h.limit, min: h.min}
 }
 
 // WithGroup is not used by mochi; groups are flattened.
