@@ -109,8 +109,8 @@ func (l *Log) AppendAsync(payload []byte, done func(index uint64, err error)) er
 	if len(payload) > MaxRecordSize {
 		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(payload))
 	}
-	if err := l.admit(); err != nil {
-		return err
+	if err := l.Err(); err != nil {
+		return err // the sticky failure is why the log stopped: report it first
 	}
 	r := getRequest(kindAsync)
 	r.own = append(r.own[:0], payload...)
@@ -135,15 +135,6 @@ func (l *Log) AppendAsync(payload []byte, done func(index uint64, err error)) er
 	}
 }
 
-// admit is the cheap early refusal: sticky failure first, since it is the
-// reason the log stopped.
-func (l *Log) admit() error {
-	if err := l.Err(); err != nil {
-		return err
-	}
-	return nil
-}
-
 // stateErr: caller holds sendMu.
 func (l *Log) stateErr() error {
 	switch l.state {
@@ -156,7 +147,7 @@ func (l *Log) stateErr() error {
 }
 
 func (l *Log) submit(ctx context.Context, r *request) (uint64, error) {
-	if err := l.admit(); err != nil {
+	if err := l.Err(); err != nil {
 		putRequest(r)
 		return 0, err
 	}

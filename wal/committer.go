@@ -455,11 +455,10 @@ func (w *writer) close(l *Log) error {
 
 // syncLoop is SyncInterval's background fdatasync. Acknowledged records
 // reach the disk within SyncInterval plus one sync.
-func (l *Log) syncLoop() {
+func (l *Log) syncLoop(synced uint64) {
 	defer l.bg.Done()
 	t := time.NewTicker(l.opts.SyncInterval)
 	defer t.Stop()
-	synced := l.written.Load()
 	for {
 		select {
 		case <-l.bgQuit:

@@ -106,6 +106,13 @@ func TestCorruption(t *testing.T) {
 			want: want{last: corrRecords - 1, warn: true},
 		},
 		{
+			name: "bad_length_huge",
+			damage: func(t *testing.T, segs []SegmentInfo) {
+				patchFile(t, segs[2].Path, corrOffset(segs[2], corrRecords)+4, []byte{0xff, 0xff, 0xff, 0xff})
+			},
+			want: want{last: corrRecords - 1, warn: true},
+		},
+		{
 			name: "garbage_tail",
 			damage: func(t *testing.T, segs []SegmentInfo) {
 				patchFile(t, segs[2].Path, corrOffset(segs[2], corrRecords+1), fill(500, 0xA5))

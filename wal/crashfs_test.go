@@ -214,4 +214,3 @@ func (f *memFile) Size() (int64, error) {
 }
 
 func (f *memFile) Close() error { return nil }
-

@@ -21,9 +21,9 @@ type faultFS struct {
 	FS
 	syncs         atomic.Int64 // file syncs
 	dirSyncs      atomic.Int64
-	failNextWrite atomic.Bool // next WriteAt to a segment file fails with EIO
-	failNextSync  atomic.Bool // next file Sync fails with EIO
-	noSpace       atomic.Bool // creating or filling a new file fails with ENOSPC
+	failNextWrite atomic.Bool  // next WriteAt to a segment file fails with EIO
+	failNextSync  atomic.Bool  // next file Sync fails with EIO
+	noSpace       atomic.Bool  // creating or filling a new file fails with ENOSPC
 	blocked       atomic.Int64 // Syncs waiting at the gate
 
 	mu       sync.Mutex

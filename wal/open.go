@@ -20,7 +20,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		dir:    dir,
 		opts:   opts,
 		fs:     opts.FS,
-		log:    opts.Logger.With().Str("shard", opts.Name).Logger(),
+		log:    opts.Logger.With().Str("wal", opts.Name).Logger(),
 		queue:  make(chan *request, queueLen),
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -44,7 +44,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	go l.preparer()
 	if opts.Sync == SyncInterval {
 		l.bg.Add(1)
-		go l.syncLoop()
+		go l.syncLoop(l.written.Load()) // Open synced everything it found
 	}
 	go l.run()
 	return l, nil
@@ -204,7 +204,14 @@ func (l *Log) loadSegment(first, next uint64) error {
 		return nil
 	}
 
-	if tail > res.end {
+	if tail <= res.end {
+		// The previous process may have died before syncing what it wrote
+		// (SyncInterval, or a batch that was never acknowledged): make what
+		// readers are about to see durable first.
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("wal: shard %q: sync segment %s: %w", l.opts.Name, path, err)
+		}
+	} else {
 		// Torn or garbage tail of the newest segment: a crash mid-write.
 		// Zero it on disk too, so stale frames can never reappear behind
 		// records appended later.

@@ -80,12 +80,20 @@ func TestReadDetectsCorruption(t *testing.T) {
 
 func TestTruncateFront(t *testing.T) {
 	dir := t.TempDir()
-	l := mustOpen(t, dir, testOpts(nil))
+	fsys := newFaultFS()
+	l := mustOpen(t, dir, testOpts(fsys))
 	appendN(t, l, 100, 100) // segments 1..36, 37..72, 73..100
 	segs := l.Segments()
+	if removed, err := l.TruncateFront(36); err != nil || len(removed) != 0 {
+		t.Fatalf("TruncateFront(36) removed %+v (its segment still holds 36), %v", removed, err)
+	}
+	dirSyncs := fsys.dirSyncs.Load()
 	removed, err := l.TruncateFront(50)
 	if err != nil || len(removed) != 1 || removed[0].Path != segs[0].Path {
 		t.Fatalf("TruncateFront(50) = %+v, %v", removed, err)
+	}
+	if fsys.dirSyncs.Load() == dirSyncs {
+		t.Fatal("TruncateFront did not fsync the directory")
 	}
 	if _, err := os.Stat(segs[0].Path); !os.IsNotExist(err) {
 		t.Fatalf("segment file still there: %v", err)
