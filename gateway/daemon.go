@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/weir-gateway/weir/forwarder"
 	"github.com/weir-gateway/weir/gateway/api"
 	"github.com/weir-gateway/weir/gateway/config"
 	"github.com/weir-gateway/weir/ingest"
@@ -25,7 +26,7 @@ type Daemon struct {
 	store  *shards.Store
 	broker *ingest.Broker
 	api    *api.Server
-	fwds   []forwarderHandle
+	fwds   []*forwarder.Forwarder
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -98,7 +99,6 @@ func (d *Daemon) APIAddr() net.Addr {
 	}
 	return d.api.Addr()
 }
-
 
 // Close stops taking data, lets commits in flight finish, and closes the
 // store so that everything acknowledged is synced.

@@ -20,7 +20,7 @@ func newFakeClock() *fakeClock {
 	c.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	return c
 }
-func (c *fakeClock) Now() time.Time {  return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
 func (c *fakeClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 
 func testStream(name string, n int) StreamConfig {
@@ -273,7 +273,7 @@ func TestMaxBytes(t *testing.T) {
 			cfg := testStream("s", 1)
 			cfg.SegmentSize = 4 << 10
 			cfg.MaxRecordSize = 2 << 10
-	cfg.MaxRecordSize = 2 << 10
+			cfg.MaxRecordSize = 2 << 10
 			cfg.MaxBytes = 16 << 10
 			cfg.OnFull = mode
 			s := openStore(t, t.TempDir(), Options{Streams: []StreamConfig{cfg}})

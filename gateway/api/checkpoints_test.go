@@ -1,0 +1,229 @@
+package api
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/weir-gateway/weir/internal/conf"
+	"github.com/weir-gateway/weir/shards"
+)
+
+func TestConsumers(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := e.ctx()
+	e.createStream("cs", 1)
+	arn := "arn:aws:kinesis:local:000000000000:stream/cs"
+	var cons []types.Consumer
+	for _, n := range []string{"b", "a", "c"} {
+		out, err := e.kc.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: aws.String(arn), ConsumerName: aws.String(n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := out.Consumer
+		if c.ConsumerStatus != types.ConsumerStatusActive || !strings.HasPrefix(aws.ToString(c.ConsumerARN), arn+"/consumer/"+n+":") || c.ConsumerCreationTimestamp == nil {
+			t.Fatalf("registered %+v", c)
+		}
+		cons = append(cons, *c)
+	}
+	_, err := e.kc.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: aws.String(arn), ConsumerName: aws.String("a")})
+	wantCode(t, err, errResourceInUse)
+	_, err = e.kc.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: aws.String(arn + "x"), ConsumerName: aws.String("a")})
+	wantCode(t, err, errResourceNotFound)
+	_, err = e.kc.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: aws.String(arn), ConsumerName: aws.String("a/b")})
+	wantCode(t, err, errValidation)
+
+	d, err := e.kc.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{ConsumerARN: cons[0].ConsumerARN})
+	if err != nil || aws.ToString(d.ConsumerDescription.ConsumerName) != "b" || aws.ToString(d.ConsumerDescription.StreamARN) != arn {
+		t.Fatalf("describe by ARN: %+v %v", d, err)
+	}
+	d, err = e.kc.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{StreamARN: aws.String(arn), ConsumerName: aws.String("c")})
+	if err != nil || aws.ToString(d.ConsumerDescription.ConsumerARN) != aws.ToString(cons[2].ConsumerARN) {
+		t.Fatalf("describe by name: %+v %v", d, err)
+	}
+	_, err = e.kc.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{StreamARN: aws.String(arn), ConsumerName: aws.String("zz")})
+	wantCode(t, err, errResourceNotFound)
+
+	var names []string
+	in := &kinesis.ListStreamConsumersInput{StreamARN: aws.String(arn), MaxResults: aws.Int32(2)}
+	for range 4 {
+		out, err := e.kc.ListStreamConsumers(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range out.Consumers {
+			names = append(names, aws.ToString(c.ConsumerName))
+		}
+		if out.NextToken == nil {
+			break
+		}
+		in = &kinesis.ListStreamConsumersInput{StreamARN: aws.String(arn), NextToken: out.NextToken}
+	}
+	if fmt.Sprint(names) != "[a b c]" {
+		t.Fatalf("consumers %v", names)
+	}
+	if _, err := e.kc.DeregisterStreamConsumer(ctx, &kinesis.DeregisterStreamConsumerInput{ConsumerARN: cons[1].ConsumerARN}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.kc.DeregisterStreamConsumer(ctx, &kinesis.DeregisterStreamConsumerInput{StreamARN: aws.String(arn), ConsumerName: aws.String("a")})
+	wantCode(t, err, errResourceNotFound)
+	sum, _ := e.kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("cs")})
+	if aws.ToInt32(sum.StreamDescriptionSummary.ConsumerCount) != 2 {
+		t.Fatalf("ConsumerCount %d", aws.ToInt32(sum.StreamDescriptionSummary.ConsumerCount))
+	}
+}
+
+type checkpointsWire struct {
+	StreamName  string
+	Checkpoints []shardCheckpoint
+}
+
+func TestCheckpoints(t *testing.T) {
+	e := newEnv(t, envOptions{streams: []shards.StreamConfig{{Name: "ck", Shards: 2, Rate: unlimitedRate,
+		Retention: conf.Duration(time.Hour), SegmentSize: 4 * conf.KiB, MaxRecordSize: 2 * conf.KiB}}})
+	ctx := e.ctx()
+	if _, err := e.kc.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: aws.String("arn:aws:kinesis:local:000000000000:stream/ck"), ConsumerName: aws.String("app")}); err != nil {
+		t.Fatal(err)
+	}
+	const s0 = "shardId-000000000000"
+	// 30 records of 1000 bytes on shard 0: several 4 KiB segments.
+	for range 30 {
+		if _, err := e.kc.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("ck"), PartitionKey: aws.String("k"),
+			ExplicitHashKey: aws.String("0"), Data: bytes.Repeat([]byte("z"), 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit := func(shard, seq string) error {
+		_, err := e.call(weirPrefix+"CommitCheckpoint", map[string]string{"StreamName": "ck", "ConsumerName": "app", "ShardId": shard, "SequenceNumber": seq}, nil)
+		return err
+	}
+	get := func() map[string]shardCheckpoint {
+		t.Helper()
+		var out checkpointsWire
+		if _, err := e.call(weirPrefix+"GetCheckpoints", map[string]string{"StreamName": "ck", "ConsumerName": "app"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]shardCheckpoint{}
+		for _, c := range out.Checkpoints {
+			m[c.ShardId] = c
+		}
+		return m
+	}
+	if c := get(); c[s0].Status != checkpointNone || c[s0].LastSequenceNumber != "30" || c["shardId-000000000001"].LastSequenceNumber != "" {
+		t.Fatalf("before any commit: %+v", c)
+	}
+	if err := commit(s0, "5"); err != nil {
+		t.Fatal(err)
+	}
+	if c := get()[s0]; c.Status != checkpointOK || c.SequenceNumber != "5" || c.RecordsLost != 0 {
+		t.Fatalf("after commit: %+v", c)
+	}
+	wantCode(t, commit(s0, "31"), errInvalidArgument) // beyond the last record
+	wantCode(t, commit(s0, "x"), errInvalidArgument)
+	wantCode(t, commit("shardId-000000000009", "1"), errResourceNotFound)
+	_, err := e.call(weirPrefix+"CommitCheckpoint", map[string]string{"StreamName": "ck", "ConsumerName": "nobody", "ShardId": s0, "SequenceNumber": "1"}, nil)
+	wantCode(t, err, errResourceNotFound)
+	_, err = e.call(weirPrefix+"GetCheckpoints", map[string]string{"StreamName": "nope", "ConsumerName": "app"}, nil)
+	wantCode(t, err, errResourceNotFound)
+
+	// Retention deletes the old segments: the checkpoint is behind the trim
+	// horizon and reads as TRIMMED with the count of lost records.
+	e.clock.Advance(2 * time.Hour)
+	e.store.EnforceRetention()
+	st, _ := e.store.Stream("ck")
+	sh, _ := st.Shard(s0)
+	th := sh.TrimHorizon()
+	if th <= 6 {
+		t.Fatalf("retention trimmed nothing (trim horizon %d)", th)
+	}
+	c := get()[s0]
+	if c.Status != checkpointTrimmed || c.RecordsLost != th-1-5 || c.SequenceNumber != "5" {
+		t.Fatalf("trimmed checkpoint %+v (trim horizon %d)", c, th)
+	}
+	// A Kinesis iterator at a trimmed position continues at the trim horizon.
+	it := e.iter("ck", s0, types.ShardIteratorTypeAfterSequenceNumber, "5")
+	g := e.get(it, 1)
+	if len(g.Records) != 1 || aws.ToString(g.Records[0].SequenceNumber) != shards.FormatSeq(th) {
+		t.Fatalf("read from a trimmed position: %+v (trim horizon %d)", g.Records, th)
+	}
+	// Committing past the loss makes it OK again.
+	if err := commit(s0, shards.FormatSeq(th)); err != nil {
+		t.Fatal(err)
+	}
+	if c := get()[s0]; c.Status != checkpointOK {
+		t.Fatalf("after committing past the loss %+v", c)
+	}
+
+	// Checkpoints survive a gateway restart.
+	e.restart(envOptions{})
+	if c := get()[s0]; c.Status != checkpointOK || c.SequenceNumber != shards.FormatSeq(th) {
+		t.Fatalf("after restart %+v", c)
+	}
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := e.ctx()
+	e.createStream("m", 1)
+	if _, err := e.kc.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: aws.String("arn:aws:kinesis:local:000000000000:stream/m"), ConsumerName: aws.String("dash")}); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		e.put("m", "k", []byte("hello"))
+	}
+	e.get(e.iter("m", "shardId-000000000000", types.ShardIteratorTypeTrimHorizon, ""), 0)
+	if _, err := e.call(weirPrefix+"CommitCheckpoint", map[string]string{"StreamName": "m", "ConsumerName": "dash", "ShardId": "shardId-000000000000", "SequenceNumber": "2"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.hc.Get(e.hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(b)
+	for _, want := range []string{
+		`weir_shard_last_sequence{stream="m",shard="shardId-000000000000"} 5`,
+		`weir_shard_records{stream="m",shard="shardId-000000000000"} 5`,
+		`weir_shard_trim_horizon_sequence{stream="m",shard="shardId-000000000000"} 1`,
+		`weir_consumer_lag_records{stream="m",consumer="dash",shard="shardId-000000000000"} 3`,
+		`weir_api_read_records_total{stream="m",shard="shardId-000000000000"} 5`,
+		`weir_api_requests_total{op="PutRecord",code="OK"} 5`,
+		"# TYPE weir_consumer_lag_seconds gauge",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// Each family is one group: no metric name reappears after another.
+	seen, last := map[string]bool{}, ""
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		name := line
+		if strings.HasPrefix(line, "# ") {
+			name = strings.Fields(line)[2]
+		} else if i := strings.IndexAny(line, "{ "); i > 0 {
+			name = line[:i]
+		}
+		if name != last && seen[name] {
+			t.Fatalf("metric %s is split into several groups", name)
+		}
+		seen[name], last = true, name
+	}
+
+	resp, err = e.hc.Get(e.hs.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz = %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,272 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Start positions for shards without a checkpoint.
+const (
+	FromTrimHorizon = "trim_horizon"
+	FromLatest      = "latest"
+)
+
+// Defaults.
+const (
+	DefaultWaitMillis         = 5000
+	DefaultCheckpointInterval = 5 * time.Second
+	maxWaitMillis             = 20000
+)
+
+// ErrStop, returned by a handler, stops Run cleanly: the record it was
+// given is not counted as delivered (so it is not checkpointed), records
+// delivered before are committed, and Run returns nil.
+var ErrStop = errors.New("consumer: stop")
+
+// Errors of New and Run.
+var (
+	ErrConfig         = errors.New("consumer: invalid config")
+	ErrAlreadyRunning = errors.New("consumer: Run is already running")
+)
+
+// Config configures a Consumer.
+type Config struct {
+	// Endpoint is the gateway's API, e.g. http://127.0.0.1:4588.
+	Endpoint string
+	// Stream to read.
+	Stream string
+	// Name is the consumer's registered name ([a-zA-Z0-9_.-]{1,128}); Run
+	// registers it if missing. Checkpoints belong to the name and are kept
+	// by the gateway, so they survive restarts of both sides.
+	Name string
+	// From says where to start in shards the consumer has never
+	// checkpointed: "trim_horizon" (default, everything kept) or "latest"
+	// (only new records; applies to the first run only: the consumer
+	// checkpoints the tips at once, and shards created later by a
+	// reshard are always read from their start).
+	From string
+	// CheckpointEvery commits a shard's position after this many records
+	// delivered from it (0 = not by count).
+	CheckpointEvery int
+	// CheckpointInterval commits every interval. Zero means 5 s; a
+	// negative value turns the timer off. Positions are also committed at
+	// the end of each shard, when Run returns, and on Checkpoint.
+	CheckpointInterval time.Duration
+	// WaitMillis is how long one long-poll waits for new records (default
+	// 5000, at most 20000). It bounds nothing a caller sees: a record
+	// arriving during the wait is delivered within milliseconds.
+	WaitMillis int
+	// Limit caps the records one call returns (0 = the gateway's 10,000).
+	Limit int
+	// HTTPClient defaults to a client with enough idle connections for
+	// one long-poll per shard.
+	HTTPClient *http.Client
+	Logger     zerolog.Logger
+}
+
+// UserProperty is an MQTT v5 user property.
+type UserProperty struct {
+	Key   string `json:"Key"`
+	Value string `json:"Value"`
+}
+
+// Record is one delivered record.
+type Record struct {
+	Stream  string
+	ShardID string
+	Seq     string // Kinesis sequence number (decimal)
+	SeqNum  uint64
+	Key     string // partition key
+	Data    []byte
+	Arrival time.Time
+	// MQTT metadata ("" and 0 for records written through PutRecord).
+	Topic    string
+	ClientID string
+	QoS      byte
+	Props    []UserProperty
+}
+
+// Handler processes one record. Records of one shard are delivered one at
+// a time, in order; records of different shards concurrently, so a handler
+// must be safe for concurrent use. Returning an error stops Run (see
+// ErrStop).
+type Handler func(ctx context.Context, r Record) error
+
+// Consumer reads one stream as one registered consumer.
+type Consumer struct {
+	cfg     Config
+	cl      *client
+	log     zerolog.Logger
+	ownHTTP bool
+	running atomic.Bool
+
+	mu     sync.Mutex
+	shards map[string]*shardState
+}
+
+// New checks cfg and returns a Consumer. It does not contact the gateway;
+// Run does, and keeps retrying while the gateway is unreachable.
+func New(cfg Config) (*Consumer, error) {
+	var problems []string
+	if !strings.HasPrefix(cfg.Endpoint, "http://") && !strings.HasPrefix(cfg.Endpoint, "https://") {
+		problems = append(problems, fmt.Sprintf("Endpoint %q must be an http:// or https:// URL", cfg.Endpoint))
+	}
+	if cfg.Stream == "" {
+		problems = append(problems, "Stream is required")
+	}
+	if cfg.Name == "" {
+		problems = append(problems, "Name is required")
+	}
+	switch cfg.From {
+	case "":
+		cfg.From = FromTrimHorizon
+	case FromTrimHorizon, FromLatest:
+	default:
+		problems = append(problems, fmt.Sprintf("From %q must be %q or %q", cfg.From, FromTrimHorizon, FromLatest))
+	}
+	if cfg.WaitMillis == 0 {
+		cfg.WaitMillis = DefaultWaitMillis
+	}
+	if cfg.WaitMillis < 0 || cfg.WaitMillis > maxWaitMillis {
+		problems = append(problems, fmt.Sprintf("WaitMillis %d must be in [0, %d]", cfg.WaitMillis, maxWaitMillis))
+	}
+	if cfg.CheckpointEvery < 0 {
+		problems = append(problems, "CheckpointEvery must be >= 0")
+	}
+	if cfg.Limit < 0 || cfg.Limit > 10000 {
+		problems = append(problems, "Limit must be in [0, 10000]")
+	}
+	if cfg.CheckpointInterval == 0 {
+		cfg.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrConfig, strings.Join(problems, "; "))
+	}
+	c := &Consumer{cfg: cfg, log: cfg.Logger, shards: map[string]*shardState{}}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{
+			Proxy:               nil, // the gateway is local; never send its traffic to a proxy
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+		}}
+		c.ownHTTP = true
+	}
+	c.cl = &client{endpoint: strings.TrimRight(cfg.Endpoint, "/"), hc: hc}
+	return c, nil
+}
+
+// Run reads until ctx is done, the handler fails or returns ErrStop, or the
+// stream is deleted. It returns nil when stopped by ctx or ErrStop, after
+// committing what was delivered. Gateway outages are waited out.
+func (c *Consumer) Run(ctx context.Context, h Handler) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	defer c.running.Store(false)
+	if c.ownHTTP {
+		defer c.cl.hc.CloseIdleConnections()
+	}
+	r := &run{c: c, h: h, events: make(chan event, 16)}
+	r.ctx, r.cancel = context.WithCancelCause(ctx)
+	defer r.cancel(nil)
+	err := r.loop()
+	r.cancel(nil)
+	r.wg.Wait()
+	// Commit what was delivered, even though ctx is done.
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if cerr := c.Checkpoint(cctx); cerr != nil {
+		c.log.Warn().Err(cerr).Msg("final checkpoint failed")
+		if err == nil && ctx.Err() == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Checkpoint commits, for every shard, the last record delivered to the
+// handler (and returned from it). It may be called from a handler or from
+// any goroutine.
+func (c *Consumer) Checkpoint(ctx context.Context) error {
+	c.mu.Lock()
+	states := make([]*shardState, 0, len(c.shards))
+	for _, s := range c.shards {
+		states = append(states, s)
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, s := range states {
+		errs = append(errs, c.commit(ctx, s))
+	}
+	return errors.Join(errs...)
+}
+
+// commit makes s's delivered position durable on the gateway. Commits of
+// one shard are serialised so a slow older commit cannot land after a newer
+// one.
+func (c *Consumer) commit(ctx context.Context, s *shardState) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	seq, n, ok := s.pending()
+	if !ok {
+		return nil
+	}
+	if err := c.cl.commit(ctx, c.cfg.Stream, c.cfg.Name, s.id, formatSeq(seq)); err != nil {
+		return fmt.Errorf("consumer: commit %s at %d: %w", s.id, seq, err)
+	}
+	s.committed(seq, n)
+	return nil
+}
+
+// backoff sleeps for an exponentially growing, jittered delay.
+type backoff struct{ d time.Duration }
+
+func (b *backoff) wait(ctx context.Context) error {
+	if b.d == 0 {
+		b.d = 50 * time.Millisecond
+	} else {
+		b.d = min(2*b.d, 2*time.Second)
+	}
+	d := b.d/2 + rand.N(b.d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *backoff) reset() { b.d = 0 }
+
+// transient reports whether an error is worth retrying forever: the gateway
+// is down, restarting, overloaded or throttling. Nothing is transient once
+// ctx is done.
+func transient(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		switch ae.Code {
+		case "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException":
+			return true
+		}
+		return ae.Status >= 500
+	}
+	return true // transport errors: refused, reset, timed out
+}

@@ -1,0 +1,44 @@
+// Package consumer reads a weir stream from a local application through the
+// gateway's Kinesis-compatible API, with checkpoints kept by the gateway.
+//
+//	c, err := consumer.New(consumer.Config{
+//		Endpoint: "http://127.0.0.1:4588", Stream: "telemetry", Name: "dashboard",
+//		CheckpointEvery: 1000, CheckpointInterval: 5 * time.Second,
+//	})
+//	err = c.Run(ctx, func(ctx context.Context, r consumer.Record) error {
+//		return show(r.Key, r.Data)
+//	})
+//
+// What Run guarantees:
+//   - Shards are discovered with ListShards. A shard is read only once all
+//     its parents have been read to their end (NextShardIterator null),
+//     so a partition key's records arrive in order across splits and
+//     merges; when a shard ends, the shard list is read again and its
+//     children start. Unrelated shards are read in parallel.
+//   - Records of a shard are handed to the handler one at a time, in
+//     sequence order. A record counts as delivered when the handler
+//     returns nil.
+//   - The position committed for a shard is its last delivered record:
+//     every CheckpointEvery records, every CheckpointInterval, at the end
+//     of a shard, on Checkpoint, and when Run returns (by ctx, ErrStop or a
+//     handler error). After a restart of the application or of the
+//     gateway, reading resumes after the committed position: nothing is
+//     skipped, and only records delivered after the last commit (at most
+//     one interval's or CheckpointEvery's worth per shard) are delivered
+//     again. Commits are fsynced by the gateway before it answers.
+//   - Reads use the gateway's long-poll (WeirGateway_20261125.GetRecords
+//     with WaitMillis), which returns within milliseconds of a commit, so
+//     there is no poll interval to tune.
+//   - Gateway outages, restarts and throttling are retried forever with
+//     backoff (50 ms doubling to 2 s). An expired or foreign iterator is
+//     replaced by a new one at the same position. A deleted stream or a
+//     handler error ends Run with an error.
+//   - A checkpoint that retention overtook (status TRIMMED) is logged with
+//     the number of records lost, and the shard continues at its trim
+//     horizon; a gap found while reading is logged the same way.
+//
+// The package implements the few JSON 1.1 calls it needs itself (see
+// client.go) instead of using aws-sdk-go-v2: three of the operations are
+// weir's own, and SigV4 signing and the SDK's retry policy buy nothing on
+// loopback.
+package consumer
