@@ -397,3 +397,22 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A reader tailing a shard must learn at once that a reshard closed it, so
+// it can move on to the children.
+func TestCloseWakesTailingReaders(t *testing.T) {
+	s := openStore(t, t.TempDir(), Options{Streams: []StreamConfig{testStream("s", 1)}})
+	defer s.Close()
+	st, _ := s.Stream("s")
+	sh, _ := st.Shard("shardId-000000000000")
+	ch := sh.Changed()
+	must(t, st.Split(sh.ID(), EvenRanges(2)[1][0]))
+	select {
+	case <-ch:
+	case <-time.After(2 * time.Second):
+		t.Fatal("closing the shard did not wake its readers")
+	}
+	if !sh.Info().Closed {
+		t.Fatal("woken before the shard was marked closed")
+	}
+}

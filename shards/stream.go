@@ -374,13 +374,21 @@ func (st *Stream) install(m streamMeta, added map[string]*Shard, removed []strin
 	for _, id := range removed {
 		delete(st.shards, id)
 	}
+	var closed []*Shard
 	for _, sm := range m.Shards {
 		if sh, ok := st.shards[sm.ID]; ok {
 			info, _ := sm.info()
+			if info.Closed && !sh.info.Load().Closed {
+				closed = append(closed, sh)
+			}
 			sh.info.Store(&info)
 		}
 	}
 	st.rebuildOpenLocked()
+	// Readers tailing a parent wait on its log; tell them it has ended.
+	for _, sh := range closed {
+		sh.wal().Wake()
+	}
 	close(st.mapCh)
 	st.mapCh = make(chan struct{})
 }

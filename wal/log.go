@@ -111,6 +111,14 @@ func (l *Log) Notify() <-chan struct{} {
 	return l.notify
 }
 
+// Wake wakes Notify waiters without a commit, for owners whose readers
+// wait on something besides new records (a shard closed by a reshard).
+func (l *Log) Wake() {
+	l.mu.Lock()
+	l.wakeLocked()
+	l.mu.Unlock()
+}
+
 // wakeLocked wakes Notify waiters; caller holds mu.
 func (l *Log) wakeLocked() {
 	if l.notify != nil {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	"github.com/weir-gateway/weir/shards"
-	"github.com/weir-gateway/weir/wal"
 )
 
 // Kinesis exception names, as they appear in `__type` and X-Amzn-ErrorType.
@@ -90,9 +89,7 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, shards.ErrInvalidArgument), errors.Is(err, shards.ErrTooLarge),
 		errors.Is(err, shards.ErrShardClosed):
 		return newError(http.StatusBadRequest, errInvalidArgument, "%s", msg)
-	case errors.Is(err, shards.ErrClosed), errors.Is(err, wal.ErrClosed), errors.Is(err, context.Canceled):
-		// wal.ErrClosed: a read raced the store's (or a deleted stream's)
-		// close; Shard.Read passes the log's error through.
+	case errors.Is(err, shards.ErrClosed), errors.Is(err, context.Canceled):
 		return newError(http.StatusServiceUnavailable, errServiceUnavailable, "%s", msg)
 	case errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusServiceUnavailable, errServiceUnavailable, "%s", msg)
