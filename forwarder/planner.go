@@ -1,0 +1,434 @@
+package forwarder
+
+import (
+	"container/heap"
+	"time"
+)
+
+// Kinesis PutRecords limits.
+const (
+	maxBatchRecords = 500
+	maxBatchBytes   = 5 << 20 // data + partition keys of the whole request
+	maxRecordBytes  = 1 << 20 // data + partition key of one entry
+)
+
+// limits are the planner's batch limits; tests shrink them.
+type limits struct {
+	maxItems      int
+	maxBatchBytes int
+	maxItemBytes  int
+	aggregate     bool
+}
+
+func defaultLimits(aggregate bool) limits {
+	return limits{maxItems: maxBatchRecords, maxBatchBytes: maxBatchBytes, maxItemBytes: maxRecordBytes, aggregate: aggregate}
+}
+
+// entry is one local record between being read and being acknowledged.
+type entry struct {
+	lane    *lane
+	seq     uint64
+	key     string
+	arrival int64  // unix ms
+	payload []byte // what goes upstream for it (after the envelope)
+}
+
+func (e *entry) size() int { return len(e.payload) + len(e.key) }
+
+// item is one PutRecords entry: one record, or with aggregation several
+// consecutive records of one key. It succeeds or fails whole and is
+// resent as it is.
+type item struct {
+	ks        *keyState
+	entries   []*entry
+	data      []byte
+	sends     int       // requests it was part of
+	fails     int       // entry-level failures (InternalFailure), for its own backoff
+	notBefore time.Time // earliest resend after an entry-level failure
+}
+
+func (it *item) size() int { return len(it.data) + len(it.ks.key) }
+
+// batch is one PutRecords request.
+type batch struct {
+	items []*item
+	bytes int
+}
+
+func (b *batch) records() int {
+	n := 0
+	for _, it := range b.items {
+		n += len(it.entries)
+	}
+	return n
+}
+
+// keyState queues the unacknowledged records of one partition key. The
+// per-key rule lives here: while a key has an item in flight (busy) or a
+// failed item waiting (retry), nothing newer of that key is sent, so a
+// batch never holds a key twice and neither do concurrent requests.
+type keyState struct {
+	key    string
+	q      []*entry // read, not yet in an item, in sequence order
+	retry  *item    // failed item; goes before q
+	busy   bool     // an item is in flight
+	queued bool     // in ready or delayed
+	gid    string   // pacing group, valid for gidVer
+	gidVer int
+}
+
+func (ks *keyState) idle() bool { return !ks.busy && ks.retry == nil && len(ks.q) == 0 }
+
+// head is the key's oldest unacknowledged record not in flight.
+func (ks *keyState) head() *entry {
+	if ks.retry != nil {
+		return ks.retry.entries[0]
+	}
+	return ks.q[0]
+}
+
+func (ks *keyState) headArrival() int64 { return ks.head().arrival }
+
+// planner decides what goes into the next PutRecords request. It does no
+// I/O and reads no clock: the engine passes now in, tests drive it
+// directly.
+type planner struct {
+	lim     limits
+	keys    map[string]*keyState
+	ready   []*keyState // FIFO of keys that may send now
+	rhead   int
+	delayed delayQueue // keys waiting for a backoff to pass
+	pace    *pacer
+	retryBo backoff // for entries that failed with InternalFailure
+	// eligible, when set, keeps keys whose next record it rejects out of
+	// the queues (the shutdown drain sends only what lets the watermarks
+	// catch up). Once eligible, a key must stay eligible.
+	eligible func(*keyState) bool
+}
+
+func newPlanner(lim limits, pace *pacer, retryBo backoff) *planner {
+	return &planner{lim: lim, keys: map[string]*keyState{}, pace: pace, retryBo: retryBo}
+}
+
+// push queues a record read from a local shard, in shard order.
+func (p *planner) push(e *entry, now time.Time) {
+	ks := p.keys[e.key]
+	if ks == nil {
+		ks = &keyState{key: e.key, gidVer: -1}
+		p.keys[e.key] = ks
+	}
+	ks.q = append(ks.q, e)
+	p.wake(ks, now)
+}
+
+func (p *planner) group(ks *keyState) string {
+	if ks.gidVer != p.pace.version {
+		ks.gid, ks.gidVer = p.pace.groupOf(ks.key), p.pace.version
+	}
+	return ks.gid
+}
+
+// notBefore is when the key may send next.
+func (p *planner) notBefore(ks *keyState) time.Time {
+	var t time.Time
+	if ks.retry != nil {
+		t = ks.retry.notBefore
+	}
+	if len(p.pace.groups) > 0 {
+		if g := p.pace.notBefore(p.group(ks)); g.After(t) {
+			t = g
+		}
+	}
+	return t
+}
+
+// wake puts a key that has something to send into ready (or delayed, if
+// it is backing off), and forgets keys with nothing left.
+func (p *planner) wake(ks *keyState, now time.Time) {
+	if ks.busy || ks.queued {
+		return
+	}
+	if ks.idle() {
+		if p.keys[ks.key] == ks {
+			delete(p.keys, ks.key)
+		}
+		return
+	}
+	if p.eligible != nil && !p.eligible(ks) {
+		return
+	}
+	ks.queued = true
+	if nb := p.notBefore(ks); nb.After(now) {
+		heap.Push(&p.delayed, delayed{at: nb, ks: ks})
+		return
+	}
+	p.ready = append(p.ready, ks)
+}
+
+// rewake re-queues every key after eligible changed: those it rejects
+// leave the queues, those it now accepts join them.
+func (p *planner) rewake(now time.Time) {
+	for _, ks := range p.ready[p.rhead:] {
+		ks.queued = false
+	}
+	for _, d := range p.delayed {
+		d.ks.queued = false
+	}
+	p.ready, p.rhead, p.delayed = p.ready[:0], 0, p.delayed[:0]
+	for _, ks := range p.keys {
+		p.wake(ks, now)
+	}
+}
+
+// promote moves keys whose backoff has passed into ready.
+func (p *planner) promote(now time.Time) {
+	for len(p.delayed) > 0 && !p.delayed[0].at.After(now) {
+		d := heap.Pop(&p.delayed).(delayed)
+		d.ks.queued = false
+		p.wake(d.ks, now)
+	}
+}
+
+func (p *planner) readyLen() int { return len(p.ready) - p.rhead }
+
+func (p *planner) popReady() *keyState {
+	if p.rhead == len(p.ready) {
+		return nil
+	}
+	ks := p.ready[p.rhead]
+	p.ready[p.rhead] = nil
+	p.rhead++
+	if p.rhead == len(p.ready) {
+		p.ready, p.rhead = p.ready[:0], 0
+	}
+	return ks
+}
+
+func (p *planner) unpop(ks *keyState) {
+	if p.rhead > 0 {
+		p.rhead--
+		p.ready[p.rhead] = ks
+		return
+	}
+	p.ready = append([]*keyState{ks}, p.ready...)
+}
+
+// due says whether a batch should go now: when a full batch is ready, or
+// when the oldest ready record has waited linger since it arrived (so
+// backlog and retries go at once, and fresh records wait a little for
+// company). Otherwise it returns when to look again (zero: nothing to do).
+func (p *planner) due(now time.Time, linger time.Duration) (bool, time.Time) {
+	p.promote(now)
+	n := p.readyLen()
+	if n == 0 {
+		if len(p.delayed) > 0 {
+			return false, p.delayed[0].at
+		}
+		return false, time.Time{}
+	}
+	if n >= p.lim.maxItems {
+		return true, time.Time{}
+	}
+	oldest := p.ready[p.rhead].headArrival()
+	for _, ks := range p.ready[p.rhead+1:] {
+		oldest = min(oldest, ks.headArrival())
+	}
+	deadline := time.UnixMilli(oldest).Add(linger)
+	if !now.Before(deadline) {
+		return true, time.Time{}
+	}
+	return false, deadline
+}
+
+// build takes the next batch: at most one item per key, within the
+// request limits and about maxBytes (the rate limiter's budget; at least
+// one item always fits). Items go in ready order; a failed item is resent
+// before anything newer of its key.
+func (p *planner) build(now time.Time, maxBytes int) *batch {
+	p.promote(now)
+	maxBytes = min(maxBytes, p.lim.maxBatchBytes)
+	b := &batch{}
+	for len(b.items) < p.lim.maxItems {
+		ks := p.popReady()
+		if ks == nil {
+			break
+		}
+		ks.queued = false
+		if nb := p.notBefore(ks); nb.After(now) {
+			p.wake(ks, now)
+			continue
+		}
+		room := maxBytes - b.bytes
+		if len(b.items) == 0 {
+			room = max(room, p.lim.maxItemBytes)
+		}
+		it := ks.retry
+		if it != nil && it.size() > room {
+			it = nil
+		} else if it == nil {
+			it = p.makeItem(ks, room)
+		}
+		if it == nil {
+			ks.queued = true
+			p.unpop(ks)
+			break
+		}
+		ks.retry = nil
+		ks.busy = true
+		it.sends++
+		b.items = append(b.items, it)
+		b.bytes += it.size()
+	}
+	if len(b.items) == 0 {
+		return nil
+	}
+	return b
+}
+
+// makeItem takes the key's next record, or with aggregation as many of its
+// next records as fit in one aggregate of at most room bytes (key
+// included). It returns nil if not even one record fits.
+func (p *planner) makeItem(ks *keyState, room int) *item {
+	room = min(room, p.lim.maxItemBytes)
+	first := ks.q[0]
+	if first.size() > room {
+		return nil
+	}
+	n := 1
+	if p.lim.aggregate {
+		size := len(ks.key) + kplOverhead + 1 + varintLen(uint64(len(ks.key))) + len(ks.key)
+		fit := 0
+		for _, e := range ks.q {
+			c := kplAddCost(len(e.payload))
+			if size+c > room {
+				break
+			}
+			size += c
+			fit++
+		}
+		n = max(fit, 1)
+	}
+	it := &item{ks: ks, entries: ks.q[:n:n]}
+	ks.q = ks.q[n:]
+	if len(ks.q) == 0 {
+		ks.q = nil // let the backing array go
+	}
+	if n == 1 {
+		// A lone record goes as itself, as the KPL does: de-aggregators
+		// pass plain records through.
+		it.data = first.payload
+	} else {
+		datas := make([][]byte, n)
+		for i, e := range it.entries {
+			datas[i] = e.payload
+		}
+		it.data = EncodeAggregate(ks.key, datas)
+	}
+	return it
+}
+
+// Entry outcomes of a PutRecords response, by ErrorCode.
+type entryResult int
+
+const (
+	entryOK        entryResult = iota
+	entryThrottled             // ProvisionedThroughputExceeded, KMS throttling: slow the upstream shard
+	entryFailed                // InternalFailure and the like: resend the item after its own backoff
+)
+
+// completion counts what a response did.
+type completion struct {
+	acked     []*entry // entries acknowledged now
+	failed    int      // records to be resent
+	throttled int      // of which throttled
+}
+
+// complete applies a PutRecords response: res[i] is the outcome of
+// b.items[i]. Only the failed items are resent, each before anything newer
+// of its key.
+func (p *planner) complete(b *batch, res []entryResult, now time.Time) completion {
+	var c completion
+	// Per pacing group: did any entry get through, was any throttled?
+	type tally struct{ ok, throttled bool }
+	var groups map[string]*tally
+	if len(p.pace.groups) > 0 || hasThrottle(res) {
+		groups = map[string]*tally{}
+		for i, it := range b.items {
+			g := groups[p.group(it.ks)]
+			if g == nil {
+				g = &tally{}
+				groups[p.group(it.ks)] = g
+			}
+			g.ok = g.ok || res[i] == entryOK
+			g.throttled = g.throttled || res[i] == entryThrottled
+		}
+		for gid, g := range groups {
+			switch {
+			case g.throttled && !g.ok:
+				p.pace.throttled(gid, now) // the shard took nothing: back off further
+			case g.throttled:
+				p.pace.nudge(gid, now) // at capacity: pause briefly, don't escalate
+			case g.ok:
+				p.pace.ok(gid)
+			}
+		}
+	}
+	for i, it := range b.items {
+		ks := it.ks
+		ks.busy = false
+		switch res[i] {
+		case entryOK:
+			c.acked = append(c.acked, it.entries...)
+		case entryThrottled:
+			ks.retry = it
+			c.failed += len(it.entries)
+			c.throttled += len(it.entries)
+		default:
+			it.notBefore = now.Add(p.retryBo.delay(it.fails))
+			it.fails++
+			ks.retry = it
+			c.failed += len(it.entries)
+		}
+		p.wake(ks, now)
+	}
+	return c
+}
+
+func hasThrottle(res []entryResult) bool {
+	for _, r := range res {
+		if r == entryThrottled {
+			return true
+		}
+	}
+	return false
+}
+
+// failAll returns every item of a request that failed as a whole; the
+// engine's request-level backoff decides when anything is sent again.
+func (p *planner) failAll(b *batch, now time.Time) {
+	for _, it := range b.items {
+		it.ks.busy = false
+		it.ks.retry = it
+		p.wake(it.ks, now)
+	}
+}
+
+// delayQueue is a min-heap of keys by the time their backoff ends.
+type delayed struct {
+	at time.Time
+	ks *keyState
+}
+
+type delayQueue []delayed
+
+func (q delayQueue) Len() int           { return len(q) }
+func (q delayQueue) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
+func (q delayQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *delayQueue) Push(x any)        { *q = append(*q, x.(delayed)) }
+func (q *delayQueue) Pop() any {
+	old := *q
+	d := old[len(old)-1]
+	old[len(old)-1] = delayed{}
+	*q = old[:len(old)-1]
+	return d
+}

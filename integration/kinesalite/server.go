@@ -1,0 +1,127 @@
+package kinesalite
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// startScript runs kinesalite's server on a port the kernel picks, bound
+// to loopback only (its CLI listens on every interface and needs a port
+// chosen in advance, which races with other tests), prints the port, and
+// exits when its stdin closes, so it dies with the test process.
+const startScript = `
+const k = require(process.argv[1]);
+const s = k({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 10000});
+s.listen(0, '127.0.0.1', () => process.stdout.write('PORT ' + s.address().port + '\n'));
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();
+`
+
+// Server is a running kinesalite.
+type Server struct {
+	Endpoint string // http://127.0.0.1:PORT
+	cmd      *exec.Cmd
+	stdin    io.Closer
+	stderr   lockedBuffer
+	once     sync.Once
+}
+
+// Start starts kinesalite (installing kinesalite@3.3.3 if needed) and
+// returns its endpoint and a stop function, also registered with
+// t.Cleanup.
+func Start(t testing.TB) (endpoint string, stop func()) {
+	t.Helper()
+	s, err := StartServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s.Endpoint, s.Stop
+}
+
+// StartServer is Start without a testing.TB, for a TestMain that shares
+// one server across tests.
+func StartServer() (*Server, error) {
+	modules, err := NodeModules("kinesalite")
+	if err != nil {
+		return nil, err
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return nil, ErrNoNode
+	}
+	cmd := exec.Command(node, "-e", startScript, filepath.Join(modules, "kinesalite"))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cmd: cmd, stdin: stdin}
+	cmd.Stderr = &s.stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("kinesalite: start node: %w", err)
+	}
+	port := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if p, ok := strings.CutPrefix(sc.Text(), "PORT "); ok {
+				port <- p
+			}
+		}
+		close(port)
+	}()
+	select {
+	case p, ok := <-port:
+		if !ok {
+			s.Stop()
+			return nil, fmt.Errorf("kinesalite exited before listening: %s", s.stderrText())
+		}
+		s.Endpoint = "http://127.0.0.1:" + p
+	case <-time.After(30 * time.Second):
+		s.Stop()
+		return nil, fmt.Errorf("kinesalite did not start within 30s: %s", s.stderrText())
+	}
+	return s, nil
+}
+
+// Stop kills kinesalite; safe to call twice.
+func (s *Server) Stop() {
+	s.once.Do(func() {
+		s.stdin.Close()
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+	})
+}
+
+// lockedBuffer collects kinesalite's stderr for error messages; exec
+// writes it from its own goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (s *Server) stderrText() string {
+	s.stderr.mu.Lock()
+	defer s.stderr.mu.Unlock()
+	return s.stderr.b.String()
+}
