@@ -1,0 +1,372 @@
+package fleet
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"time"
+
+	"github.com/weir-gateway/weir/firmware-sim/payload"
+)
+
+// ErrInvalidConfig wraps every validation error returned by Run.
+var ErrInvalidConfig = errors.New("fleet: invalid config")
+
+// Config describes a fleet run. Zero values take the defaults documented
+// on each field (see Defaults).
+type Config struct {
+	// Broker is tcp://host:port, mqtt://, ssl://, tls:// or mqtts://.
+	Broker   string
+	Username string
+	Password string
+	// TLS is used for ssl:// brokers; nil means the system roots.
+	TLS *tls.Config
+
+	Groups []Group
+	Events []Event
+
+	// Duration ends the run; 0 means until every device has sent its
+	// Messages (or until ctx is cancelled when Messages is 0).
+	Duration time.Duration
+	// Ramp spreads the initial connects evenly over this long.
+	Ramp time.Duration
+	// Seed makes payloads, jitter and behaviour choices reproducible.
+	Seed uint64
+
+	// CleanSession is sent in CONNECT. Defaults to true in the CLI; the Go
+	// zero value (false) means a persistent session.
+	CleanSession bool
+	// KeepAlive (default 30s), ConnectTimeout (10s), WriteTimeout (10s)
+	// and MaxReconnectInterval (10s) go straight to paho.
+	KeepAlive            time.Duration
+	ConnectTimeout       time.Duration
+	WriteTimeout         time.Duration
+	MaxReconnectInterval time.Duration
+	// AckTimeout makes a device give up on an unacknowledged message
+	// (counted as failed "ack_timeout") and move on; 0 waits forever,
+	// like most firmware.
+	AckTimeout time.Duration
+	// Drain bounds how long the run keeps delivering, after generation
+	// stopped, what devices still buffer and waits for outstanding acks
+	// (default 5s); then it disconnects.
+	Drain time.Duration
+	// Buffer is how many generated-but-unsent messages a device keeps
+	// (offline or backlogged) before dropping its oldest; default 1000.
+	Buffer int
+	// Workers publish on behalf of ready devices (default 4×GOMAXPROCS,
+	// at least 8). Devices themselves have no goroutine.
+	Workers int
+
+	// Ledger receives one line per acknowledged message (see package
+	// ledger); nil disables it. Run flushes but does not close it.
+	Ledger io.Writer
+	// LedgerKey renders each ledger line's key; default "{id}".
+	LedgerKey string
+
+	// Progress, if set, is called every ProgressInterval (default 1s)
+	// from a single goroutine, and once more at the end of the run.
+	Progress         func(Snapshot)
+	ProgressInterval time.Duration
+
+	// Logf receives rare diagnostic lines (nil: discarded).
+	Logf func(format string, args ...any)
+}
+
+// Group is a set of identical devices.
+type Group struct {
+	Name  string // default "dev"
+	Count int
+	// ID names devices; default "{group}-{n:05}" ("dev-00001").
+	ID string
+	// ClientID is the MQTT client id; default "{id}".
+	ClientID string
+	// Topic; default "devices/{id}/telemetry".
+	Topic string
+	// Messages per device; 0 = unbounded (until Duration).
+	Messages int
+	// Rate is messages per second per device; 0 = as fast as acks allow.
+	Rate float64
+	// Jitter spreads each interval uniformly by ±Jitter×interval
+	// (0..1; 0 means the default 0.1, negative means none); the mean
+	// rate is exact either way.
+	Jitter float64
+	QoS    byte
+	// Inflight is how many unacknowledged messages a device may have
+	// (default 1, like firmware that waits for each PUBACK).
+	Inflight int
+	Payload  payload.Format
+	Size     SizeRange
+	// Mobile assets add GPS fields that random-walk.
+	Mobile    bool
+	Behaviour Behaviour
+}
+
+// Behaviour switches on misbehaviour for a fraction of a group.
+type Behaviour struct {
+	// Slow devices sit behind a slow link.
+	Slow *Slow
+	// Offline devices lose their network periodically, buffer what they
+	// generate and resend it in order when back.
+	Offline *Offline
+	// DuplicateIDs is the fraction of devices that reuse the previous
+	// device's client id (brokers kick the older session: both flap).
+	DuplicateIDs float64
+	// Oversize sends some messages far above the gateway's size limit.
+	Oversize *Oversize
+	// Unrouted sends some messages to a topic no route covers.
+	Unrouted *Unrouted
+}
+
+// Slow adds latency and caps bandwidth on every write of a device's link.
+type Slow struct {
+	Fraction  float64
+	Latency   time.Duration
+	Bandwidth int // bytes per second; 0 = unlimited
+}
+
+// Offline takes devices off the network for For, every Every (each device
+// at its own phase); Every 0 means once, starting at After.
+type Offline struct {
+	Fraction float64
+	After    time.Duration
+	Every    time.Duration
+	For      time.Duration
+}
+
+// Oversize replaces a message with one of Size bytes with the given
+// probability. Devices give up on an unacknowledged oversize message after
+// GiveUp (default 5s), since a gateway that refuses it by disconnecting
+// would otherwise see it resent forever.
+type Oversize struct {
+	Probability float64
+	Size        int
+	GiveUp      time.Duration
+}
+
+// Unrouted publishes a message to Topic (default "unrouted/{id}") instead
+// of the group's topic with the given probability.
+type Unrouted struct {
+	Probability float64
+	Topic       string
+}
+
+// Event is something that happens to many devices at once.
+type Event struct {
+	At time.Duration
+	// Kind is "storm" (connections drop, devices come back after Down
+	// plus a uniform 0..Jitter delay) or "outage" (same, but Down is
+	// usually long: the uplink is gone and devices buffer).
+	Kind     string
+	Down     time.Duration
+	Jitter   time.Duration
+	Fraction float64  // of the selected devices; default 1
+	Groups   []string // default all groups
+}
+
+// Defaults returns cfg with zero fields filled in.
+func (cfg Config) Defaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.KeepAlive, 30*time.Second)
+	def(&cfg.ConnectTimeout, 10*time.Second)
+	def(&cfg.WriteTimeout, 10*time.Second)
+	def(&cfg.MaxReconnectInterval, 10*time.Second)
+	def(&cfg.Drain, 5*time.Second)
+	def(&cfg.ProgressInterval, time.Second)
+	if cfg.Buffer == 0 {
+		cfg.Buffer = 1000
+	}
+	if cfg.LedgerKey == "" {
+		cfg.LedgerKey = "{id}"
+	}
+	gs := make([]Group, len(cfg.Groups))
+	for i, g := range cfg.Groups {
+		if g.Name == "" {
+			g.Name = "dev"
+		}
+		if g.ID == "" {
+			g.ID = "{group}-{n:05}"
+		}
+		if g.ClientID == "" {
+			g.ClientID = "{id}"
+		}
+		if g.Topic == "" {
+			g.Topic = "devices/{id}/telemetry"
+		}
+		if g.Inflight == 0 {
+			g.Inflight = 1
+		}
+		if g.Jitter == 0 {
+			g.Jitter = 0.1
+		}
+		if o := g.Behaviour.Oversize; o != nil && o.GiveUp == 0 {
+			c := *o
+			c.GiveUp = 5 * time.Second
+			g.Behaviour.Oversize = &c
+		}
+		if u := g.Behaviour.Unrouted; u != nil && u.Topic == "" {
+			c := *u
+			c.Topic = "unrouted/{id}"
+			g.Behaviour.Unrouted = &c
+		}
+		gs[i] = g
+	}
+	cfg.Groups = gs
+	es := make([]Event, len(cfg.Events))
+	for i, e := range cfg.Events {
+		if e.Fraction == 0 {
+			e.Fraction = 1
+		}
+		es[i] = e
+	}
+	cfg.Events = es
+	return cfg
+}
+
+// Validate reports every problem, each naming the field
+// ("groups[1].rate: ..."). Call it on Defaults().
+func (cfg Config) Validate() []error {
+	var errs []error
+	bad := func(field, f string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(f, a...)))
+	}
+	if u, err := url.Parse(cfg.Broker); err != nil || u.Host == "" {
+		bad("broker", "want a URL like tcp://127.0.0.1:1883, got %q", cfg.Broker)
+	} else if !schemeOK(u.Scheme) {
+		bad("broker", "scheme %q not supported (tcp, mqtt, ssl, tls, mqtts)", u.Scheme)
+	}
+	if len(cfg.Groups) == 0 {
+		bad("groups", "at least one group of devices is needed")
+	}
+	if cfg.Duration < 0 || cfg.Ramp < 0 || cfg.AckTimeout < 0 || cfg.Drain < 0 {
+		bad("duration", "durations must not be negative")
+	}
+	if cfg.Buffer < 1 {
+		bad("buffer", "must be at least 1")
+	}
+	if _, err := parseTemplate(cfg.LedgerKey, keyFields...); err != nil {
+		bad("ledger_key", "%v", err)
+	}
+	names := map[string]bool{}
+	total := 0
+	for i, g := range cfg.Groups {
+		p := fmt.Sprintf("groups[%d]", i)
+		if names[g.Name] {
+			bad(p+".name", "duplicate group name %q", g.Name)
+		}
+		names[g.Name] = true
+		if g.Count < 1 {
+			bad(p+".count", "must be at least 1, got %d", g.Count)
+		}
+		total += g.Count
+		if g.Messages < 0 {
+			bad(p+".messages", "must not be negative")
+		}
+		if g.Rate < 0 {
+			bad(p+".rate", "must not be negative, got %v", g.Rate)
+		}
+		if g.Jitter > 1 {
+			bad(p+".jitter", "must be within 0..1, got %v", g.Jitter)
+		}
+		if g.QoS > 2 {
+			bad(p+".qos", "must be 0, 1 or 2, got %d", g.QoS)
+		}
+		if g.Inflight < 1 || g.Inflight > 65535 {
+			bad(p+".inflight", "must be within 1..65535, got %d", g.Inflight)
+		}
+		if g.Size.Min < 0 || g.Size.Max < g.Size.Min || g.Size.Max > 256<<20 {
+			bad(p+".size", "bad range %v (0..256MiB)", g.Size)
+		}
+		if _, err := parseTemplate(g.ID, "n", "i", "group"); err != nil {
+			bad(p+".id", "%v", err)
+		}
+		if _, err := parseTemplate(g.ClientID, "n", "i", "group", "id"); err != nil {
+			bad(p+".client_id", "%v", err)
+		}
+		if _, err := parseTemplate(g.Topic, keyFields...); err != nil {
+			bad(p+".topic", "%v", err)
+		}
+		b := g.Behaviour
+		frac := func(field string, f float64) {
+			if f < 0 || f > 1 {
+				bad(p+".behaviour."+field, "must be within 0..1, got %v", f)
+			}
+		}
+		frac("duplicate_ids", b.DuplicateIDs)
+		if s := b.Slow; s != nil {
+			frac("slow.fraction", s.Fraction)
+			if s.Latency < 0 || s.Bandwidth < 0 {
+				bad(p+".behaviour.slow", "latency and bandwidth must not be negative")
+			}
+			if s.Latency == 0 && s.Bandwidth == 0 {
+				bad(p+".behaviour.slow", "set latency and/or bandwidth")
+			}
+		}
+		if o := b.Offline; o != nil {
+			frac("offline.fraction", o.Fraction)
+			if o.For <= 0 {
+				bad(p+".behaviour.offline.for", "must be positive")
+			}
+			if o.Every != 0 && o.Every <= o.For {
+				bad(p+".behaviour.offline.every", "must be longer than for (%v), got %v", o.For, o.Every)
+			}
+			if o.After < 0 || o.Every < 0 {
+				bad(p+".behaviour.offline", "durations must not be negative")
+			}
+		}
+		if o := b.Oversize; o != nil {
+			frac("oversize.probability", o.Probability)
+			if o.Size < 1 {
+				bad(p+".behaviour.oversize.size", "must be positive")
+			}
+			if o.GiveUp < 0 {
+				bad(p+".behaviour.oversize.give_up", "must not be negative")
+			}
+		}
+		if u := b.Unrouted; u != nil {
+			frac("unrouted.probability", u.Probability)
+			if _, err := parseTemplate(u.Topic, keyFields...); err != nil {
+				bad(p+".behaviour.unrouted.topic", "%v", err)
+			}
+		}
+	}
+	if total > 1_000_000 {
+		bad("groups", "%d devices is more than this simulator is meant for (1,000,000)", total)
+	}
+	for i, e := range cfg.Events {
+		p := fmt.Sprintf("events[%d]", i)
+		if e.Kind != "storm" && e.Kind != "outage" {
+			bad(p+".type", "must be storm or outage, got %q", e.Kind)
+		}
+		if e.At < 0 || e.Down < 0 || e.Jitter < 0 {
+			bad(p, "durations must not be negative")
+		}
+		if e.Fraction <= 0 || e.Fraction > 1 {
+			bad(p+".fraction", "must be within (0, 1], got %v", e.Fraction)
+		}
+		if cfg.Duration > 0 && e.At >= cfg.Duration {
+			bad(p+".at", "%v is not before the end of the run (%v)", e.At, cfg.Duration)
+		}
+		for _, g := range e.Groups {
+			if !names[g] {
+				bad(p+".groups", "no group named %q", g)
+			}
+		}
+	}
+	return errs
+}
+
+var keyFields = []string{"n", "i", "group", "id", "client_id"}
+
+func schemeOK(s string) bool {
+	switch s {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts":
+		return true
+	}
+	return false
+}
