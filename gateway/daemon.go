@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
@@ -29,6 +30,7 @@ type Daemon struct {
 	fwds   []*forwarder.Forwarder
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	live   atomic.Pointer[liveParts] // for the API's status hooks, see status.go
 }
 
 // Start opens the data directory and starts every listener and forwarder
@@ -58,7 +60,8 @@ func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
 		if err != nil {
 			return d, err
 		}
-		d.api = api.New(cfg.API, d.store, api.Options{Logger: log.With().Str("part", "api").Logger(), Secret: secret})
+		d.api = api.New(cfg.API, d.store, api.Options{Logger: log.With().Str("part", "api").Logger(), Secret: secret,
+			Forwarders: d.forwarderStatus, ExtraMetrics: d.writeMetrics})
 		if err := d.api.Start(); err != nil {
 			return d, err
 		}
@@ -78,6 +81,7 @@ func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
 	if err := d.broker.Start(); err != nil {
 		return d, err
 	}
+	d.live.Store(&liveParts{broker: d.broker, fwds: d.fwds})
 	ev := log.Info().Str("mqtt", d.broker.Addr().String()).Str("data_dir", cfg.DataDir).Str("fsync", cfg.Durability.Fsync)
 	if d.api != nil {
 		ev = ev.Str("api", d.api.Addr().String())

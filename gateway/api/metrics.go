@@ -267,6 +267,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	p.sample("weir_api_put_records_total", float64(s.metrics.putFailed.Load()), "outcome", "failed")
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	_, _ = w.Write(p.bytes())
+	if s.extraMetrics != nil {
+		s.extraMetrics(w)
+	}
 }
 
 func boolf(b bool) float64 {

@@ -43,6 +43,13 @@ type Options struct {
 	// "000000000000".
 	Region    string
 	AccountID string
+	// Forwarders reports the running forwarders for DescribeGateway (the
+	// daemon passes a closure over their Lag); nil means none.
+	Forwarders func() []ForwarderStatus
+	// ExtraMetrics, if set, appends Prometheus text-format families of
+	// other parts (the daemon: MQTT ingest counters, forwarders) to
+	// /metrics. Its family names must not clash with the API's.
+	ExtraMetrics func(w io.Writer)
 }
 
 // Server is the Kinesis-compatible HTTP API of one store.
@@ -54,6 +61,9 @@ type Server struct {
 	sign  signer
 
 	region, account string
+
+	forwarders   func() []ForwarderStatus
+	extraMetrics func(w io.Writer)
 
 	ops     map[string]operation
 	handler http.Handler
@@ -93,6 +103,7 @@ func New(cfg Config, store *shards.Store, opts Options) *Server {
 		cfg: cfg, store: store, log: opts.Logger, now: opts.Clock,
 		sign:   signer{key: append([]byte(nil), key...)},
 		region: opts.Region, account: opts.AccountID,
+		forwarders: opts.Forwarders, extraMetrics: opts.ExtraMetrics,
 		closing:  make(chan struct{}),
 		limiters: map[string]*readLimiter{},
 		metrics:  newAPIMetrics(),
@@ -200,6 +211,7 @@ func (s *Server) operations() map[string]operation {
 		weirPrefix + "CommitCheckpoint":                 s.commitCheckpoint,
 		weirPrefix + "GetCheckpoints":                   s.getCheckpoints,
 		weirPrefix + "GetRecords":                       s.longPollRecords,
+		weirPrefix + "DescribeGateway":                  s.describeGateway,
 	}
 }
 

@@ -12,8 +12,9 @@ import (
 )
 
 // The consumer speaks Kinesis JSON 1.1 itself rather than through
-// aws-sdk-go-v2: it needs seven small operations, three of which the SDK
-// does not know (the WeirGateway long-poll and checkpoints), and a local
+// aws-sdk-go-v2: it needs eight small operations, four of which the SDK
+// does not know (the WeirGateway long-poll, checkpoints and
+// DescribeGateway), and a local
 // application should not pull the SDK, SigV4 signing and its retry policy
 // in for a loopback call. Retries here are the consumer's own: forever, with
 // backoff, because the gateway restarting is normal.
@@ -140,6 +141,34 @@ type getRecordsOut struct {
 	NextShardIterator  *string
 	MillisBehindLatest int64
 	ChildShards        []struct{ ShardId string }
+}
+
+// gatewayShardWire is a shard in WeirGateway_20261125.DescribeGateway: the
+// consumer reads each shard's current range from it to turn From into
+// positions and to know where StopAtEnd stops.
+type gatewayShardWire struct {
+	ShardId                   string
+	Closed                    bool
+	StartingSequenceNumber    string
+	EndingSequenceNumber      string
+	TrimHorizonSequenceNumber string
+	LastSequenceNumber        string
+}
+
+func (c *client) describeShards(ctx context.Context, stream string) ([]gatewayShardWire, error) {
+	var out struct {
+		Streams []struct {
+			StreamName string
+			Shards     []gatewayShardWire
+		}
+	}
+	if err := c.call(ctx, weirPrefix+"DescribeGateway", map[string]string{"StreamName": stream}, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Streams) != 1 || out.Streams[0].StreamName != stream {
+		return nil, fmt.Errorf("consumer: DescribeGateway answered for %d streams, not for %s alone", len(out.Streams), stream)
+	}
+	return out.Streams[0].Shards, nil
 }
 
 func (c *client) describeConsumer(ctx context.Context, stream, name string) error {

@@ -47,14 +47,42 @@ type Config struct {
 	Stream string
 	// Name is the consumer's registered name ([a-zA-Z0-9_.-]{1,128}); Run
 	// registers it if missing. Checkpoints belong to the name and are kept
-	// by the gateway, so they survive restarts of both sides.
+	// by the gateway, so they survive restarts of both sides. Empty with
+	// Ephemeral.
 	Name string
 	// From says where to start in shards the consumer has never
-	// checkpointed: "trim_horizon" (default, everything kept) or "latest"
-	// (only new records; applies to the first run only: the consumer
-	// checkpoints the tips at once, and shards created later by a
-	// reshard are always read from their start).
+	// checkpointed: "trim_horizon" (default, everything kept), "latest"
+	// (only new records) or a decimal sequence number N (in every shard,
+	// the first record numbered N or more; clamped to what the shard
+	// holds when Run starts: below its trim horizon means the trim
+	// horizon, beyond its last record means its end, so that records it
+	// gets later are read even if their numbers are below N).
+	//
+	// For a registered consumer From applies to the first run only
+	// (unless IgnoreCheckpoints): "latest" and N are pinned at once by
+	// committing the positions they imply. Shards created after Run
+	// started, by a reshard, are always read from their start.
 	From string
+	// IgnoreCheckpoints starts every shard at From even where the
+	// consumer has a checkpoint, to rewind or skip ahead. The new start
+	// positions are committed before reading, so a later run continues
+	// from them even in shards this run never reached.
+	IgnoreCheckpoints bool
+	// Ephemeral reads without a registered consumer: nothing is
+	// registered or committed on the gateway, Checkpoint does nothing,
+	// and every Run starts at From. Name must be empty.
+	Ephemeral bool
+	// StopAtEnd makes Run return nil once it has delivered every record
+	// that was stored when it started (each shard read up to its last
+	// record at that moment, or to its end). Shards created after the
+	// start are not read; records appended after it are not delivered,
+	// except that a shard whose start records retention deleted meanwhile
+	// counts as caught up once its reader reaches the tip.
+	StopAtEnd bool
+	// Sequential reads one shard at a time, in shard-id order (which puts
+	// parents before children), so records come shard by shard. It
+	// requires StopAtEnd: an open shard has no end to move on from.
+	Sequential bool
 	// CheckpointEvery commits a shard's position after this many records
 	// delivered from it (0 = not by count).
 	CheckpointEvery int
@@ -102,13 +130,16 @@ type Record struct {
 // ErrStop).
 type Handler func(ctx context.Context, r Record) error
 
-// Consumer reads one stream as one registered consumer.
+// Consumer reads one stream as one registered consumer (or, Ephemeral, as
+// an anonymous reader).
 type Consumer struct {
-	cfg     Config
-	cl      *client
-	log     zerolog.Logger
-	ownHTTP bool
-	running atomic.Bool
+	cfg       Config
+	fromSeq   uint64 // From as a sequence number (fromIsSeq)
+	fromIsSeq bool
+	cl        *client
+	log       zerolog.Logger
+	ownHTTP   bool
+	running   atomic.Bool
 
 	mu     sync.Mutex
 	shards map[string]*shardState
@@ -124,15 +155,27 @@ func New(cfg Config) (*Consumer, error) {
 	if cfg.Stream == "" {
 		problems = append(problems, "Stream is required")
 	}
-	if cfg.Name == "" {
-		problems = append(problems, "Name is required")
+	switch {
+	case cfg.Ephemeral && cfg.Name != "":
+		problems = append(problems, "Name must be empty with Ephemeral (nothing is registered)")
+	case !cfg.Ephemeral && cfg.Name == "":
+		problems = append(problems, "Name is required (or Ephemeral)")
 	}
+	var fromSeq uint64
+	fromIsSeq := false
 	switch cfg.From {
 	case "":
 		cfg.From = FromTrimHorizon
 	case FromTrimHorizon, FromLatest:
 	default:
-		problems = append(problems, fmt.Sprintf("From %q must be %q or %q", cfg.From, FromTrimHorizon, FromLatest))
+		v, ok := parseSeq(cfg.From)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("From %q must be %q, %q or a sequence number", cfg.From, FromTrimHorizon, FromLatest))
+		}
+		fromSeq, fromIsSeq = v, ok
+	}
+	if cfg.Sequential && !cfg.StopAtEnd {
+		problems = append(problems, "Sequential requires StopAtEnd")
 	}
 	if cfg.WaitMillis == 0 {
 		cfg.WaitMillis = DefaultWaitMillis
@@ -152,7 +195,7 @@ func New(cfg Config) (*Consumer, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %s", ErrConfig, strings.Join(problems, "; "))
 	}
-	c := &Consumer{cfg: cfg, log: cfg.Logger, shards: map[string]*shardState{}}
+	c := &Consumer{cfg: cfg, fromSeq: fromSeq, fromIsSeq: fromIsSeq, log: cfg.Logger, shards: map[string]*shardState{}}
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{
@@ -199,7 +242,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 
 // Checkpoint commits, for every shard, the last record delivered to the
 // handler (and returned from it). It may be called from a handler or from
-// any goroutine.
+// any goroutine. With Ephemeral it does nothing.
 func (c *Consumer) Checkpoint(ctx context.Context) error {
 	c.mu.Lock()
 	states := make([]*shardState, 0, len(c.shards))
@@ -218,6 +261,9 @@ func (c *Consumer) Checkpoint(ctx context.Context) error {
 // one shard are serialised so a slow older commit cannot land after a newer
 // one.
 func (c *Consumer) commit(ctx context.Context, s *shardState) error {
+	if c.cfg.Ephemeral {
+		return nil
+	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	seq, n, ok := s.pending()

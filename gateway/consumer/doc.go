@@ -37,6 +37,20 @@
 //     the number of records lost, and the shard continues at its trim
 //     horizon; a gap found while reading is logged the same way.
 //
+// Modes for tools (weir read uses them):
+//   - Ephemeral: no registration and no checkpoints; every Run starts at
+//     From, and nothing is left behind on the gateway.
+//   - From may be "trim_horizon", "latest" or a sequence number N: in
+//     every shard, start at the first record numbered N or more, clamped
+//     to what the shard holds when Run starts (see Config.From). With
+//     IgnoreCheckpoints a registered consumer starts at From despite its
+//     checkpoints, and commits those start positions before reading.
+//   - StopAtEnd: Run returns nil once every shard has been read up to the
+//     last record it held when Run started; the positions come from
+//     WeirGateway_20261125.DescribeGateway. Sequential (with StopAtEnd)
+//     reads one shard at a time in shard-id order, parents first, so
+//     output comes shard by shard.
+//
 // The package implements the few JSON 1.1 calls it needs itself (see
 // client.go) instead of using aws-sdk-go-v2: three of the operations are
 // weir's own, and SigV4 signing and the SDK's retry policy buy nothing on

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"sync"
 	"time"
 )
@@ -21,12 +22,24 @@ type run struct {
 	events chan event
 }
 
-// event is a reader's end: the shard reached its end (ended), or err.
+// event is a reader's end: why it stopped, or err.
 type event struct {
 	shard string
-	ended bool
+	end   readEnd
 	err   error
 }
+
+// readEnd is why a shard's reader returned.
+type readEnd int
+
+const (
+	endStopped  readEnd = iota // ctx ended (or ErrStop): the shard is not finished
+	endShard                   // the shard is closed and read to its end, or expired
+	endCaughtUp                // StopAtEnd: everything stored at the start is delivered
+)
+
+// errCaughtUp ends the loop when StopAtEnd's work is done.
+var errCaughtUp = errors.New("consumer: caught up")
 
 const (
 	codeNotFound       = "ResourceNotFoundException"
@@ -63,6 +76,9 @@ func (r *run) loop() error {
 	if err := r.retry("setup", r.setup); err != nil {
 		return r.exitErr(err)
 	}
+	if r.complete() {
+		return nil
+	}
 	r.schedule()
 	var tick <-chan time.Time
 	if r.c.cfg.CheckpointInterval > 0 {
@@ -89,7 +105,8 @@ func (r *run) loop() error {
 // exitErr turns the reason the loop ended into Run's result: stopping by
 // ctx or ErrStop is a clean end.
 func (r *run) exitErr(err error) error {
-	if err == nil || errors.Is(err, ErrStop) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || errors.Is(err, ErrStop) || errors.Is(err, errCaughtUp) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return nil
 	}
 	return err
@@ -105,9 +122,20 @@ func (r *run) handle(ev event) error {
 			return context.Cause(r.ctx)
 		}
 		return ev.err
-	case !ev.ended:
+	case ev.end == endStopped:
 		// The reader stopped because ctx ended; the ctx case will follow.
 		s.phase = phaseIdle
+		return nil
+	case ev.end == endCaughtUp:
+		// Not the shard's end: it may have grown (or closed) since the
+		// start, and what came later is not delivered, so it must not be
+		// finish()ed.
+		s.phase = phaseFinished
+		r.c.log.Debug().Str("stream", r.c.cfg.Stream).Str("shard", s.id).Msg("shard caught up")
+		if r.complete() {
+			return errCaughtUp
+		}
+		r.schedule()
 		return nil
 	}
 	// A shard ended: learn its final sequence number and its children.
@@ -126,84 +154,27 @@ func (r *run) handle(ev event) error {
 		}
 	}
 	r.c.log.Debug().Str("stream", r.c.cfg.Stream).Str("shard", s.id).Msg("shard finished")
+	if r.complete() {
+		return errCaughtUp
+	}
 	r.schedule()
 	return nil
 }
 
-// setup registers the consumer if needed, reads its checkpoints and the
-// shard list.
-func (r *run) setup(ctx context.Context) error {
-	c := r.c
-	if err := c.cl.describeConsumer(ctx, c.cfg.Stream, c.cfg.Name); codeOf(err) == codeNotFound {
-		if err := c.cl.registerConsumer(ctx, c.cfg.Stream, c.cfg.Name); err != nil && codeOf(err) != codeInUse {
-			return fmt.Errorf("consumer: register %s on %s: %w", c.cfg.Name, c.cfg.Stream, err)
-		}
-		c.log.Info().Str("stream", c.cfg.Stream).Str("consumer", c.cfg.Name).Msg("registered consumer")
-	} else if err != nil {
-		return fmt.Errorf("consumer: describe %s on %s: %w", c.cfg.Name, c.cfg.Stream, err)
+// complete reports whether StopAtEnd's work is done: every shard that
+// existed at the start is finished.
+func (r *run) complete() bool {
+	if !r.c.cfg.StopAtEnd {
+		return false
 	}
-	cks, err := c.cl.getCheckpoints(ctx, c.cfg.Stream, c.cfg.Name)
-	if err != nil {
-		return fmt.Errorf("consumer: read checkpoints: %w", err)
-	}
-	fresh := true
-	for _, ck := range cks {
-		if ck.Status != "NONE" {
-			fresh = false
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	for _, s := range r.c.shards {
+		if s.inSnapshot && s.phase != phaseFinished {
+			return false
 		}
 	}
-	if fresh && c.cfg.From == FromLatest {
-		// Pin "latest" now, so that a restart before the first record
-		// resumes here instead of at a later tip.
-		for _, ck := range cks {
-			seq := ck.LastSequenceNumber
-			if ck.Closed {
-				seq = ck.EndingSequenceNumber
-			}
-			if seq == "" {
-				continue // empty shard: its start is the tip
-			}
-			if err := c.cl.commit(ctx, c.cfg.Stream, c.cfg.Name, ck.ShardId, seq); err != nil {
-				return fmt.Errorf("consumer: checkpoint the tip of %s: %w", ck.ShardId, err)
-			}
-		}
-		if cks, err = c.cl.getCheckpoints(ctx, c.cfg.Stream, c.cfg.Name); err != nil {
-			return err
-		}
-	}
-	c.mu.Lock()
-	c.shards = map[string]*shardState{}
-	c.mu.Unlock()
-	if err := r.discover(ctx); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, ck := range cks {
-		s := c.shards[ck.ShardId]
-		if s == nil || ck.Status == "NONE" {
-			continue
-		}
-		seq, ok := parseSeq(ck.SequenceNumber)
-		if !ok {
-			continue
-		}
-		s.mu.Lock()
-		s.delivered, s.hasDelivered = seq, true
-		s.committedSeq, s.hasCommitted = seq, true
-		if ck.Status == statusTrimmed {
-			s.trimStart = true
-			c.log.Warn().Str("stream", c.cfg.Stream).Str("consumer", c.cfg.Name).Str("shard", ck.ShardId).
-				Uint64("records_lost", ck.RecordsLost).Msg("retention deleted records this consumer had not read; continuing at the trim horizon")
-		}
-		s.mu.Unlock()
-	}
-	for _, s := range c.shards {
-		if s.done() {
-			s.phase = phaseFinished
-		}
-	}
-	return nil
+	return true
 }
 
 // discover merges the gateway's shard list into the graph.
@@ -245,17 +216,30 @@ func (r *run) discover(ctx context.Context) error {
 }
 
 // schedule starts a reader for every idle shard whose parents are finished
-// or gone (expired parents were read, or can no longer be).
+// or gone (expired parents were read, or can no longer be); with
+// Sequential, for the first such shard by id once no reader runs.
 func (r *run) schedule() {
 	r.c.mu.Lock()
 	defer r.c.mu.Unlock()
-	for _, s := range r.c.shards {
-		if s.phase != phaseIdle {
+	ids := make([]string, 0, len(r.c.shards))
+	for id, s := range r.c.shards {
+		if s.phase == phaseReading && r.c.cfg.Sequential {
+			return
+		}
+		ids = append(ids, id)
+	}
+	sort.Strings(ids) // fixed-width ids: parents sort before their children
+	for _, id := range ids {
+		s := r.c.shards[id]
+		if s.phase != phaseIdle || (r.c.cfg.StopAtEnd && !s.inSnapshot) {
 			continue
 		}
 		ready := true
 		for _, p := range s.parents {
-			if ps, ok := r.c.shards[p]; ok && ps.phase != phaseFinished {
+			ps, ok := r.c.shards[p]
+			// A parent this StopAtEnd run does not read cannot hold
+			// its child back.
+			if ok && ps.phase != phaseFinished && !(r.c.cfg.StopAtEnd && !ps.inSnapshot) {
 				ready = false
 			}
 		}
@@ -266,41 +250,47 @@ func (r *run) schedule() {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			ended, err := r.read(s)
+			end, err := r.read(s)
 			select {
-			case r.events <- event{shard: s.id, ended: ended, err: err}:
+			case r.events <- event{shard: s.id, end: end, err: err}:
 			case <-r.ctx.Done():
 			}
 		}()
+		if r.c.cfg.Sequential {
+			return
+		}
 	}
 }
 
-// read delivers one shard from its position to its end (ended=true), or
-// until ctx ends or a permanent error.
-func (r *run) read(s *shardState) (ended bool, err error) {
+// read delivers one shard from its position until its end (endShard),
+// StopAtEnd's target (endCaughtUp), ctx's end (endStopped) or a permanent
+// error.
+func (r *run) read(s *shardState) (readEnd, error) {
 	c := r.c
 	ctx := r.ctx
 	wait := c.cfg.WaitMillis
+	stopAt, stopping := s.stopAt, c.cfg.StopAtEnd
 	var bo backoff
 	iter := ""
 	for ctx.Err() == nil {
 		if iter == "" {
 			typ, seq := s.position()
+			var err error
 			iter, err = c.cl.shardIterator(ctx, c.cfg.Stream, s.id, typ, seq)
 			if err != nil {
 				c.log.Debug().Err(err).Str("shard", s.id).Msg("shard iterator failed")
 				iter = ""
 				if !transient(ctx, err) {
 					if ctx.Err() != nil {
-						return false, nil
+						return endStopped, nil
 					}
 					if codeOf(err) == codeNotFound {
 						return r.notFound(s, err)
 					}
-					return false, fmt.Errorf("consumer: shard iterator for %s: %w", s.id, err)
+					return endStopped, fmt.Errorf("consumer: shard iterator for %s: %w", s.id, err)
 				}
 				if bo.wait(ctx) != nil {
-					return false, nil
+					return endStopped, nil
 				}
 				continue
 			}
@@ -312,7 +302,7 @@ func (r *run) read(s *shardState) (ended bool, err error) {
 			c.log.Debug().Err(err).Str("shard", s.id).Msg("long-poll failed")
 			switch code := codeOf(err); {
 			case ctx.Err() != nil:
-				return false, nil
+				return endStopped, nil
 			case code == codeExpiredIter || code == codeInvalidArg:
 				// Old, or signed by a gateway with another key: get a new
 				// one at the same position.
@@ -320,30 +310,33 @@ func (r *run) read(s *shardState) (ended bool, err error) {
 				continue
 			case transient(ctx, err):
 				if bo.wait(ctx) != nil {
-					return false, nil
+					return endStopped, nil
 				}
 				continue
 			case code == codeNotFound:
 				return r.notFound(s, err)
 			default:
-				return false, fmt.Errorf("consumer: read %s: %w", s.id, err)
+				return endStopped, fmt.Errorf("consumer: read %s: %w", s.id, err)
 			}
 		}
 		bo.reset()
 		for i := range out.Records {
 			if ctx.Err() != nil {
-				return false, nil
+				return endStopped, nil
 			}
 			rec, ok := c.record(s.id, &out.Records[i])
 			if !ok {
-				return false, fmt.Errorf("consumer: %s sent sequence number %q", s.id, out.Records[i].SequenceNumber)
+				return endStopped, fmt.Errorf("consumer: %s sent sequence number %q", s.id, out.Records[i].SequenceNumber)
+			}
+			if stopping && rec.SeqNum > stopAt {
+				return endCaughtUp, nil // appended after the start
 			}
 			if err := r.h(ctx, rec); err != nil {
 				if errors.Is(err, ErrStop) {
 					r.cancel(ErrStop)
-					return false, nil
+					return endStopped, nil
 				}
-				return false, fmt.Errorf("consumer: handler failed on %s/%s: %w", s.id, rec.Seq, err)
+				return endStopped, fmt.Errorf("consumer: handler failed on %s/%s: %w", s.id, rec.Seq, err)
 			}
 			gap, uncommitted := s.deliver(rec.SeqNum)
 			if gap > 0 {
@@ -355,30 +348,38 @@ func (r *run) read(s *shardState) (ended bool, err error) {
 					c.log.Warn().Err(err).Str("shard", s.id).Msg("checkpoint failed; will retry")
 				}
 			}
+			if stopping && rec.SeqNum >= stopAt {
+				return endCaughtUp, nil
+			}
 		}
 		if out.NextShardIterator == nil {
-			return true, nil
+			return endShard, nil
+		}
+		if stopping && len(out.Records) == 0 && out.MillisBehindLatest == 0 {
+			// At the tip without reaching the target: retention deleted
+			// the records up to it while we read.
+			return endCaughtUp, nil
 		}
 		iter = *out.NextShardIterator
 	}
-	return false, nil
+	return endStopped, nil
 }
 
 // notFound decides what a ResourceNotFoundException on a shard means: the
 // shard expired (retention removed the closed shard: it is over) or the
 // stream was deleted (Run must end).
-func (r *run) notFound(s *shardState, cause error) (bool, error) {
+func (r *run) notFound(s *shardState, cause error) (readEnd, error) {
 	list, err := r.c.cl.listShards(r.ctx, r.c.cfg.Stream)
 	if err != nil {
-		return false, fmt.Errorf("consumer: read %s: %w", s.id, err)
+		return endStopped, fmt.Errorf("consumer: read %s: %w", s.id, err)
 	}
 	for _, w := range list {
 		if w.ShardId == s.id {
-			return false, fmt.Errorf("consumer: read %s: %w", s.id, cause)
+			return endStopped, fmt.Errorf("consumer: read %s: %w", s.id, cause)
 		}
 	}
 	r.c.log.Warn().Str("stream", r.c.cfg.Stream).Str("shard", s.id).Msg("shard expired before it was read to its end")
-	return true, nil
+	return endShard, nil
 }
 
 func (c *Consumer) record(shard string, w *recordWire) (Record, bool) {

@@ -12,6 +12,10 @@ type shardState struct {
 	id      string
 	parents []string
 	phase   phase
+	// With StopAtEnd: whether the shard existed when Run started, and its
+	// last record then (stopAt); shards made later are not read.
+	inSnapshot bool
+	stopAt     uint64
 
 	mu           sync.Mutex
 	closed       bool
@@ -90,6 +94,22 @@ func (s *shardState) position() (typ, seq string) {
 		return "TRIM_HORIZON", ""
 	}
 	return "AFTER_SEQUENCE_NUMBER", formatSeq(s.delivered)
+}
+
+// startAt sets the position reading resumes after, as a checkpoint does.
+func (s *shardState) startAt(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delivered, s.hasDelivered = seq, true
+	s.committedSeq, s.hasCommitted = seq, true
+	s.trimStart = false
+}
+
+// caughtUp reports whether StopAtEnd's target is delivered.
+func (s *shardState) caughtUp() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hasDelivered && s.delivered >= s.stopAt
 }
 
 // done reports whether the checkpoint covers the whole (closed) shard.

@@ -60,6 +60,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheckConfig(rest, stdout, stderr)
 	case "dump":
 		return cmdDump(rest, stdout, stderr)
+	case "read":
+		return cmdRead(rest, stdout, stderr)
+	case "streams":
+		return cmdStreams(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

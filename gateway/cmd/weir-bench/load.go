@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// loadSpec is one run of the device fleet against one broker.
+type loadSpec struct {
+	Broker   string // tcp://host:port
+	Devices  int
+	Size     int     // payload bytes
+	Rate     float64 // messages/s per device; 0 = as fast as acks allow
+	Warmup   time.Duration
+	Duration time.Duration
+}
+
+// loadResult covers the measurement window only (after the warm-up).
+type loadResult struct {
+	Acked      uint64  `json:"acked"`
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+	Latency    Latency `json:"latency"`
+	Errors     uint64  `json:"errors"`
+	// Behind counts paced publishes that started late because the
+	// previous one was still waiting for its PUBACK.
+	Behind uint64 `json:"behind_schedule,omitempty"`
+}
+
+// runLoad connects every device first (so the connect storm is not
+// measured), then has each publish QoS 1 with one message in flight, like
+// firmware that waits for each PUBACK. Devices are paho clients, as on
+// real Go firmware, each in its own goroutine.
+func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
+	clients := make([]paho.Client, s.Devices)
+	var connErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range clients {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			id := fmt.Sprintf("bench-%05d", i+1)
+			c := paho.NewClient(paho.NewClientOptions().AddBroker(s.Broker).SetClientID(id).
+				SetCleanSession(true).SetAutoReconnect(false).SetKeepAlive(60 * time.Second).
+				SetConnectTimeout(10 * time.Second).SetWriteTimeout(10 * time.Second))
+			tok := c.Connect()
+			if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+				mu.Lock()
+				connErr = fmt.Errorf("connect %s: %v", id, tok.Error())
+				mu.Unlock()
+				return
+			}
+			clients[i] = c
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Disconnect(100)
+			}
+		}
+	}()
+	if connErr != nil {
+		return loadResult{}, connErr
+	}
+
+	start := time.Now()
+	from, to := start.Add(s.Warmup), start.Add(s.Warmup+s.Duration)
+	var acked, errs, behind atomic.Uint64
+	samples := make([][]time.Duration, s.Devices)
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			topic := fmt.Sprintf("devices/bench-%05d/telemetry", i+1)
+			data := make([]byte, s.Size)
+			for j := range data {
+				data[j] = byte('a' + (i+j)%26)
+			}
+			var interval time.Duration
+			next := start
+			if s.Rate > 0 {
+				interval = time.Duration(float64(time.Second) / s.Rate)
+				// A random phase, so the fleet's publishes spread evenly.
+				next = start.Add(time.Duration(rand.Int64N(int64(interval))))
+			}
+			lat := make([]time.Duration, 0, 1024)
+			for ctx.Err() == nil {
+				if interval > 0 {
+					if d := time.Until(next); d > 0 {
+						time.Sleep(d)
+					} else if -d > interval {
+						behind.Add(1)
+						next = time.Now()
+					}
+					next = next.Add(interval)
+				}
+				t0 := time.Now()
+				if !t0.Before(to) {
+					break
+				}
+				tok := c.Publish(topic, 1, false, data)
+				if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+					errs.Add(1)
+					break
+				}
+				t1 := time.Now()
+				if !t0.Before(from) && !t1.After(to) {
+					acked.Add(1)
+					lat = append(lat, t1.Sub(t0))
+				}
+			}
+			samples[i] = lat
+		}()
+	}
+	wg.Wait()
+	var all []time.Duration
+	for _, l := range samples {
+		all = append(all, l...)
+	}
+	r := loadResult{Acked: acked.Load(), Errors: errs.Load(), Behind: behind.Load(), Latency: latencyOf(all)}
+	r.MsgsPerSec = float64(r.Acked) / s.Duration.Seconds()
+	if r.Errors > 0 {
+		return r, fmt.Errorf("%d devices stopped on a publish error or a PUBACK that took over 10s", r.Errors)
+	}
+	return r, ctx.Err()
+}

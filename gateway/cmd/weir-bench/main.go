@@ -1,0 +1,382 @@
+// Command weir-bench is issue 2's end-to-end ingest benchmark: in one run
+// on one machine it drives the same device fleet against weir (the real
+// binary, fsync: always, rate limits off, 4 shards) and against a bare
+// mochi broker with no hooks, alternating weir, bare, weir, bare... to
+// spread machine noise over both, and reports medians.
+//
+// Modes:
+//   - throughput: 100 devices, QoS 1, 200-byte payloads, each publishing as
+//     fast as its PUBACKs come back; acked msgs/s and weir/bare (target ≥ 0.85).
+//   - latency: paced, 100 devices × 100 msg/s (10,000 msg/s offered);
+//     publish→PUBACK p50/p99/p999 (target: weir p99 ≤ 10 ms).
+//   - idle: 5,000 devices connect with a minimal raw CONNECT and stay idle;
+//     the broker's RSS growth per device (target: weir ≤ 16 KiB).
+//
+// Both brokers run as separate processes (the bare one is this binary
+// re-run as `weir-bench bare-broker`); the fleet runs here, as paho
+// clients. Run it from the repository (it builds gateway/cmd/weir) or pass
+// --weir. scripts/bench.sh runs it and keeps the results.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// settings are the flags, echoed into the report.
+type settings struct {
+	Mode        string        `json:"mode"`
+	Duration    time.Duration `json:"-"`
+	DurationS   float64       `json:"duration_s"`
+	Warmup      time.Duration `json:"-"`
+	Rounds      int           `json:"rounds"`
+	Devices     int           `json:"devices"`
+	Size        int           `json:"payload_bytes"`
+	Rate        float64       `json:"latency_rate_per_device"`
+	IdleDevices int           `json:"idle_devices"`
+	Shards      int           `json:"shards"`
+	Fsync       string        `json:"fsync"`
+	JSON        bool          `json:"-"`
+	JSONFile    string        `json:"-"`
+	Weir        string        `json:"-"`
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == bareBrokerCmd {
+		os.Exit(runBareBroker(os.Args[2:]))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var s settings
+	fs := flag.NewFlagSet("weir-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&s.Mode, "mode", "all", "throughput | latency | idle | all")
+	fs.DurationVar(&s.Duration, "duration", 10*time.Second, "measured time of each throughput or latency run")
+	fs.DurationVar(&s.Warmup, "warmup", time.Second, "unmeasured time before each run's measurement")
+	fs.IntVar(&s.Rounds, "rounds", 3, "runs per broker, alternating weir and bare; medians are reported")
+	fs.IntVar(&s.Devices, "devices", 100, "devices in the throughput and latency fleets")
+	fs.IntVar(&s.Size, "size", 200, "payload bytes")
+	fs.Float64Var(&s.Rate, "rate", 100, "latency mode: messages per second per device")
+	fs.IntVar(&s.IdleDevices, "idle-devices", 5000, "idle mode: connected idle devices")
+	fs.IntVar(&s.Shards, "shards", 4, "weir: shards of the stream")
+	fs.StringVar(&s.Fsync, "fsync", "always", "weir: durability.fsync (always | interval)")
+	fs.BoolVar(&s.JSON, "json", false, "print the report as JSON on stdout (progress stays on stderr)")
+	fs.StringVar(&s.JSONFile, "json-file", "", "also write the JSON report to this file")
+	fs.StringVar(&s.Weir, "weir", "", "weir binary (default: build ./gateway/cmd/weir from the current module)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	s.DurationS = s.Duration.Seconds()
+	modes := map[string][]string{
+		"throughput": {"throughput"}, "latency": {"latency"}, "idle": {"idle"},
+		"all": {"throughput", "latency", "idle"},
+	}[s.Mode]
+	if modes == nil || s.Rounds < 1 || s.Devices < 1 || s.Duration <= 0 || s.Rate <= 0 || s.IdleDevices < 1 {
+		fmt.Fprintln(stderr, "weir-bench: bad flags: --mode must be throughput|latency|idle|all; rounds, devices, duration, rate, idle-devices must be positive")
+		return 2
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	rep, err := bench(ctx, s, stderr, modes)
+	if err != nil {
+		fmt.Fprintln(stderr, "weir-bench:", err)
+		return 1
+	}
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		fmt.Fprintln(stderr, "weir-bench:", err)
+		return 1
+	}
+	js = append(js, '\n')
+	if s.JSONFile != "" {
+		if err := os.WriteFile(s.JSONFile, js, 0o644); err != nil {
+			fmt.Fprintln(stderr, "weir-bench:", err)
+			return 1
+		}
+	}
+	if s.JSON {
+		stdout.Write(js)
+	} else {
+		printText(stdout, rep)
+	}
+	return 0
+}
+
+// Report is the whole result; its JSON form goes to bench-results/.
+type Report struct {
+	Machine    machine           `json:"machine"`
+	Settings   settings          `json:"settings"`
+	Throughput *throughputReport `json:"throughput,omitempty"`
+	Latency    *latencyReport    `json:"latency,omitempty"`
+	Idle       *idleReport       `json:"idle,omitempty"`
+}
+
+type machine struct {
+	CPU   string `json:"cpu"`
+	Cores int    `json:"cores"`
+	Go    string `json:"go"`
+	OS    string `json:"os"`
+}
+
+type series struct {
+	Runs   []loadResult `json:"runs"`
+	Median float64      `json:"median_msgs_per_sec"`
+	P50    float64      `json:"median_p50_ms"`
+	P99    float64      `json:"median_p99_ms"`
+	P999   float64      `json:"median_p999_ms"`
+}
+
+type throughputReport struct {
+	Weir   series  `json:"weir"`
+	Bare   series  `json:"bare"`
+	Ratio  float64 `json:"ratio"`
+	Target float64 `json:"target_ratio"`
+}
+
+type latencyReport struct {
+	Offered   float64 `json:"offered_msgs_per_sec"`
+	Weir      series  `json:"weir"`
+	Bare      series  `json:"bare"`
+	TargetP99 float64 `json:"target_weir_p99_ms"`
+}
+
+type idleRun struct {
+	BeforeKiB int64   `json:"rss_before_kib"`
+	AfterKiB  int64   `json:"rss_after_kib"`
+	PerDevice float64 `json:"kib_per_device"`
+}
+
+type idleSeries struct {
+	Runs   []idleRun `json:"runs"`
+	Median float64   `json:"median_kib_per_device"`
+}
+
+type idleReport struct {
+	Devices   int        `json:"devices"`
+	Weir      idleSeries `json:"weir"`
+	Bare      idleSeries `json:"bare"`
+	TargetKiB float64    `json:"target_weir_kib_per_device"`
+}
+
+func bench(ctx context.Context, s settings, progress io.Writer, modes []string) (*Report, error) {
+	tmp, err := os.MkdirTemp("", "weir-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	env := &benchEnv{weirBin: s.Weir, tmp: tmp, shards: s.Shards, fsync: s.Fsync}
+	if env.selfBin, err = os.Executable(); err != nil {
+		return nil, err
+	}
+	if env.weirBin == "" {
+		fmt.Fprintln(progress, "building gateway/cmd/weir ...")
+		if env.weirBin, err = buildWeir(tmp); err != nil {
+			return nil, err
+		}
+	}
+	rep := &Report{Settings: s, Machine: machineInfo()}
+	logf := func(f string, a ...any) { fmt.Fprintf(progress, f+"\n", a...) }
+	for _, m := range modes {
+		switch m {
+		case "throughput":
+			spec := loadSpec{Devices: s.Devices, Size: s.Size, Warmup: s.Warmup, Duration: s.Duration}
+			w, b, err := alternate(ctx, env, s.Rounds, spec, "throughput", logf)
+			if err != nil {
+				return nil, err
+			}
+			rep.Throughput = &throughputReport{Weir: w, Bare: b, Target: 0.85}
+			if b.Median > 0 {
+				rep.Throughput.Ratio = w.Median / b.Median
+			}
+		case "latency":
+			spec := loadSpec{Devices: s.Devices, Size: s.Size, Rate: s.Rate, Warmup: s.Warmup, Duration: s.Duration}
+			w, b, err := alternate(ctx, env, s.Rounds, spec, "latency", logf)
+			if err != nil {
+				return nil, err
+			}
+			rep.Latency = &latencyReport{Offered: float64(s.Devices) * s.Rate, Weir: w, Bare: b, TargetP99: 10}
+		case "idle":
+			ir := &idleReport{Devices: s.IdleDevices, TargetKiB: 16}
+			for round := 1; round <= s.Rounds; round++ {
+				for _, kind := range order(round) {
+					r, err := idleOnce(ctx, env, kind, s.IdleDevices)
+					if err != nil {
+						return nil, fmt.Errorf("idle %s: %w", kind, err)
+					}
+					logf("idle round %d/%d: %-4s %6.1f KiB/device (RSS %d → %d KiB)", round, s.Rounds, kind, r.PerDevice, r.BeforeKiB, r.AfterKiB)
+					ser := &ir.Weir
+					if kind == kindBare {
+						ser = &ir.Bare
+					}
+					ser.Runs = append(ser.Runs, r)
+				}
+			}
+			for _, ser := range []*idleSeries{&ir.Weir, &ir.Bare} {
+				var xs []float64
+				for _, r := range ser.Runs {
+					xs = append(xs, r.PerDevice)
+				}
+				ser.Median = median(xs)
+			}
+			rep.Idle = ir
+		}
+	}
+	return rep, nil
+}
+
+// order alternates which broker goes first, so neither always runs on a
+// machine warmed (or heated) by the other.
+func order(round int) []string {
+	if round%2 == 1 {
+		return []string{kindWeir, kindBare}
+	}
+	return []string{kindBare, kindWeir}
+}
+
+func alternate(ctx context.Context, env *benchEnv, rounds int, spec loadSpec, name string, logf func(string, ...any)) (w, b series, err error) {
+	for round := 1; round <= rounds; round++ {
+		for _, kind := range order(round) {
+			r, err := loadOnce(ctx, env, kind, spec)
+			if err != nil {
+				return w, b, fmt.Errorf("%s %s: %w", name, kind, err)
+			}
+			logf("%s round %d/%d: %-4s %8.0f msgs/s  p50 %.2f ms  p99 %.2f ms  p999 %.2f ms",
+				name, round, rounds, kind, r.MsgsPerSec, r.Latency.P50, r.Latency.P99, r.Latency.P999)
+			if kind == kindWeir {
+				w.Runs = append(w.Runs, r)
+			} else {
+				b.Runs = append(b.Runs, r)
+			}
+		}
+	}
+	return summarize(w), summarize(b), nil
+}
+
+func summarize(s series) series {
+	var rate, p50, p99, p999 []float64
+	for _, r := range s.Runs {
+		rate = append(rate, r.MsgsPerSec)
+		p50 = append(p50, r.Latency.P50)
+		p99 = append(p99, r.Latency.P99)
+		p999 = append(p999, r.Latency.P999)
+	}
+	s.Median, s.P50, s.P99, s.P999 = median(rate), median(p50), median(p99), median(p999)
+	return s
+}
+
+func loadOnce(ctx context.Context, env *benchEnv, kind string, spec loadSpec) (loadResult, error) {
+	t, err := startTarget(env, kind)
+	if err != nil {
+		return loadResult{}, err
+	}
+	spec.Broker = t.url()
+	r, err := runLoad(ctx, spec)
+	if serr := t.stop(); err == nil {
+		err = serr
+	}
+	return r, err
+}
+
+func idleOnce(ctx context.Context, env *benchEnv, kind string, n int) (idleRun, error) {
+	t, err := startTarget(env, kind)
+	if err != nil {
+		return idleRun{}, err
+	}
+	defer t.stop()
+	// Let start-up allocations settle before the baseline.
+	if !sleep(ctx, time.Second) {
+		return idleRun{}, ctx.Err()
+	}
+	var r idleRun
+	if r.BeforeKiB, err = rssKiB(t.pid()); err != nil {
+		return r, err
+	}
+	conns, err := dialIdle(ctx, t.addr, n)
+	if err != nil {
+		return r, err
+	}
+	defer conns.Close()
+	// Connections settle: per-client goroutines park, buffers are sized.
+	if !sleep(ctx, 3*time.Second) {
+		return r, ctx.Err()
+	}
+	if r.AfterKiB, err = rssKiB(t.pid()); err != nil {
+		return r, err
+	}
+	r.PerDevice = float64(r.AfterKiB-r.BeforeKiB) / float64(n)
+	return r, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+func machineInfo() machine {
+	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				m.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return m
+}
+
+func printText(w io.Writer, r *Report) {
+	s := r.Settings
+	fmt.Fprintf(w, "weir-bench: %s, %d cores, %s; fleet %d devices, QoS 1, %d-byte payloads; weir fsync %s, %d shards, rate limits off\n",
+		r.Machine.CPU, r.Machine.Cores, r.Machine.Go, s.Devices, s.Size, s.Fsync, s.Shards)
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	runs := func(ser series) string {
+		var parts []string
+		for _, x := range ser.Runs {
+			parts = append(parts, fmt.Sprintf("%.0f", x.MsgsPerSec))
+		}
+		return strings.Join(parts, " ")
+	}
+	if t := r.Throughput; t != nil {
+		fmt.Fprintf(w, "\nthroughput, as fast as acks allow (%v per run after %v warm-up, %d rounds, medians):\n", s.Duration, s.Warmup, s.Rounds)
+		fmt.Fprintf(w, "  weir  %8.0f acked msgs/s  (runs: %s)  p50 %.2f ms  p99 %.2f ms\n", t.Weir.Median, runs(t.Weir), t.Weir.P50, t.Weir.P99)
+		fmt.Fprintf(w, "  bare  %8.0f acked msgs/s  (runs: %s)  p50 %.2f ms  p99 %.2f ms\n", t.Bare.Median, runs(t.Bare), t.Bare.P50, t.Bare.P99)
+		fmt.Fprintf(w, "  ratio weir/bare %.2f  (target ≥ %.2f: %s)\n", t.Ratio, t.Target, verdict(t.Ratio >= t.Target))
+	}
+	if l := r.Latency; l != nil {
+		fmt.Fprintf(w, "\nlatency, paced: %d devices × %.0f msg/s = %.0f msg/s offered (publish→PUBACK, medians of %d runs):\n", s.Devices, s.Rate, l.Offered, s.Rounds)
+		for _, x := range []struct {
+			name string
+			ser  series
+		}{{"weir", l.Weir}, {"bare", l.Bare}} {
+			fmt.Fprintf(w, "  %s  p50 %6.2f ms  p99 %6.2f ms  p999 %6.2f ms  (achieved %.0f msgs/s)\n", x.name, x.ser.P50, x.ser.P99, x.ser.P999, x.ser.Median)
+		}
+		fmt.Fprintf(w, "  weir p99 target ≤ %.0f ms: %s\n", l.TargetP99, verdict(l.Weir.P99 <= l.TargetP99))
+	}
+	if i := r.Idle; i != nil {
+		fmt.Fprintf(w, "\nidle footprint: %d devices connected with a raw CONNECT, broker RSS growth per device (median of %d):\n", i.Devices, s.Rounds)
+		fmt.Fprintf(w, "  weir  %6.1f KiB/device\n  bare  %6.1f KiB/device\n", i.Weir.Median, i.Bare.Median)
+		fmt.Fprintf(w, "  weir target ≤ %.0f KiB: %s\n", i.TargetKiB, verdict(i.Weir.Median <= i.TargetKiB))
+	}
+}

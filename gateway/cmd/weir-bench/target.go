@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Broker kinds under test.
+const (
+	kindWeir = "weir"
+	kindBare = "bare"
+)
+
+// benchEnv is what starting a broker needs.
+type benchEnv struct {
+	weirBin string // the weir binary
+	selfBin string // this binary, re-run as the bare broker
+	tmp     string
+	shards  int
+	fsync   string
+}
+
+// target is one broker process under test, on a fresh port (and, for
+// weir, a fresh data directory) per run.
+type target struct {
+	kind string
+	addr string
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func startTarget(env *benchEnv, kind string) (*target, error) {
+	dir, err := os.MkdirTemp(env.tmp, kind+"-")
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	t := &target{kind: kind, addr: addr, dir: dir, done: make(chan struct{})}
+	switch kind {
+	case kindWeir:
+		cfg := filepath.Join(dir, "weir.yaml")
+		if err := os.WriteFile(cfg, []byte(weirConfig(filepath.Join(dir, "data"), addr, env)), 0o644); err != nil {
+			return nil, err
+		}
+		t.cmd = exec.Command(env.weirBin, "serve", "--config", cfg)
+	case kindBare:
+		t.cmd = exec.Command(env.selfBin, bareBrokerCmd, "--listen", addr)
+	default:
+		return nil, fmt.Errorf("unknown broker kind %q", kind)
+	}
+	logf, err := os.Create(filepath.Join(dir, "broker.log"))
+	if err != nil {
+		return nil, err
+	}
+	t.cmd.Stdout, t.cmd.Stderr = logf, logf
+	t.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := t.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", kind, err)
+	}
+	go func() {
+		t.err = t.cmd.Wait()
+		logf.Close()
+		close(t.done)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-t.done:
+			return nil, fmt.Errorf("%s exited while starting (%v):\n%s", kind, t.err, t.log())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return t, nil
+		}
+		if time.Now().After(deadline) {
+			t.stop()
+			return nil, fmt.Errorf("%s did not accept on %s within 20s:\n%s", kind, addr, t.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func weirConfig(dataDir, addr string, env *benchEnv) string {
+	return fmt.Sprintf(`data_dir: %q
+log: {level: warn, format: json}
+mqtt:
+  listen: %s
+durability:
+  fsync: %s
+api:
+  listen: ""
+streams:
+  - name: telemetry
+    shards: %d
+    rate: {records_per_sec: 0, bytes_per_sec: 0}
+routes:
+  - filter: devices/+/telemetry
+    stream: telemetry
+    partition_key: "{topic.1}"
+`, dataDir, addr, env.fsync, env.shards)
+}
+
+func (t *target) url() string { return "tcp://" + t.addr }
+func (t *target) pid() int    { return t.cmd.Process.Pid }
+
+// stop ends the broker with SIGTERM (SIGKILL after 10 s) and removes its
+// data: every run starts from an empty directory.
+func (t *target) stop() error {
+	defer os.RemoveAll(t.dir)
+	t.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-t.done:
+	case <-time.After(10 * time.Second):
+		t.cmd.Process.Kill()
+		<-t.done
+		return fmt.Errorf("%s ignored SIGTERM for 10s", t.kind)
+	}
+	var ee *exec.ExitError
+	if t.err != nil && !errors.As(t.err, &ee) {
+		return t.err
+	}
+	if t.err != nil {
+		return fmt.Errorf("%s exited with %v:\n%s", t.kind, t.err, t.log())
+	}
+	return nil
+}
+
+func (t *target) log() string {
+	b, _ := os.ReadFile(filepath.Join(t.dir, "broker.log"))
+	if len(b) > 4096 {
+		b = b[len(b)-4096:]
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// buildWeir compiles gateway/cmd/weir from the module this command is run
+// in, so `go run ./gateway/cmd/weir-bench` measures the working tree.
+func buildWeir(dir string) (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	mod := strings.TrimSpace(string(out))
+	if err != nil || mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the weir module (go env GOMOD: %q, %v): pass --weir PATH", mod, err)
+	}
+	bin := filepath.Join(dir, "weir")
+	cmd := exec.Command("go", "build", "-o", bin, "./gateway/cmd/weir")
+	cmd.Dir = filepath.Dir(mod)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build weir: %v\n%s", err, msg)
+	}
+	return bin, nil
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/weir-gateway/weir/forwarder"
+	"github.com/weir-gateway/weir/gateway/api"
+	"github.com/weir-gateway/weir/shards"
+)
+
+func TestStreamsShowsConsumerAndForwarderLag(t *testing.T) {
+	// The forwarder gets static credentials from the environment and an
+	// upstream where nothing listens, so it retries in backoff and all its
+	// records stay lag.
+	none := filepath.Join(t.TempDir(), "none")
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "",
+		"AWS_PROFILE": "", "AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none, "AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		t.Setenv(k, v)
+	}
+	g := startGateway(t, gatewayOptions{
+		streams: []shards.StreamConfig{{Name: "quiet", Shards: 1}},
+		forwarders: []forwarder.Config{{Stream: "telemetry", TargetStream: "cloud", Region: "eu-west-1",
+			Endpoint: "http://" + closedPort(t)}},
+	})
+	counts := map[string]int{}
+	g.publish("telemetry", 20, 6, counts)
+	if _, errs, code := weir(t, "read", "telemetry", "--api", g.api, "--consumer", "dash", "--limit", "5"); code != 0 {
+		t.Fatalf("read: %s", errs)
+	}
+
+	var desc api.DescribeGatewayOutput
+	forwarderOf := func() *api.GatewayConsumer {
+		for i, c := range desc.Streams[1].Consumers {
+			if c.ConsumerName == "forwarder:cloud" {
+				return &desc.Streams[1].Consumers[i]
+			}
+		}
+		return nil
+	}
+	waitFor(t, "the forwarder reports its backlog in backoff", func() bool {
+		out, errs, code := weir(t, "streams", "--api", g.api, "--json")
+		if code != 0 {
+			t.Fatalf("streams --json: exit %d: %s", code, errs)
+		}
+		desc = api.DescribeGatewayOutput{}
+		if err := json.Unmarshal([]byte(out), &desc); err != nil {
+			t.Fatalf("streams --json printed %q: %v", out, err)
+		}
+		f := forwarderOf()
+		return f != nil && f.LagRecords == 20 && f.State == "backoff" && f.LastError != ""
+	})
+	if len(desc.Streams) != 2 || desc.Streams[0].StreamName != "quiet" || desc.Streams[1].StreamName != "telemetry" {
+		t.Fatalf("streams %+v", desc.Streams)
+	}
+	tel := desc.Streams[1]
+	if tel.Records != 20 || tel.OpenShardCount != 4 || tel.Bytes <= 0 || len(tel.Consumers) != 2 {
+		t.Fatalf("telemetry: %+v", tel)
+	}
+	dash := tel.Consumers[0]
+	if dash.ConsumerName != "dash" || dash.Kind != "consumer" || dash.LagRecords != 15 {
+		t.Fatalf("dash: %+v", dash)
+	}
+	if f := forwarderOf(); f.Kind != "forwarder" || f.TargetStream != "cloud" || f.LagBytes <= 0 || f.LagSeconds <= 0 {
+		t.Fatalf("forwarder: %+v", f)
+	}
+
+	out, errs, code := weir(t, "streams", "--api", g.api)
+	if code != 0 {
+		t.Fatalf("streams: exit %d: %s", code, errs)
+	}
+	for _, re := range []string{
+		`(?m)^STREAM +STATUS +OPEN +CLOSED +RETENTION +RECORDS +BYTES$`,
+		`(?m)^quiet +ACTIVE +1 +0 +24h +0 +\d+(\.\d)? (B|KiB)$`,
+		`(?m)^telemetry +ACTIVE +4 +0 +24h +20 +\d+(\.\d)? (B|KiB|MiB)$`,
+		`(?m)^STREAM +CONSUMER +LAG +LAG BYTES +OLDEST +LOST +STATE +LAST ERROR$`,
+		`(?m)^telemetry +dash +15 +- +[0-9.]+m?s +0 +- +-$`,
+		`(?m)^telemetry +forwarder:cloud +20 +\d+ B +[0-9.]+m?s +0 +backoff +\S.*$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("streams output lacks %s", re)
+		}
+	}
+	// Columns line up: every row of a table starts its columns at the
+	// same offsets as its header.
+	tables := strings.Split(strings.TrimSpace(out), "\n\n")
+	if len(tables) != 2 {
+		t.Fatalf("want two tables:\n%s", out)
+	}
+	for _, tb := range tables {
+		rows := strings.Split(tb, "\n")
+		col := strings.Index(rows[0], "STATUS")
+		if strings.HasPrefix(rows[0], "STREAM  ") && strings.Contains(rows[0], "CONSUMER") {
+			col = strings.Index(rows[0], "CONSUMER")
+		}
+		for _, r := range rows[1:] {
+			if len(r) <= col || r[col-1] != ' ' || r[col] == ' ' {
+				t.Errorf("row %q is not aligned with header %q", r, rows[0])
+			}
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", out)
+	}
+}
+
+func TestStreamsWithoutStreams(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	if err := g.d.Store().DeleteStream("telemetry"); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := weir(t, "streams", "--api", g.api)
+	if code != 0 || out != "no streams\n" {
+		t.Fatalf("exit %d, %q (%s)", code, out, errs)
+	}
+}

@@ -1,0 +1,162 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+)
+
+// setup registers the consumer if needed, decides where each shard starts
+// (checkpoints, or From), and reads the shard list.
+func (r *run) setup(ctx context.Context) error {
+	c := r.c
+	var cks []checkpointWire
+	if !c.cfg.Ephemeral {
+		if err := c.cl.describeConsumer(ctx, c.cfg.Stream, c.cfg.Name); codeOf(err) == codeNotFound {
+			if err := c.cl.registerConsumer(ctx, c.cfg.Stream, c.cfg.Name); err != nil && codeOf(err) != codeInUse {
+				return fmt.Errorf("consumer: register %s on %s: %w", c.cfg.Name, c.cfg.Stream, err)
+			}
+			c.log.Info().Str("stream", c.cfg.Stream).Str("consumer", c.cfg.Name).Msg("registered consumer")
+		} else if err != nil {
+			return fmt.Errorf("consumer: describe %s on %s: %w", c.cfg.Name, c.cfg.Stream, err)
+		}
+		var err error
+		if cks, err = c.cl.getCheckpoints(ctx, c.cfg.Stream, c.cfg.Name); err != nil {
+			return fmt.Errorf("consumer: read checkpoints: %w", err)
+		}
+	}
+	had := map[string]bool{}
+	for _, ck := range cks {
+		if ck.Status != "NONE" {
+			had[ck.ShardId] = true
+		}
+	}
+	// From decides every shard's start unless checkpoints do. Starting at
+	// the trim horizon needs no position, except to reset checkpoints.
+	fromAll := c.cfg.Ephemeral || c.cfg.IgnoreCheckpoints || len(had) == 0
+	needStarts := fromAll && (c.cfg.From != FromTrimHorizon || (c.cfg.IgnoreCheckpoints && !c.cfg.Ephemeral))
+	var snap []gatewayShardWire
+	if needStarts || c.cfg.StopAtEnd {
+		var err error
+		if snap, err = c.cl.describeShards(ctx, c.cfg.Stream); err != nil {
+			return fmt.Errorf("consumer: describe the shards of %s: %w", c.cfg.Stream, err)
+		}
+	}
+	starts := map[string]uint64{}
+	if needStarts {
+		for _, w := range snap {
+			rng, ok := rangeOf(w)
+			if !ok {
+				return fmt.Errorf("consumer: DescribeGateway sent bad sequence numbers for %s", w.ShardId)
+			}
+			pos := c.startOf(rng)
+			if !c.cfg.Ephemeral {
+				if pos < rng.start && !had[w.ShardId] {
+					continue // the shard's start: the default, nothing to pin
+				}
+				// Pin it now, so that a restart before the first record
+				// (or a shard this run never reaches) resumes here.
+				if err := c.cl.commit(ctx, c.cfg.Stream, c.cfg.Name, w.ShardId, formatSeq(pos)); err != nil {
+					return fmt.Errorf("consumer: checkpoint the start of %s: %w", w.ShardId, err)
+				}
+			}
+			starts[w.ShardId] = pos
+		}
+	}
+
+	c.mu.Lock()
+	c.shards = map[string]*shardState{}
+	c.mu.Unlock()
+	if err := r.discover(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fromAll {
+		for id, pos := range starts {
+			if s := c.shards[id]; s != nil {
+				s.startAt(pos)
+			}
+		}
+	} else {
+		c.applyCheckpoints(cks)
+	}
+	if c.cfg.StopAtEnd {
+		for _, w := range snap {
+			s := c.shards[w.ShardId]
+			rng, ok := rangeOf(w)
+			if s == nil || !ok {
+				continue
+			}
+			s.inSnapshot, s.stopAt = true, rng.last
+			if rng.last < rng.trim || s.caughtUp() {
+				s.phase = phaseFinished // nothing stored, or all of it processed
+			}
+		}
+	}
+	for _, s := range c.shards {
+		if s.done() {
+			s.phase = phaseFinished
+		}
+	}
+	return nil
+}
+
+// applyCheckpoints sets each shard's position from the consumer's
+// checkpoints; c.mu is held.
+func (c *Consumer) applyCheckpoints(cks []checkpointWire) {
+	for _, ck := range cks {
+		s := c.shards[ck.ShardId]
+		if s == nil || ck.Status == "NONE" {
+			continue
+		}
+		seq, ok := parseSeq(ck.SequenceNumber)
+		if !ok {
+			continue
+		}
+		s.startAt(seq)
+		if ck.Status == statusTrimmed {
+			s.mu.Lock()
+			s.trimStart = true
+			s.mu.Unlock()
+			c.log.Warn().Str("stream", c.cfg.Stream).Str("consumer", c.cfg.Name).Str("shard", ck.ShardId).
+				Uint64("records_lost", ck.RecordsLost).Msg("retention deleted records this consumer had not read; continuing at the trim horizon")
+		}
+	}
+}
+
+// seqRange is what a shard holds: records trim..last (none if last <
+// trim), numbered from start.
+type seqRange struct{ start, trim, last uint64 }
+
+func rangeOf(w gatewayShardWire) (seqRange, bool) {
+	var r seqRange
+	var ok bool
+	if r.start, ok = parseSeq(w.StartingSequenceNumber); !ok || r.start == 0 {
+		return r, false
+	}
+	if r.trim, ok = parseSeq(w.TrimHorizonSequenceNumber); !ok {
+		return r, false
+	}
+	r.last = r.start - 1
+	if w.LastSequenceNumber != "" {
+		if r.last, ok = parseSeq(w.LastSequenceNumber); !ok {
+			return r, false
+		}
+	}
+	r.trim = max(r.start, min(r.trim, r.last+1))
+	return r, true
+}
+
+// startOf is the position (the record before the first to deliver) that
+// From means in a shard holding rng.
+func (c *Consumer) startOf(rng seqRange) uint64 {
+	switch {
+	case c.cfg.From == FromLatest:
+		return rng.last
+	case c.fromIsSeq:
+		// The first record >= fromSeq, clamped to what is stored.
+		return min(max(c.fromSeq, rng.trim)-1, rng.last)
+	default:
+		return rng.trim - 1
+	}
+}
