@@ -67,7 +67,21 @@ type RateConfig struct {
 type Durability struct {
 	Fsync    string        `yaml:"fsync"`
 	Interval conf.Duration `yaml:"interval"`
+	// CommitDelay (fsync: always) lets a shard's committer wait this long
+	// for more publishes before an fsync while many devices publish at
+	// once; a lone device never waits. It trades at most this much
+	// latency for fewer fsyncs. 0 turns it off.
+	CommitDelay conf.Duration `yaml:"commit_delay"`
 }
+
+// DefaultCommitDelay is durability.commit_delay when the file does not set
+// it (see BENCHMARKS.md for what it buys). The zero Durability keeps it off,
+// since 0 is a valid setting.
+const DefaultCommitDelay = conf.Duration(time.Millisecond)
+
+// MaxCommitDelay bounds durability.commit_delay: past it, waiting costs
+// more latency than it saves in fsyncs.
+const MaxCommitDelay = conf.Duration(10 * time.Millisecond)
 
 // ValidStreamName reports whether name is a legal Kinesis stream name.
 func ValidStreamName(name string) bool { return streamNameRE.MatchString(name) }
@@ -207,6 +221,9 @@ func (d Durability) Validate() []error {
 		if d.Fsync != FsyncInterval {
 			errs.Add("interval", "must not be negative")
 		}
+	}
+	if d.CommitDelay < 0 || d.CommitDelay > MaxCommitDelay {
+		errs.Add("commit_delay", "must be 0..%v, got %v", MaxCommitDelay, d.CommitDelay)
 	}
 	return errs
 }

@@ -342,6 +342,7 @@ func (st *Stream) openShard(info ShardInfo) (*Shard, error) {
 		Logger:       s.log.With().Str("stream", st.name).Str("shard", info.ID).Logger(),
 		Sync:         wal.SyncAlways,
 		SyncInterval: s.opts.Durability.Interval.D(),
+		CommitDelay:  s.opts.Durability.CommitDelay.D(),
 	}
 	if s.opts.Durability.Fsync == FsyncInterval {
 		opts.Sync = wal.SyncInterval

@@ -22,6 +22,9 @@ type writer struct {
 	rolled  []rolledSeg // segments sealed by this group, published with it
 	reqs    []*request
 
+	target    int         // group size to linger for: the recent largest group, decaying slowly
+	linger    *time.Timer // CommitDelay timer, reused across groups
+
 	spare       *spareFile
 	kicked      bool // a preparer result is outstanding
 	spareFailed bool // the preparer failed; wait for a roll before asking again
@@ -93,6 +96,29 @@ gather:
 			break gather
 		}
 	}
+	// Linger only until the group is as large as recent ones: appenders
+	// that were all waiting then come back together, so waiting longer
+	// buys nothing but latency. The target is the recent largest group,
+	// decaying by an eighth per group, so a group split by an unlucky
+	// moment heals instead of settling at half size.
+	if d := l.opts.CommitDelay; d > 0 && l.opts.Sync == SyncAlways && w.target > 1 && len(reqs) < w.target && ctrl == nil {
+		if w.linger == nil {
+			w.linger = time.NewTimer(d)
+		} else {
+			w.linger.Reset(d)
+		}
+	linger:
+		for ctrl == nil && bytes < int64(l.opts.MaxBatchBytes) && len(reqs) < w.target {
+			select {
+			case r := <-l.queue:
+				add(r)
+			case <-w.linger.C:
+				break linger
+			}
+		}
+		w.linger.Stop()
+	}
+	w.target = max(len(reqs), w.target-w.target/8)
 	if len(reqs) > 0 {
 		l.commit(reqs)
 	}

@@ -57,6 +57,13 @@ type Options struct {
 	FS            FS            // nil = real OS files
 	Logger        zerolog.Logger
 	MaxBatchBytes int // the committer gathers up to this many bytes per write (default 4 MiB)
+	// CommitDelay (SyncAlways only) is how long the committer waits for
+	// more appends before a sync, and only while appends are arriving
+	// concurrently (the previous group held more than one). Each fdatasync
+	// costs tens of microseconds of CPU besides its wait; on a small board
+	// saturated by many connections, fewer and larger groups leave that CPU
+	// to the broker. A lone appender never waits. Zero disables it.
+	CommitDelay time.Duration
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -55,7 +55,7 @@ func base() *File {
 		DataDir:    DefaultDataDir,
 		Log:        Log{Level: "info", Format: "console"},
 		MQTT:       ingest.Config{}.WithDefaults(),
-		Durability: shards.Durability{}.WithDefaults(),
+		Durability: shards.Durability{CommitDelay: shards.DefaultCommitDelay}.WithDefaults(),
 		API:        api.Config{}.WithDefaults(),
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -45,7 +46,23 @@ See configs/weir.example.yaml for every configuration key.
 `
 
 func main() {
+	raiseGOMAXPROCS()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// minProcs is the least GOMAXPROCS weir runs with. Every acknowledged
+// publish waits on a committer that blocks in fdatasync; on a 2-core board
+// with GOMAXPROCS=2 a committer returning from that syscall often finds no
+// free P and queues behind hundreds of broker goroutines, which stretched
+// each group commit and cut acked msgs/s by a third to a half in the
+// ingest benchmark (BENCHMARKS.md). Spare Ps let it resume at once; the
+// OS still shares the same cores fairly.
+const minProcs = 4
+
+func raiseGOMAXPROCS() {
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minProcs {
+		runtime.GOMAXPROCS(minProcs)
+	}
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

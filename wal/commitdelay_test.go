@@ -1,0 +1,67 @@
+package wal
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncsFor runs writers that each append n records one after another (as
+// MQTT connections do, one publish in flight each) and returns how many
+// fsyncs the log made.
+func syncsFor(t *testing.T, delay time.Duration, writers, n int) int64 {
+	t.Helper()
+	fsys := newFaultFS()
+	opts := testOpts(fsys)
+	opts.CommitDelay = delay
+	l := mustOpen(t, t.TempDir(), opts)
+	defer l.Close()
+	before := fsys.syncs.Load()
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range n {
+				if _, err := l.Append(context.Background(), []byte("x")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return fsys.syncs.Load() - before
+}
+
+// CommitDelay must make concurrent appenders share fsyncs: fewer syncs for
+// the same work than without it.
+func TestCommitDelayGroupsConcurrentAppenders(t *testing.T) {
+	const writers, n = 16, 40
+	without := syncsFor(t, 0, writers, n)
+	with := syncsFor(t, 20*time.Millisecond, writers, n)
+	t.Logf("%d appends: %d syncs without commit delay, %d with", writers*n, without, with)
+	if with*10 > without*9 {
+		t.Fatalf("commit delay did not group appends: %d syncs with it, %d without (want at least 10%% fewer)", with, without)
+	}
+}
+
+// A lone appender never waits for company: its latency stays one fsync,
+// far below the delay.
+func TestCommitDelayLoneAppenderDoesNotWait(t *testing.T) {
+	fsys := newFaultFS()
+	opts := testOpts(fsys)
+	opts.CommitDelay = 500 * time.Millisecond
+	l := mustOpen(t, t.TempDir(), opts)
+	defer l.Close()
+	start := time.Now()
+	for range 5 {
+		if _, err := l.Append(context.Background(), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if el := time.Since(start); el > 400*time.Millisecond {
+		t.Fatalf("5 sequential appends took %v with a 500ms commit delay: a lone appender waited", el)
+	}
+}
