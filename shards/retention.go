@@ -90,14 +90,13 @@ func (s *Store) truncate(sh *Shard, upTo uint64, why string) bool {
 		n += r.LastIndex - r.FirstIndex + 1
 	}
 	s.metrics.retentionDeleted.Add(int64(n))
-	ev := s.log.Info()
 	for consumer, lost := range unread {
 		s.metrics.unreadDeleted.Add(int64(lost))
 		s.ckpts.addLost(sh.stream.name, consumer, int64(lost))
 		s.log.Warn().Str("stream", sh.stream.name).Str("shard", sh.ID()).Str("consumer", consumer).
 			Uint64("records", lost).Str("reason", why).Msg("deleted records this consumer had not read yet")
 	}
-	ev.Str("stream", sh.stream.name).Str("shard", sh.ID()).Int("segments", len(removed)).
+	s.log.Info().Str("stream", sh.stream.name).Str("shard", sh.ID()).Int("segments", len(removed)).
 		Uint64("records", n).Str("reason", why).Msg("deleted segments")
 	return true
 }
