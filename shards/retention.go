@@ -48,11 +48,23 @@ func (s *Store) EnforceRetention() {
 }
 
 // trimByTime deletes the leading sealed segments whose last record arrived
-// before cutoff. A record therefore lives at most retention plus the time
-// its segment took to fill.
+// before cutoff. The active segment is rolled first once its oldest record
+// is past retention, so a shard that stops receiving data does not keep
+// its last records forever. A record is therefore deleted at most
+// retention plus its segment's time span after it arrived, and never later
+// than twice the retention plus one retention pass.
 func (s *Store) trimByTime(sh *Shard, cutoff int64) {
+	segs := sh.wal().Segments()
+	if n := len(segs); n > 0 && !segs[n-1].Sealed && segs[n-1].LastIndex >= segs[n-1].FirstIndex {
+		if first, err := sh.readOne(segs[n-1].FirstIndex); err == nil && first.Arrival < cutoff && !sh.Info().Closed {
+			if err := sh.wal().Roll(); err != nil {
+				s.log.Warn().Err(err).Str("shard", sh.ID()).Msg("retention could not roll the active segment")
+			}
+			segs = sh.wal().Segments()
+		}
+	}
 	var upTo uint64
-	for _, seg := range sh.wal().Segments() {
+	for _, seg := range segs {
 		if !seg.Sealed || seg.LastIndex < seg.FirstIndex {
 			break
 		}

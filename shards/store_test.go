@@ -416,3 +416,32 @@ func TestCloseWakesTailingReaders(t *testing.T) {
 		t.Fatal("woken before the shard was marked closed")
 	}
 }
+
+// A shard that stops receiving data must still lose its records to
+// retention: the active segment is rolled and then deleted.
+func TestRetentionReachesIdleShard(t *testing.T) {
+	clk := newFakeClock()
+	cfg := testStream("s", 1)
+	cfg.Retention = conf.Duration(time.Hour)
+	s := openStore(t, t.TempDir(), Options{Streams: []StreamConfig{cfg}, Clock: clk.Now})
+	defer s.Close()
+	for i := 0; i < 5; i++ {
+		put(t, s, "s", "k", "x")
+	}
+	st, _ := s.Stream("s")
+	sh, _ := st.Shard("shardId-000000000000")
+	clk.Add(59 * time.Minute)
+	s.EnforceRetention()
+	if sh.TrimHorizon() != 1 {
+		t.Fatal("deleted before retention")
+	}
+	clk.Add(2 * time.Minute)
+	s.EnforceRetention() // rolls the old active segment
+	s.EnforceRetention() // and deletes it
+	if sh.TrimHorizon() != 6 {
+		t.Fatalf("idle shard kept records past retention: trim horizon %d, want 6", sh.TrimHorizon())
+	}
+	if a := put(t, s, "s", "k", "new"); a.Seq != 6 {
+		t.Fatalf("append after retention emptied the shard got seq %d, want 6", a.Seq)
+	}
+}

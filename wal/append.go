@@ -14,6 +14,7 @@ const (
 	kindRecords reqKind = iota // Append / AppendBatch: a waiter reads first/err
 	kindAsync                  // AppendAsync: the committer calls cb and recycles
 	kindSeal                   // Seal: control, ordered after everything queued
+	kindRoll                   // Roll: control, ordered after everything queued
 )
 
 // Request states. A waiter whose context ends can withdraw its request

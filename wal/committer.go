@@ -79,7 +79,7 @@ func (l *Log) gather(r *request) {
 	var ctrl *request
 	var bytes int64
 	add := func(r *request) {
-		if r.kind == kindSeal {
+		if r.kind == kindSeal || r.kind == kindRoll {
 			ctrl = r
 			return
 		}
@@ -124,7 +124,11 @@ gather:
 	}
 	clear(reqs) // drop references for the GC
 	w.reqs = reqs[:0]
-	if ctrl != nil {
+	switch {
+	case ctrl == nil:
+	case ctrl.kind == kindRoll:
+		l.rollNow(ctrl)
+	default:
 		l.seal(ctrl)
 	}
 }
@@ -430,6 +434,22 @@ func (l *Log) dropSpare(sp *spareFile) {
 }
 
 // seal runs on the committer after everything queued before Seal.
+// rollNow starts a new segment if the active one holds records, so that
+// retention, which deletes only sealed segments, can reach them.
+func (l *Log) rollNow(r *request) {
+	w := &l.w
+	if w.seg != nil && w.segRecs > 0 && l.Err() == nil {
+		r.err = l.roll()
+		if len(w.rolled) > 0 && l.Err() == nil {
+			l.publish()
+		}
+	}
+	if r.err == nil {
+		r.err = l.Err()
+	}
+	r.done <- struct{}{}
+}
+
 func (l *Log) seal(r *request) {
 	w := &l.w
 	if w.seg != nil {

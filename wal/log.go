@@ -245,6 +245,26 @@ func (l *Log) Seal() error {
 	return r.err
 }
 
+// Roll seals the active segment, if it holds any record, and continues in
+// a new one. Retention deletes only sealed segments; a shard that stopped
+// receiving data would otherwise keep its last records forever.
+func (l *Log) Roll() error {
+	l.sendMu.Lock()
+	switch l.state {
+	case stateClosed:
+		l.sendMu.Unlock()
+		return ErrClosed
+	case stateSealed:
+		l.sendMu.Unlock()
+		return nil // the last segment is already sealed
+	}
+	r := &request{kind: kindRoll, done: make(chan struct{}, 1)}
+	l.queue <- r
+	l.sendMu.Unlock()
+	<-r.done
+	return r.err
+}
+
 // Close commits the appends in flight, syncs, and closes the files.
 // Readers get ErrClosed afterwards. A sticky failure is not repeated here:
 // it is reported by Err.

@@ -246,3 +246,38 @@ func TestReadsAfterClose(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// Roll seals a partly filled segment so that retention can delete it, and
+// later appends go on in a new segment with contiguous indexes.
+func TestRollSealsActiveSegment(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), testOpts(nil))
+	defer l.Close()
+	for range 3 {
+		if _, err := l.Append(context.Background(), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	segs := l.Segments()
+	if len(segs) != 2 || !segs[0].Sealed || segs[0].LastIndex != 3 || segs[1].Sealed {
+		t.Fatalf("after Roll: %+v", segs)
+	}
+	if err := l.Roll(); err != nil { // an empty active segment is not rolled again
+		t.Fatal(err)
+	}
+	if n := len(l.Segments()); n != 2 {
+		t.Fatalf("Roll of an empty segment made %d segments", n)
+	}
+	idx, err := l.Append(context.Background(), []byte("y"))
+	if err != nil || idx != 4 {
+		t.Fatalf("append after Roll: %d %v", idx, err)
+	}
+	if _, err := l.TruncateFront(4); err != nil {
+		t.Fatal(err)
+	}
+	if l.FirstIndex() != 4 {
+		t.Fatalf("first index %d after deleting the rolled segment", l.FirstIndex())
+	}
+}
