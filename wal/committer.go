@@ -22,8 +22,8 @@ type writer struct {
 	rolled  []rolledSeg // segments sealed by this group, published with it
 	reqs    []*request
 
-	target    int         // group size to linger for: the recent largest group, decaying slowly
-	linger    *time.Timer // CommitDelay timer, reused across groups
+	target int         // group size to linger for: the recent largest group, decaying slowly
+	linger *time.Timer // CommitDelay timer, reused across groups
 
 	spare       *spareFile
 	kicked      bool // a preparer result is outstanding
