@@ -445,3 +445,39 @@ func TestRetentionReachesIdleShard(t *testing.T) {
 		t.Fatalf("append after retention emptied the shard got seq %d, want 6", a.Seq)
 	}
 }
+
+// Closed parents age out: once retention has deleted their records and
+// passed since they closed, they leave the shard map, and their children
+// stay readable.
+func TestClosedParentExpires(t *testing.T) {
+	clk := newFakeClock()
+	cfg := testStream("s", 1)
+	cfg.Retention = conf.Duration(time.Hour)
+	s := openStore(t, t.TempDir(), Options{Streams: []StreamConfig{cfg}, Clock: clk.Now})
+	defer s.Close()
+	put(t, s, "s", "k", "old")
+	st, _ := s.Stream("s")
+	must(t, st.Split("shardId-000000000000", EvenRanges(2)[1][0]))
+	put(t, s, "s", "k", "new")
+	clk.Add(30 * time.Minute)
+	s.EnforceRetention()
+	if len(st.Shards()) != 3 {
+		t.Fatal("parent expired before retention")
+	}
+	clk.Add(2 * time.Hour)
+	put(t, s, "s", "k", "newer") // keeps the child's data young
+	s.EnforceRetention()
+	s.EnforceRetention()
+	infos := st.Shards()
+	if len(infos) != 2 {
+		t.Fatalf("closed parent still listed after retention: %+v", infos)
+	}
+	for _, i := range infos {
+		if i.Closed || i.ParentID != "shardId-000000000000" {
+			t.Fatalf("unexpected shard left: %+v", i)
+		}
+	}
+	if _, err := st.Shard("shardId-000000000000"); !errors.Is(err, ErrShardNotFound) {
+		t.Fatalf("expired parent still reachable: %v", err)
+	}
+}
