@@ -137,6 +137,12 @@ func TestCheckpoints(t *testing.T) {
 	// Retention deletes the old segments: the checkpoint is behind the trim
 	// horizon and reads as TRIMMED with the count of lost records.
 	e.clock.Advance(2 * time.Hour)
+	// A fresh record keeps the segment being written alive: retention
+	// closes it (its oldest record is past retention) but may not delete it.
+	if _, err := e.kc.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("ck"), PartitionKey: aws.String("k"),
+		ExplicitHashKey: aws.String("0"), Data: []byte("fresh")}); err != nil {
+		t.Fatal(err)
+	}
 	e.store.EnforceRetention()
 	st, _ := e.store.Stream("ck")
 	sh, _ := st.Shard(s0)

@@ -380,6 +380,11 @@ func TestTrimmedCheckpointContinues(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond)
+	// A fresh record keeps the segment being written alive: retention
+	// closes it (its oldest record is past retention) but may not delete it.
+	if _, err := g.store.Append(context.Background(), "tr", &shards.Record{Key: "k", Data: []byte("fresh")}, shards.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	g.store.EnforceRetention()
 	st, _ := g.store.Stream("tr")
 	sh, _ := st.Shard("shardId-000000000000")
