@@ -77,7 +77,10 @@ func (e *engine) parentsDone(l *lane) bool {
 		if p == "" {
 			continue
 		}
-		if pl := e.lanes[p]; pl != nil && !pl.done() {
+		// An empty closed parent is done only once its own parents are:
+		// back-to-back reshards chain empty shards between a parent with
+		// records still unsent and the child.
+		if pl := e.lanes[p]; pl != nil && (!pl.done() || !e.parentsDone(pl)) {
 			return false
 		}
 	}

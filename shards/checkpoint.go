@@ -83,8 +83,11 @@ func (c *Checkpoints) file(stream, consumer string, create bool) (*ckptFile, err
 		if err := c.write(f); err != nil {
 			return nil, err
 		}
-		if err := syncDir(c.dir); err != nil {
-			return nil, err
+		// checkpoints/<stream>/ and checkpoints/ may both be new.
+		for _, d := range []string{c.dir, filepath.Dir(c.dir)} {
+			if err := syncDir(d); err != nil {
+				return nil, err
+			}
 		}
 	case err != nil:
 		return nil, err

@@ -123,6 +123,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, streamsDir), 0o755); err != nil {
 		return nil, fmt.Errorf("shards: create data dir: %w", err)
 	}
+	// A directory entry is durable only once its parent is fsynced: without
+	// this a power cut right after the first start can take the whole data
+	// directory, and every record acknowledged in it, away.
+	for _, d := range []string{filepath.Dir(filepath.Clean(dir)), dir} {
+		if err := syncDir(d); err != nil {
+			return nil, fmt.Errorf("shards: sync %s: %w", d, err)
+		}
+	}
 	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("shards: open lock: %w", err)
@@ -225,6 +233,11 @@ func (s *Store) openStream(dir string, m streamMeta, cfg StreamConfig) (*Stream,
 			return nil, fmt.Errorf("shards: stream %s shard %s: %w", m.Name, info.ID, err)
 		}
 		st.shards[info.ID] = sh
+	}
+	// Make the shard directories the logs may just have created durable.
+	if err := syncDir(dir); err != nil {
+		st.close()
+		return nil, fmt.Errorf("shards: stream %s: sync dir: %w", m.Name, err)
 	}
 	st.rebuildOpenLocked()
 	return st, nil

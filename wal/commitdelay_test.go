@@ -65,3 +65,31 @@ func TestCommitDelayLoneAppenderDoesNotWait(t *testing.T) {
 		t.Fatalf("5 sequential appends took %v with a 500ms commit delay: a lone appender waited", el)
 	}
 }
+
+// With SyncInterval a record is acknowledged once written, but readers see
+// it only once it is synced: no checkpoint can name a record that a power
+// cut may take back.
+func TestIntervalShowsOnlySyncedRecords(t *testing.T) {
+	fsys := newFaultFS()
+	opts := testOpts(fsys)
+	opts.Sync = SyncInterval
+	opts.SyncInterval = time.Hour // the ticker never fires during the test
+	l := mustOpen(t, t.TempDir(), opts)
+	defer l.Close()
+	idx, err := l.Append(context.Background(), []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.LastIndex() >= idx {
+		t.Fatalf("record %d visible to readers before any sync (LastIndex %d)", idx, l.LastIndex())
+	}
+	if _, err := l.Read(idx); err == nil {
+		t.Fatal("unsynced record readable")
+	}
+	if err := l.Seal(); err != nil { // seal syncs
+		t.Fatal(err)
+	}
+	if l.LastIndex() != idx {
+		t.Fatalf("after the sync LastIndex is %d, want %d", l.LastIndex(), idx)
+	}
+}

@@ -230,7 +230,22 @@ func (l *Log) respond(r *request) {
 	}
 }
 
-// publish makes the group visible to readers, then wakes them.
+// show makes records up to last visible to readers, once they are durable.
+func (l *Log) show(last uint64) {
+	l.mu.Lock()
+	l.showLocked(last)
+	l.mu.Unlock()
+}
+
+func (l *Log) showLocked(last uint64) {
+	if last > l.last.Load() {
+		l.last.Store(last)
+		l.wakeLocked()
+	}
+}
+
+// publish makes the group's segment bookkeeping current and, when it is
+// durable, makes it visible to readers and wakes them.
 func (l *Log) publish() {
 	w := &l.w
 	l.mu.Lock()
@@ -242,8 +257,13 @@ func (l *Log) publish() {
 	s := w.seg
 	s.count, s.end = w.segRecs, w.off
 	s.offsets = append(s.offsets, w.pendOff...)
-	l.last.Store(w.next - 1)
-	l.wakeLocked()
+	// With SyncInterval a record is acknowledged once written but becomes
+	// visible to readers only once synced (syncLoop, seal, close): a
+	// consumer checkpoint or forwarder watermark must never name a record
+	// a power cut can take back.
+	if l.opts.Sync == SyncAlways {
+		l.showLocked(w.next - 1)
+	}
 	l.mu.Unlock()
 	clear(w.rolled)
 	w.rolled = w.rolled[:0]
@@ -461,6 +481,9 @@ func (l *Log) seal(r *request) {
 			}
 		}
 		l.mu.Lock()
+		if l.Err() == nil {
+			l.showLocked(w.next - 1)
+		}
 		w.seg.sealed = true
 		l.mu.Unlock()
 		w.seg.release()
@@ -532,6 +555,8 @@ func (l *Log) syncLoop(synced uint64) {
 		// so syncing the newest segment covers everything up to written.
 		if err := f.Sync(); err != nil {
 			l.fail("sync segment "+s.path, err)
+		} else {
+			l.show(written)
 		}
 		s.release()
 		synced = written

@@ -181,7 +181,9 @@ func payloadFor(i, n int) []byte {
 func appendN(t testing.TB, l *Log, n, size int) {
 	t.Helper()
 	for range n {
-		want := l.LastIndex() + 1
+		// Interval mode shows records to readers only once synced, so the
+		// next index comes from what was written, not from LastIndex.
+		want := max(l.LastIndex(), l.written.Load()) + 1
 		idx, err := l.Append(context.Background(), payloadFor(int(want), size))
 		if err != nil {
 			t.Fatalf("Append %d: %v", want, err)

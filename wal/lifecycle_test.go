@@ -149,5 +149,7 @@ func TestIntervalSyncFailureIsSticky(t *testing.T) {
 	if _, err := l.Append(context.Background(), []byte("x")); !errors.Is(err, ErrFailed) {
 		t.Fatalf("Append after failed background sync: %v", err)
 	}
-	checkRecords(t, l, 1, 3, 10)
+	// Record 3 was written but its sync failed: it may not be durable, so
+	// readers never see it.
+	checkRecords(t, l, 1, 2, 10)
 }

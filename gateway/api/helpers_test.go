@@ -18,7 +18,6 @@ import (
 	"github.com/aws/smithy-go"
 	"go.uber.org/goleak"
 
-	"github.com/weir-gateway/weir/internal/conf"
 	"github.com/weir-gateway/weir/shards"
 )
 
@@ -89,7 +88,7 @@ func (e *env) open(o envOptions) {
 	st, err := shards.Open(e.dir, shards.Options{
 		Clock: e.clock.Now, NoRetentionLoop: true, Streams: o.streams,
 		DefaultStream: shards.StreamConfig{Rate: unlimitedRate}.WithDefaults(),
-		Durability:    shards.Durability{Fsync: shards.FsyncInterval, Interval: conf.Duration(5 * time.Millisecond)},
+		Durability:    shards.Durability{Fsync: shards.FsyncAlways},
 	})
 	if err != nil {
 		t.Fatalf("open store: %v", err)

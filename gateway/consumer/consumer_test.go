@@ -42,7 +42,7 @@ func startGateway(t testing.TB, streams ...shards.StreamConfig) *gateway {
 	g := &gateway{t: t, dir: t.TempDir(), addr: "127.0.0.1:0", secret: secret, opts: shards.Options{
 		Streams:       streams,
 		DefaultStream: shards.StreamConfig{Rate: shards.RateConfig{OnLimit: shards.OnLimitBackpress}}.WithDefaults(),
-		Durability:    shards.Durability{Fsync: shards.FsyncInterval, Interval: conf.Duration(2 * time.Millisecond)},
+		Durability:    shards.Durability{Fsync: shards.FsyncAlways},
 	}}
 	g.start()
 	g.addr = g.srv.Addr().String()

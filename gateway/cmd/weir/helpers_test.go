@@ -15,7 +15,6 @@ import (
 	"github.com/weir-gateway/weir/forwarder"
 	"github.com/weir-gateway/weir/gateway"
 	"github.com/weir-gateway/weir/gateway/config"
-	"github.com/weir-gateway/weir/internal/conf"
 	"github.com/weir-gateway/weir/shards"
 )
 
@@ -39,7 +38,7 @@ func startGateway(t *testing.T, o gatewayOptions) *testGateway {
 	cfg.DataDir = t.TempDir()
 	cfg.MQTT.Listen = "127.0.0.1:0"
 	cfg.API.Listen = "127.0.0.1:0"
-	cfg.Durability = shards.Durability{Fsync: shards.FsyncInterval, Interval: conf.Duration(2 * time.Millisecond)}
+	cfg.Durability = shards.Durability{Fsync: shards.FsyncAlways}
 	for _, s := range o.streams {
 		cfg.Streams = append(cfg.Streams, s.WithDefaults())
 	}
