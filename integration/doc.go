@@ -7,5 +7,6 @@
 //
 // Environment:
 //   - WEIR_CRASH_LOOPS: kill -9/restart cycles of TestCrashKill9 (default 3).
+//   - WEIR_POWERCUT_LOOPS: power cuts of TestPowerCutAlways/loop (default 4).
 //   - WEIR_BIN: a weir binary to test instead of building gateway/cmd/weir.
 package integration
