@@ -144,38 +144,8 @@ func iteratorKey(dataDir string) ([]byte, error) {
 	}
 	// Durable before use: a key lost to a power cut would invalidate every
 	// iterator handed out before it.
-	if err := writeFileSync(path, b); err != nil {
+	if err := shards.WriteFileAtomic(path, b); err != nil {
 		return nil, fmt.Errorf("write iterator key: %w", err)
 	}
 	return b, nil
-}
-
-// writeFileSync writes path atomically and durably: temp file, fsync,
-// rename, fsync of the directory.
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -46,6 +46,11 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
+// WriteFileAtomic replaces path with data durably and atomically (temp
+// file, fsync, rename, fsync of the directory), for other packages' small
+// state files such as the API's iterator key.
+func WriteFileAtomic(path string, data []byte) error { return writeAtomic(osMetaFS{}, path, data) }
+
 // writeAtomic replaces path with data so that a crash at any point leaves
 // either the old content or the new one, never a mix or nothing: write a
 // temp file and fsync it, rename it over the target, fsync the directory
