@@ -147,5 +147,8 @@ func iteratorKey(dataDir string) ([]byte, error) {
 	if err := shards.WriteFileAtomic(path, b); err != nil {
 		return nil, fmt.Errorf("write iterator key: %w", err)
 	}
+	if err := os.Chmod(path, 0o600); err != nil { // it signs iterators: keep it private
+		return nil, err
+	}
 	return b, nil
 }
