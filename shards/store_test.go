@@ -250,8 +250,6 @@ func TestRetentionByTime(t *testing.T) {
 	if _, err := sh.Read(1, 10, 1<<20); !errors.As(err, &te) || te.TrimHorizon != th {
 		t.Fatalf("TrimmedError does not carry the horizon: %v", err)
 	}
-	prev, _ := sh.readOne(th - 1 + 0)
-	_ = prev
 	if m := s.Metrics(); m.RetentionDeleted != int64(th-1) || m.UnreadDeleted != int64(th-1) {
 		t.Fatalf("metrics: %+v, want %d deleted and unread", m, th-1)
 	}
