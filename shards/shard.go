@@ -61,6 +61,10 @@ func (sh *Shard) Last() uint64 { return sh.wal().LastIndex() }
 // Bytes is what the shard's log occupies on disk.
 func (sh *Shard) Bytes() int64 { return sh.wal().Size() }
 
+// LogStats are the shard log's commit counters (groups and syncs) since
+// it was opened.
+func (sh *Shard) LogStats() wal.Stats { return sh.wal().Stats() }
+
 // Err reports the shard's sticky I/O failure, if any.
 func (sh *Shard) Err() error { return sh.wal().Err() }
 

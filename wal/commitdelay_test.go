@@ -93,3 +93,28 @@ func TestIntervalShowsOnlySyncedRecords(t *testing.T) {
 		t.Fatalf("after the sync LastIndex is %d, want %d", l.LastIndex(), idx)
 	}
 }
+
+// Stats counts one group per commit and one sync per group with
+// SyncAlways; the segment-preparing syncs of spare files are not the
+// shard's commit load and are not counted.
+func TestStatsCountGroupsAndSyncs(t *testing.T) {
+	fsys := newFaultFS()
+	l := mustOpen(t, t.TempDir(), testOpts(fsys))
+	defer l.Close()
+	before := l.Stats()
+	for range 5 {
+		if _, err := l.Append(context.Background(), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.AppendBatch(context.Background(), [][]byte{[]byte("a"), []byte("b"), []byte("c")}); err != nil {
+		t.Fatal(err)
+	}
+	got := l.Stats()
+	if g := got.Groups - before.Groups; g != 6 {
+		t.Errorf("groups: %d, want 6 (5 sequential appends and one batch)", g)
+	}
+	if s := got.Syncs - before.Syncs; s != 6 {
+		t.Errorf("syncs: %d, want 6", s)
+	}
+}

@@ -191,7 +191,12 @@ func (l *Log) commit(reqs []*request) {
 	}
 
 	if published && l.Err() == nil {
-		if err := l.flush(); err == nil && l.opts.Sync == SyncAlways {
+		err := l.flush()
+		if err == nil {
+			l.groups.Add(1)
+		}
+		if err == nil && l.opts.Sync == SyncAlways {
+			l.syncs.Add(1)
 			if err := w.f.Sync(); err != nil {
 				l.fail("sync segment "+w.seg.path, err)
 			}
@@ -303,6 +308,7 @@ func (l *Log) roll() error {
 	if err := l.flush(); err != nil {
 		return err
 	}
+	l.syncs.Add(1)
 	if err := w.f.Sync(); err != nil {
 		return l.fail("sync segment "+w.seg.path, err)
 	}
@@ -553,6 +559,7 @@ func (l *Log) syncLoop(synced uint64) {
 		}
 		// Records written before a roll were synced by the roll itself,
 		// so syncing the newest segment covers everything up to written.
+		l.syncs.Add(1)
 		if err := f.Sync(); err != nil {
 			l.fail("sync segment "+s.path, err)
 		} else {

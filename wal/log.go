@@ -50,6 +50,9 @@ type Log struct {
 	spareSeq atomic.Uint64
 	written  atomic.Uint64 // last index written (not necessarily synced); SyncInterval
 
+	groups atomic.Uint64 // see Stats
+	syncs  atomic.Uint64
+
 	truncMu   sync.Mutex
 	closeOnce sync.Once
 	closeErr  error
@@ -287,6 +290,18 @@ func (l *Log) Close() error {
 		l.mu.Unlock()
 	})
 	return l.closeErr
+}
+
+// Stats are counters since Open. Groups against appended records shows
+// what group commit buys; syncs per second is the disk's flush load.
+type Stats struct {
+	Groups uint64 // commit groups written, one write system call each
+	Syncs  uint64 // segment syncs: one per group with SyncAlways, one per tick with SyncInterval, plus rolls
+}
+
+// Stats returns the counters.
+func (l *Log) Stats() Stats {
+	return Stats{Groups: l.groups.Load(), Syncs: l.syncs.Load()}
 }
 
 func (l *Log) path(name string) string { return filepath.Join(l.dir, name) }

@@ -203,6 +203,9 @@ func TestMetricsAndHealth(t *testing.T) {
 		`weir_consumer_lag_records{stream="m",consumer="dash",shard="shardId-000000000000"} 3`,
 		`weir_api_read_records_total{stream="m",shard="shardId-000000000000"} 5`,
 		`weir_api_requests_total{op="PutRecord",code="OK"} 5`,
+		// Five sequential puts: five commit groups.
+		`weir_shard_commit_groups_total{stream="m",shard="shardId-000000000000"} 5`,
+		"# TYPE weir_shard_syncs_total counter",
 		"# TYPE weir_consumer_lag_seconds gauge",
 	} {
 		if !strings.Contains(text, want) {

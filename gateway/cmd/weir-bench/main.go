@@ -45,6 +45,7 @@ type settings struct {
 	IdleDevices int           `json:"idle_devices"`
 	Shards      int           `json:"shards"`
 	Fsync       string        `json:"fsync"`
+	CommitDelay string        `json:"commit_delay,omitempty"`
 	JSON        bool          `json:"-"`
 	JSONFile    string        `json:"-"`
 	Weir        string        `json:"-"`
@@ -71,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&s.IdleDevices, "idle-devices", 5000, "idle mode: connected idle devices")
 	fs.IntVar(&s.Shards, "shards", 4, "weir: shards of the stream")
 	fs.StringVar(&s.Fsync, "fsync", "always", "weir: durability.fsync (always | interval)")
+	fs.StringVar(&s.CommitDelay, "commit-delay", "", "weir: durability.commit_delay (default: weir's own default)")
 	fs.BoolVar(&s.JSON, "json", false, "print the report as JSON on stdout (progress stays on stderr)")
 	fs.StringVar(&s.JSONFile, "json-file", "", "also write the JSON report to this file")
 	fs.StringVar(&s.Weir, "weir", "", "weir binary (default: build ./gateway/cmd/weir from the current module)")
@@ -176,7 +178,7 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	env := &benchEnv{weirBin: s.Weir, tmp: tmp, shards: s.Shards, fsync: s.Fsync}
+	env := &benchEnv{weirBin: s.Weir, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay}
 	if env.selfBin, err = os.Executable(); err != nil {
 		return nil, err
 	}

@@ -26,6 +26,8 @@ type benchEnv struct {
 	tmp     string
 	shards  int
 	fsync   string
+	// commitDelay is durability.commit_delay; empty leaves weir's default.
+	commitDelay string
 }
 
 // target is one broker process under test, on a fresh port (and, for
@@ -101,7 +103,7 @@ log: {level: warn, format: json}
 mqtt:
   listen: %s
 durability:
-  fsync: %s
+  fsync: %s%s
 api:
   listen: ""
 streams:
@@ -112,7 +114,14 @@ routes:
   - filter: devices/+/telemetry
     stream: telemetry
     partition_key: "{topic.1}"
-`, dataDir, addr, env.fsync, env.shards)
+`, dataDir, addr, env.fsync, commitDelayLine(env.commitDelay), env.shards)
+}
+
+func commitDelayLine(d string) string {
+	if d == "" {
+		return ""
+	}
+	return "\n  commit_delay: " + d
 }
 
 func (t *target) url() string { return "tcp://" + t.addr }
