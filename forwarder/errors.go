@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -96,11 +97,15 @@ func classify(err error) failure {
 			return failure{kind: transient, code: code, msg: ae.ErrorMessage()}
 		}
 	}
+	// The SDK wraps a request that never got an answer (reset, refused,
+	// timed out) in a ResponseError with status 0: that is a connection
+	// problem, not an HTTP status, and the operator should see it as one.
 	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && re.HTTPStatusCode() != 0 {
 		return failure{kind: transient, code: fmt.Sprintf("HTTP%d", re.HTTPStatusCode()), msg: err.Error()}
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		return failure{kind: transient, code: "Timeout", msg: err.Error()}
 	}
 	return failure{kind: transient, code: "ConnectionError", msg: err.Error()}

@@ -16,6 +16,12 @@ import (
 func TestClassify(t *testing.T) {
 	resp503 := &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
 		Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 503}}, Err: errors.New("service unavailable")}}
+	// A request that got no response: the SDK still wraps it in a
+	// ResponseError, with status 0.
+	noResponse := func(err error) error {
+		return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{}}, Err: &smithyhttp.RequestSendError{Err: err}}}
+	}
 	op := func(err error) error {
 		return &smithy.OperationError{ServiceID: "Kinesis", OperationName: "PutRecords", Err: err}
 	}
@@ -38,6 +44,9 @@ func TestClassify(t *testing.T) {
 		{"http_503", op(resp503), transient, "HTTP503"},
 		{"timeout", op(fmt.Errorf("send: %w", context.DeadlineExceeded)), transient, "Timeout"},
 		{"reset", op(&net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}), transient, "ConnectionError"},
+		{"reset_no_response", op(noResponse(&net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")})), transient, "ConnectionError"},
+		{"refused_no_response", op(noResponse(&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")})), transient, "ConnectionError"},
+		{"timeout_no_response", op(noResponse(fmt.Errorf("read: %w", context.DeadlineExceeded))), transient, "Timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
