@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	tidwall "github.com/tidwall/wal"
 )
@@ -205,4 +207,39 @@ func runAppenders(b *testing.B, op func() error) {
 		}()
 	}
 	wg.Wait()
+}
+
+// BenchmarkAppendCPU: what one durable append costs the CPU rather than
+// the clock (getrusage: user + system time of the whole process per op).
+// On a machine whose cores are shared by the broker and its clients, the
+// kernel time of fdatasync is what caps ingest throughput, not its
+// latency: see BENCHMARKS.md.
+func BenchmarkAppendCPU(b *testing.B) {
+	for _, sync := range []SyncMode{SyncAlways, SyncInterval} {
+		b.Run("sync="+sync.String(), func(b *testing.B) {
+			l, err := Open(b.TempDir(), Options{Name: "bench", Sync: sync})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			p := payloadFor(0, 200)
+			ctx := context.Background()
+			b.ResetTimer()
+			c0 := processCPU()
+			for range b.N {
+				if _, err := l.Append(ctx, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((processCPU()-c0).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
