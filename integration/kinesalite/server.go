@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -16,8 +17,13 @@ import (
 // startScript runs kinesalite's server on a port the kernel picks, bound
 // to loopback only (its CLI listens on every interface and needs a port
 // chosen in advance, which races with other tests), prints the port, and
-// exits when its stdin closes, so it dies with the test process.
+// exits when its stdin closes, so it dies with the test process. An
+// exception kinesalite does not catch is logged and ends only the request
+// it was serving (the forwarder under test retries that) rather than the
+// server. One CI run lost its kinesalite mid-test, cause not captured;
+// an unexpected exit is now reported with node's stderr.
 const startScript = `
+process.on('uncaughtException', (e) => process.stderr.write('uncaught: ' + (e && e.stack || e) + '\n'));
 const k = require(process.argv[1]);
 const s = k({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 10000});
 s.listen(0, '127.0.0.1', () => process.stdout.write('PORT ' + s.address().port + '\n'));
@@ -33,6 +39,8 @@ type Server struct {
 	stdin    io.Closer
 	stderr   lockedBuffer
 	once     sync.Once
+	stopping atomic.Bool
+	exited   chan struct{} // closed once node has exited and been reaped
 }
 
 // Start starts kinesalite (installing kinesalite@3.3.3 if needed) and
@@ -69,11 +77,20 @@ func StartServer() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cmd: cmd, stdin: stdin}
+	s := &Server{cmd: cmd, stdin: stdin, exited: make(chan struct{})}
 	cmd.Stderr = &s.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("kinesalite: start node: %w", err)
 	}
+	go func() {
+		err := cmd.Wait()
+		close(s.exited)
+		if !s.stopping.Load() {
+			// Every later request fails with "connection refused"; say
+			// why here, where a test log will show it.
+			fmt.Fprintf(os.Stderr, "kinesalite (pid %d) exited unexpectedly: %v\nits stderr:\n%s\n", cmd.Process.Pid, err, s.stderrText())
+		}
+	}()
 	port := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -101,9 +118,10 @@ func StartServer() (*Server, error) {
 // Stop kills kinesalite; safe to call twice.
 func (s *Server) Stop() {
 	s.once.Do(func() {
+		s.stopping.Store(true)
 		s.stdin.Close()
 		s.cmd.Process.Kill()
-		s.cmd.Wait()
+		<-s.exited
 	})
 }
 
