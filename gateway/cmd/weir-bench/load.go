@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -19,6 +24,9 @@ type loadSpec struct {
 	Rate     float64 // messages/s per device; 0 = as fast as acks allow
 	Warmup   time.Duration
 	Duration time.Duration
+	// BrokerPID, when set, has the run measure the CPU the broker process
+	// and this load generator spend per acked message.
+	BrokerPID int
 }
 
 // loadResult covers the measurement window only (after the warm-up).
@@ -30,6 +38,11 @@ type loadResult struct {
 	// Behind counts paced publishes that started late because the
 	// previous one was still waiting for its PUBACK.
 	Behind uint64 `json:"behind_schedule,omitempty"`
+	// CPU per acked message over the measurement window, µs: with the
+	// broker and the fleet on the same cores, throughput is bounded by
+	// their sum, so these say where a difference between brokers comes from.
+	BrokerCPU float64 `json:"broker_cpu_us_per_msg,omitempty"`
+	LoadCPU   float64 `json:"load_cpu_us_per_msg,omitempty"`
 }
 
 // runLoad connects every device first (so the connect storm is not
@@ -77,6 +90,10 @@ func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 	start := time.Now()
 	from, to := start.Add(s.Warmup), start.Add(s.Warmup+s.Duration)
 	var acked, errs, behind atomic.Uint64
+	cpuDone := make(chan [2]time.Duration, 1)
+	if s.BrokerPID > 0 {
+		go func() { cpuDone <- cpuOverWindow(ctx, s.BrokerPID, from, to) }()
+	}
 	samples := make([][]time.Duration, s.Devices)
 	for i, c := range clients {
 		wg.Add(1)
@@ -130,8 +147,75 @@ func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 	}
 	r := loadResult{Acked: acked.Load(), Errors: errs.Load(), Behind: behind.Load(), Latency: latencyOf(all)}
 	r.MsgsPerSec = float64(r.Acked) / s.Duration.Seconds()
+	if s.BrokerPID > 0 && r.Acked > 0 {
+		select {
+		case c := <-cpuDone:
+			r.BrokerCPU = float64(c[0].Microseconds()) / float64(r.Acked)
+			r.LoadCPU = float64(c[1].Microseconds()) / float64(r.Acked)
+		case <-ctx.Done():
+		}
+	}
 	if r.Errors > 0 {
 		return r, fmt.Errorf("%d devices stopped on a publish error or a PUBACK that took over 10s", r.Errors)
 	}
 	return r, ctx.Err()
+}
+
+// cpuOverWindow returns the CPU time the broker process and this process
+// spent between from and to (zero if either cannot be read).
+func cpuOverWindow(ctx context.Context, pid int, from, to time.Time) [2]time.Duration {
+	wait := func(t time.Time) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Until(t)):
+			return true
+		}
+	}
+	if !wait(from) {
+		return [2]time.Duration{}
+	}
+	b0, err0 := procCPU(pid)
+	s0 := selfCPU()
+	if !wait(to) {
+		return [2]time.Duration{}
+	}
+	b1, err1 := procCPU(pid)
+	s1 := selfCPU()
+	if err0 != nil || err1 != nil {
+		return [2]time.Duration{}
+	}
+	return [2]time.Duration{b1 - b0, s1 - s0}
+}
+
+// procCPU is a process's user + system time from /proc/PID/stat, in clock
+// ticks of 10 ms (USER_HZ is 100 on every Linux this runs on).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces; the fields that follow it don't.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -46,6 +46,7 @@ type settings struct {
 	Shards      int           `json:"shards"`
 	Fsync       string        `json:"fsync"`
 	CommitDelay string        `json:"commit_delay,omitempty"`
+	NoStore     bool          `json:"no_store,omitempty"`
 	JSON        bool          `json:"-"`
 	JSONFile    string        `json:"-"`
 	Weir        string        `json:"-"`
@@ -73,6 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&s.Shards, "shards", 4, "weir: shards of the stream")
 	fs.StringVar(&s.Fsync, "fsync", "always", "weir: durability.fsync (always | interval)")
 	fs.StringVar(&s.CommitDelay, "commit-delay", "", "weir: durability.commit_delay (default: weir's own default)")
+	fs.BoolVar(&s.NoStore, "no-store", false, "weir: route no topic, so nothing is stored (the cost of the broker and hooks alone)")
 	fs.BoolVar(&s.JSON, "json", false, "print the report as JSON on stdout (progress stays on stderr)")
 	fs.StringVar(&s.JSONFile, "json-file", "", "also write the JSON report to this file")
 	fs.StringVar(&s.Weir, "weir", "", "weir binary (default: build ./gateway/cmd/weir from the current module)")
@@ -138,6 +140,9 @@ type series struct {
 	P50    float64      `json:"median_p50_ms"`
 	P99    float64      `json:"median_p99_ms"`
 	P999   float64      `json:"median_p999_ms"`
+	// Medians of the runs' CPU per acked message, µs.
+	BrokerCPU float64 `json:"median_broker_cpu_us_per_msg,omitempty"`
+	LoadCPU   float64 `json:"median_load_cpu_us_per_msg,omitempty"`
 }
 
 type throughputReport struct {
@@ -178,7 +183,7 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	env := &benchEnv{weirBin: s.Weir, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay}
+	env := &benchEnv{weirBin: s.Weir, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay, noStore: s.NoStore}
 	if env.selfBin, err = os.Executable(); err != nil {
 		return nil, err
 	}
@@ -254,8 +259,8 @@ func alternate(ctx context.Context, env *benchEnv, rounds int, spec loadSpec, na
 			if err != nil {
 				return w, b, fmt.Errorf("%s %s: %w", name, kind, err)
 			}
-			logf("%s round %d/%d: %-4s %8.0f msgs/s  p50 %.2f ms  p99 %.2f ms  p999 %.2f ms",
-				name, round, rounds, kind, r.MsgsPerSec, r.Latency.P50, r.Latency.P99, r.Latency.P999)
+			logf("%s round %d/%d: %-4s %8.0f msgs/s  p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  cpu µs/msg broker %.1f load %.1f",
+				name, round, rounds, kind, r.MsgsPerSec, r.Latency.P50, r.Latency.P99, r.Latency.P999, r.BrokerCPU, r.LoadCPU)
 			if kind == kindWeir {
 				w.Runs = append(w.Runs, r)
 			} else {
@@ -267,14 +272,17 @@ func alternate(ctx context.Context, env *benchEnv, rounds int, spec loadSpec, na
 }
 
 func summarize(s series) series {
-	var rate, p50, p99, p999 []float64
+	var rate, p50, p99, p999, bcpu, lcpu []float64
 	for _, r := range s.Runs {
 		rate = append(rate, r.MsgsPerSec)
+		bcpu = append(bcpu, r.BrokerCPU)
+		lcpu = append(lcpu, r.LoadCPU)
 		p50 = append(p50, r.Latency.P50)
 		p99 = append(p99, r.Latency.P99)
 		p999 = append(p999, r.Latency.P999)
 	}
 	s.Median, s.P50, s.P99, s.P999 = median(rate), median(p50), median(p99), median(p999)
+	s.BrokerCPU, s.LoadCPU = median(bcpu), median(lcpu)
 	return s
 }
 
@@ -283,7 +291,7 @@ func loadOnce(ctx context.Context, env *benchEnv, kind string, spec loadSpec) (l
 	if err != nil {
 		return loadResult{}, err
 	}
-	spec.Broker = t.url()
+	spec.Broker, spec.BrokerPID = t.url(), t.pid()
 	r, err := runLoad(ctx, spec)
 	if serr := t.stop(); err == nil {
 		err = serr
@@ -345,8 +353,15 @@ func machineInfo() machine {
 
 func printText(w io.Writer, r *Report) {
 	s := r.Settings
-	fmt.Fprintf(w, "weir-bench: %s, %d cores, %s; fleet %d devices, QoS 1, %d-byte payloads; weir fsync %s, %d shards, rate limits off\n",
-		r.Machine.CPU, r.Machine.Cores, r.Machine.Go, s.Devices, s.Size, s.Fsync, s.Shards)
+	var extra string
+	if s.CommitDelay != "" {
+		extra += ", commit_delay " + s.CommitDelay
+	}
+	if s.NoStore {
+		extra += ", NOTHING STORED (--no-store)"
+	}
+	fmt.Fprintf(w, "weir-bench: %s, %d cores, %s; fleet %d devices, QoS 1, %d-byte payloads; weir fsync %s, %d shards, rate limits off%s\n",
+		r.Machine.CPU, r.Machine.Cores, r.Machine.Go, s.Devices, s.Size, s.Fsync, s.Shards, extra)
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"
@@ -364,7 +379,13 @@ func printText(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "\nthroughput, as fast as acks allow (%v per run after %v warm-up, %d rounds, medians):\n", s.Duration, s.Warmup, s.Rounds)
 		fmt.Fprintf(w, "  weir  %8.0f acked msgs/s  (runs: %s)  p50 %.2f ms  p99 %.2f ms\n", t.Weir.Median, runs(t.Weir), t.Weir.P50, t.Weir.P99)
 		fmt.Fprintf(w, "  bare  %8.0f acked msgs/s  (runs: %s)  p50 %.2f ms  p99 %.2f ms\n", t.Bare.Median, runs(t.Bare), t.Bare.P50, t.Bare.P99)
-		fmt.Fprintf(w, "  ratio weir/bare %.2f  (target ≥ %.2f: %s)\n", t.Ratio, t.Target, verdict(t.Ratio >= t.Target))
+		v := verdict(t.Ratio >= t.Target)
+		if s.NoStore {
+			v = "not applicable with --no-store"
+		}
+		fmt.Fprintf(w, "  ratio weir/bare %.2f  (target ≥ %.2f: %s)\n", t.Ratio, t.Target, v)
+		fmt.Fprintf(w, "  CPU per acked msg, µs (broker + load generator; they share the cores): weir %.1f + %.1f = %.1f, bare %.1f + %.1f = %.1f\n",
+			t.Weir.BrokerCPU, t.Weir.LoadCPU, t.Weir.BrokerCPU+t.Weir.LoadCPU, t.Bare.BrokerCPU, t.Bare.LoadCPU, t.Bare.BrokerCPU+t.Bare.LoadCPU)
 	}
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "\nlatency, paced: %d devices × %.0f msg/s = %.0f msg/s offered (publish→PUBACK, medians of %d runs):\n", s.Devices, s.Rate, l.Offered, s.Rounds)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -101,5 +102,31 @@ func TestQuantilesAndMedian(t *testing.T) {
 	}
 	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
 		t.Errorf("median even = %v", m)
+	}
+}
+
+// procCPU reads this process's CPU time as the kernel counts it: it must
+// grow by what a busy loop burns, as getrusage counts it.
+func TestProcCPUMatchesRusage(t *testing.T) {
+	p0, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0 := selfCPU()
+	// Burn 300ms of CPU (not of the clock: the machine may be busy).
+	for deadline := time.Now().Add(10 * time.Second); selfCPU()-s0 < 300*time.Millisecond; {
+		if time.Now().After(deadline) {
+			t.Fatal("getrusage saw under 300ms of CPU in 10s of busy loop")
+		}
+	}
+	p1, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp, ds := p1-p0, selfCPU()-s0
+	// /proc counts in 10ms ticks; other goroutines of the test binary
+	// add a little on both sides.
+	if diff := (dp - ds).Abs(); diff > 50*time.Millisecond {
+		t.Fatalf("/proc says %v, getrusage %v", dp, ds)
 	}
 }

@@ -28,6 +28,7 @@ type benchEnv struct {
 	fsync   string
 	// commitDelay is durability.commit_delay; empty leaves weir's default.
 	commitDelay string
+	noStore     bool // route a filter the fleet never publishes to
 }
 
 // target is one broker process under test, on a fresh port (and, for
@@ -111,10 +112,17 @@ streams:
     shards: %d
     rate: {records_per_sec: 0, bytes_per_sec: 0}
 routes:
-  - filter: devices/+/telemetry
+  - filter: %s
     stream: telemetry
     partition_key: "{topic.1}"
-`, dataDir, addr, env.fsync, commitDelayLine(env.commitDelay), env.shards)
+`, dataDir, addr, env.fsync, commitDelayLine(env.commitDelay), env.shards, routeFilter(env.noStore))
+}
+
+func routeFilter(noStore bool) string {
+	if noStore {
+		return "nothing/routed/here"
+	}
+	return "devices/+/telemetry"
 }
 
 func commitDelayLine(d string) string {
