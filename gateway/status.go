@@ -1,12 +1,6 @@
 package gateway
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"strconv"
-	"strings"
-
 	"github.com/weir-gateway/weir/forwarder"
 	"github.com/weir-gateway/weir/gateway/api"
 	"github.com/weir-gateway/weir/ingest"
@@ -39,32 +33,30 @@ func (d *Daemon) forwarderStatus() []api.ForwarderStatus {
 	return out
 }
 
-// writeMetrics appends the broker's publish counters and the forwarders'
-// progress to /metrics, in the Prometheus text format.
-func (d *Daemon) writeMetrics(w io.Writer) {
+// writeMetrics adds the broker's publish counters and the forwarders'
+// progress to /metrics.
+func (d *Daemon) writeMetrics(m *api.MetricsWriter) {
 	p := d.live.Load()
 	if p == nil {
 		return
 	}
-	bw := bufio.NewWriter(w)
-	defer bw.Flush()
 	if p.broker != nil {
-		writeIngestMetrics(bw, p.broker.Stats())
+		writeIngestMetrics(m, p.broker.Stats())
 	}
 	if len(p.fwds) > 0 {
-		writeForwarderMetrics(bw, d.forwarderStatus())
+		writeForwarderMetrics(m, d.forwarderStatus())
 	}
 }
 
-func writeIngestMetrics(w io.Writer, s ingest.Stats) {
+func writeIngestMetrics(m *api.MetricsWriter, s ingest.Stats) {
 	counter := func(name, help string, v uint64) {
-		family(w, name, "counter", help)
-		sample(w, name, float64(v))
+		m.Family(name, "counter", help)
+		m.Sample(name, float64(v))
 	}
 	counter("weir_mqtt_received_total", "Publishes from devices seen by the ingest hook.", s.Received)
 	counter("weir_mqtt_stored_total", "Publishes accepted by the store (QoS 1/2 durable, QoS 0 queued).", s.Stored)
 	counter("weir_mqtt_unrouted_total", "Publishes that matched no route (delivered to subscribers, not stored).", s.Unrouted)
-	family(w, "weir_mqtt_refused_total", "counter", "Publishes not stored, by the MQTT 5 reason code a client gets.")
+	m.Family("weir_mqtt_refused_total", "counter", "Publishes not stored, by the MQTT 5 reason code a client gets.")
 	for _, r := range []struct {
 		reason string
 		v      uint64
@@ -74,20 +66,20 @@ func writeIngestMetrics(w io.Writer, s ingest.Stats) {
 		{"payload_format", s.Refused.PayloadFormat},
 		{"unspecified", s.Refused.Unspecified},
 	} {
-		sample(w, "weir_mqtt_refused_total", float64(r.v), "reason", r.reason)
+		m.Sample("weir_mqtt_refused_total", float64(r.v), "reason", r.reason)
 	}
 	counter("weir_mqtt_dropped_qos0_total", "Refused QoS 0 publishes (dropped silently: QoS 0 has no acknowledgement).", s.DroppedQoS0)
 	counter("weir_mqtt_disconnected_total", "MQTT 3.1.1 clients disconnected because a QoS 1/2 publish was refused.", s.Disconnected)
-	family(w, "weir_mqtt_connections", "gauge", "TCP connections open now (including those before CONNECT).")
-	sample(w, "weir_mqtt_connections", float64(s.Connections))
+	m.Family("weir_mqtt_connections", "gauge", "TCP connections open now (including those before CONNECT).")
+	m.Sample("weir_mqtt_connections", float64(s.Connections))
 }
 
-func writeForwarderMetrics(w io.Writer, fs []api.ForwarderStatus) {
+func writeForwarderMetrics(m *api.MetricsWriter, fs []api.ForwarderStatus) {
 	type metric struct {
 		name, typ, help string
 		v               func(api.ForwarderStatus) float64
 	}
-	for _, m := range []metric{
+	for _, mt := range []metric{
 		{"weir_forwarder_lag_records", "gauge", "Local records not yet acknowledged upstream.", func(f api.ForwarderStatus) float64 { return float64(f.Records) }},
 		{"weir_forwarder_lag_bytes", "gauge", "Payload bytes of those records (unread ones estimated).", func(f api.ForwarderStatus) float64 { return float64(f.Bytes) }},
 		{"weir_forwarder_lag_seconds", "gauge", "Age of the oldest record not yet acknowledged upstream.", func(f api.ForwarderStatus) float64 { return f.OldestAge.Seconds() }},
@@ -101,37 +93,9 @@ func writeForwarderMetrics(w io.Writer, fs []api.ForwarderStatus) {
 			return 0
 		}},
 	} {
-		family(w, m.name, m.typ, m.help)
+		m.Family(mt.name, mt.typ, mt.help)
 		for _, f := range fs {
-			sample(w, m.name, m.v(f), "stream", f.Stream, "target_stream", f.TargetStream)
+			m.Sample(mt.name, mt.v(f), "stream", f.Stream, "target_stream", f.TargetStream)
 		}
 	}
-}
-
-func family(w io.Writer, name, typ, help string) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-}
-
-var labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
-
-func sample(w io.Writer, name string, v float64, labels ...string) {
-	var b strings.Builder
-	b.WriteString(name)
-	if len(labels) > 0 {
-		b.WriteByte('{')
-		for i := 0; i+1 < len(labels); i += 2 {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(labels[i])
-			b.WriteString(`="`)
-			b.WriteString(labelEscaper.Replace(labels[i+1]))
-			b.WriteByte('"')
-		}
-		b.WriteByte('}')
-	}
-	b.WriteByte(' ')
-	b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
-	b.WriteByte('\n')
-	io.WriteString(w, b.String())
 }

@@ -124,8 +124,9 @@ func TestDescribeGateway(t *testing.T) {
 
 func TestExtraMetricsAreAppended(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	hs := serveWith(t, e, Options{ExtraMetrics: func(w io.Writer) {
-		io.WriteString(w, "# TYPE weir_test_total counter\nweir_test_total 7\n")
+	hs := serveWith(t, e, Options{ExtraMetrics: func(m *MetricsWriter) {
+		m.Family("weir_test_total", "counter", "A test counter.")
+		m.Sample("weir_test_total", 7)
 	}})
 	resp, err := http.Get(hs.URL + "/metrics")
 	if err != nil {
@@ -133,7 +134,7 @@ func TestExtraMetricsAreAppended(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(b), "\nweir_test_total 7\n") || !strings.Contains(string(b), "weir_api_put_records_total") {
+	if !strings.Contains(string(b), "# TYPE weir_test_total counter\nweir_test_total 7\n") || !strings.Contains(string(b), "weir_api_put_records_total") {
 		t.Fatalf("metrics:\n%s", b)
 	}
 }

@@ -80,17 +80,21 @@ func (m *apiMetrics) putRecords(ok, failed int) {
 	m.putFailed.Add(int64(failed))
 }
 
-// promWriter collects samples by metric family and writes each family as
-// one group (HELP, TYPE, samples), as the text format requires, whatever
-// order the samples were produced in.
-type promWriter struct {
+// MetricsWriter collects samples by metric family and writes each family
+// as one group (HELP, TYPE, samples), as the Prometheus text format
+// requires, whatever order the samples were produced in. /metrics hands
+// it to Options.ExtraMetrics, so other parts of the gateway write their
+// families the same way.
+type MetricsWriter struct {
 	order []string
 	fams  map[string]*bytes.Buffer
 }
 
-func newPromWriter() *promWriter { return &promWriter{fams: map[string]*bytes.Buffer{}} }
+func newMetricsWriter() *MetricsWriter { return &MetricsWriter{fams: map[string]*bytes.Buffer{}} }
 
-func (w *promWriter) family(name, typ, help string) {
+// Family declares a metric family (typ: counter, gauge, ...); declaring
+// one twice keeps the first.
+func (w *MetricsWriter) Family(name, typ, help string) {
 	if _, ok := w.fams[name]; ok {
 		return
 	}
@@ -100,10 +104,11 @@ func (w *promWriter) family(name, typ, help string) {
 	w.order = append(w.order, name)
 }
 
-func (w *promWriter) sample(name string, v float64, labels ...string) {
+// Sample adds one sample to its family; labels are name, value pairs.
+func (w *MetricsWriter) Sample(name string, v float64, labels ...string) {
 	b, ok := w.fams[name]
 	if !ok {
-		w.family(name, "untyped", name)
+		w.Family(name, "untyped", name)
 		b = w.fams[name]
 	}
 	b.WriteString(name)
@@ -125,7 +130,7 @@ func (w *promWriter) sample(name string, v float64, labels ...string) {
 	b.WriteByte('\n')
 }
 
-func (w *promWriter) bytes() []byte {
+func (w *MetricsWriter) bytes() []byte {
 	var out bytes.Buffer
 	for _, name := range w.order {
 		out.Write(w.fams[name].Bytes())
@@ -139,7 +144,7 @@ func escapeLabel(s string) string { return labelEscaper.Replace(s) }
 
 // serveMetrics is GET /metrics.
 func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
-	p := newPromWriter()
+	p := newMetricsWriter()
 	now := s.now()
 	sm := s.store.Metrics()
 	for _, c := range []struct {
@@ -152,15 +157,15 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 		{"weir_store_retention_deleted_records_total", "Records deleted by retention or the size cap.", sm.RetentionDeleted},
 		{"weir_store_unread_deleted_records_total", "Records deleted before a consumer or forwarder read them.", sm.UnreadDeleted},
 	} {
-		p.family(c.name, "counter", c.help)
-		p.sample(c.name, float64(c.v))
+		p.Family(c.name, "counter", c.help)
+		p.Sample(c.name, float64(c.v))
 	}
 	for _, st := range s.store.Streams() {
 		name := st.Name()
-		p.family("weir_stream_bytes", "gauge", "Bytes the stream's logs occupy on disk.")
-		p.sample("weir_stream_bytes", float64(st.Bytes()), "stream", name)
-		p.family("weir_stream_retention_seconds", "gauge", "How long the stream keeps records.")
-		p.sample("weir_stream_retention_seconds", st.Config().Retention.D().Seconds(), "stream", name)
+		p.Family("weir_stream_bytes", "gauge", "Bytes the stream's logs occupy on disk.")
+		p.Sample("weir_stream_bytes", float64(st.Bytes()), "stream", name)
+		p.Family("weir_stream_retention_seconds", "gauge", "How long the stream keeps records.")
+		p.Sample("weir_stream_retention_seconds", st.Config().Retention.D().Seconds(), "stream", name)
 		infos := st.Shards()
 		lasts := map[string]uint64{}
 		tips := map[string]*shards.Shard{}
@@ -174,30 +179,30 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 			lasts[info.ID] = last
 			th := max(sh.TrimHorizon(), info.StartSeq)
 			l := []string{"stream", name, "shard", info.ID}
-			p.family("weir_shard_last_sequence", "gauge", "Last stored sequence number of the shard.")
-			p.sample("weir_shard_last_sequence", float64(last), l...)
-			p.family("weir_shard_trim_horizon_sequence", "gauge", "First sequence number still stored.")
-			p.sample("weir_shard_trim_horizon_sequence", float64(th), l...)
-			p.family("weir_shard_records", "gauge", "Records stored in the shard.")
-			p.sample("weir_shard_records", float64(last+1-th), l...)
-			p.family("weir_shard_appended_records_total", "counter", "Records ever appended to the shard.")
-			p.sample("weir_shard_appended_records_total", float64(last+1-info.StartSeq), l...)
+			p.Family("weir_shard_last_sequence", "gauge", "Last stored sequence number of the shard.")
+			p.Sample("weir_shard_last_sequence", float64(last), l...)
+			p.Family("weir_shard_trim_horizon_sequence", "gauge", "First sequence number still stored.")
+			p.Sample("weir_shard_trim_horizon_sequence", float64(th), l...)
+			p.Family("weir_shard_records", "gauge", "Records stored in the shard.")
+			p.Sample("weir_shard_records", float64(last+1-th), l...)
+			p.Family("weir_shard_appended_records_total", "counter", "Records ever appended to the shard.")
+			p.Sample("weir_shard_appended_records_total", float64(last+1-info.StartSeq), l...)
 			ls := sh.LogStats()
-			p.family("weir_shard_commit_groups_total", "counter", "Commit groups written to the shard's log since start (appended records / groups = group commit's batching).")
-			p.sample("weir_shard_commit_groups_total", float64(ls.Groups), l...)
-			p.family("weir_shard_syncs_total", "counter", "fdatasync calls on the shard's log since start.")
-			p.sample("weir_shard_syncs_total", float64(ls.Syncs), l...)
-			p.family("weir_shard_bytes", "gauge", "Bytes the shard's log occupies on disk.")
-			p.sample("weir_shard_bytes", float64(sh.Bytes()), l...)
-			p.family("weir_shard_open", "gauge", "1 while the shard takes writes, 0 once closed by a reshard.")
-			p.sample("weir_shard_open", boolf(!info.Closed), l...)
+			p.Family("weir_shard_commit_groups_total", "counter", "Commit groups written to the shard's log since start (appended records / groups = group commit's batching).")
+			p.Sample("weir_shard_commit_groups_total", float64(ls.Groups), l...)
+			p.Family("weir_shard_syncs_total", "counter", "fdatasync calls on the shard's log since start.")
+			p.Sample("weir_shard_syncs_total", float64(ls.Syncs), l...)
+			p.Family("weir_shard_bytes", "gauge", "Bytes the shard's log occupies on disk.")
+			p.Sample("weir_shard_bytes", float64(sh.Bytes()), l...)
+			p.Family("weir_shard_open", "gauge", "1 while the shard takes writes, 0 once closed by a reshard.")
+			p.Sample("weir_shard_open", boolf(!info.Closed), l...)
 			c := s.metrics.shard(name, info.ID)
-			p.family("weir_api_read_records_total", "counter", "Records returned by GetRecords (both kinds).")
-			p.sample("weir_api_read_records_total", float64(c.records.Load()), l...)
-			p.family("weir_api_read_bytes_total", "counter", "Data and key bytes returned by GetRecords.")
-			p.sample("weir_api_read_bytes_total", float64(c.bytes.Load()), l...)
-			p.family("weir_api_read_throttled_total", "counter", "GetRecords calls refused by the shard's read limits.")
-			p.sample("weir_api_read_throttled_total", float64(c.throttled.Load()), l...)
+			p.Family("weir_api_read_records_total", "counter", "Records returned by GetRecords (both kinds).")
+			p.Sample("weir_api_read_records_total", float64(c.records.Load()), l...)
+			p.Family("weir_api_read_bytes_total", "counter", "Data and key bytes returned by GetRecords.")
+			p.Sample("weir_api_read_bytes_total", float64(c.bytes.Load()), l...)
+			p.Family("weir_api_read_throttled_total", "counter", "GetRecords calls refused by the shard's read limits.")
+			p.Sample("weir_api_read_throttled_total", float64(c.throttled.Load()), l...)
 		}
 		cks := s.store.Checkpoints()
 		for _, ci := range cks.Consumers(name) {
@@ -205,8 +210,8 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 			if err != nil {
 				continue
 			}
-			p.family("weir_consumer_lost_records_total", "counter", "Records retention deleted before the consumer read them.")
-			p.sample("weir_consumer_lost_records_total", float64(cks.Lost(name, ci.Name)), "stream", name, "consumer", ci.Name)
+			p.Family("weir_consumer_lost_records_total", "counter", "Records retention deleted before the consumer read them.")
+			p.Sample("weir_consumer_lost_records_total", float64(cks.Lost(name, ci.Name)), "stream", name, "consumer", ci.Name)
 			for _, info := range infos {
 				sh := tips[info.ID]
 				if sh == nil {
@@ -222,16 +227,16 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 					lag = last - ck
 				}
 				l := []string{"stream", name, "consumer", ci.Name, "shard", info.ID}
-				p.family("weir_consumer_lag_records", "gauge", "Records stored after the consumer's checkpoint.")
-				p.sample("weir_consumer_lag_records", float64(lag), l...)
+				p.Family("weir_consumer_lag_records", "gauge", "Records stored after the consumer's checkpoint.")
+				p.Sample("weir_consumer_lag_records", float64(lag), l...)
 				age := 0.0
 				if lag > 0 {
 					if t, ok := sh.ArrivalOf(max(ck+1, sh.TrimHorizon())); ok {
 						age = max(now.Sub(t).Seconds(), 0)
 					}
 				}
-				p.family("weir_consumer_lag_seconds", "gauge", "Age of the oldest record the consumer has not processed.")
-				p.sample("weir_consumer_lag_seconds", age, l...)
+				p.Family("weir_consumer_lag_seconds", "gauge", "Age of the oldest record the consumer has not processed.")
+				p.Sample("weir_consumer_lag_seconds", age, l...)
 			}
 		}
 	}
@@ -257,24 +262,24 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 		if code == "" {
 			code = "OK"
 		}
-		p.family("weir_api_requests_total", "counter", "API requests by operation and outcome (OK or the exception name).")
-		p.sample("weir_api_requests_total", float64(v), "op", k[0], "code", code)
+		p.Family("weir_api_requests_total", "counter", "API requests by operation and outcome (OK or the exception name).")
+		p.Sample("weir_api_requests_total", float64(v), "op", k[0], "code", code)
 	}
 	for _, op := range ops {
 		s.metrics.mu.Lock()
 		v := s.metrics.seconds[op].Load()
 		s.metrics.mu.Unlock()
-		p.family("weir_api_request_seconds_total", "counter", "Time spent answering API requests (long-poll waits included).")
-		p.sample("weir_api_request_seconds_total", float64(v)/1e6, "op", op)
+		p.Family("weir_api_request_seconds_total", "counter", "Time spent answering API requests (long-poll waits included).")
+		p.Sample("weir_api_request_seconds_total", float64(v)/1e6, "op", op)
 	}
-	p.family("weir_api_put_records_total", "counter", "PutRecord(s) entries by outcome.")
-	p.sample("weir_api_put_records_total", float64(s.metrics.putOK.Load()), "outcome", "ok")
-	p.sample("weir_api_put_records_total", float64(s.metrics.putFailed.Load()), "outcome", "failed")
+	p.Family("weir_api_put_records_total", "counter", "PutRecord(s) entries by outcome.")
+	p.Sample("weir_api_put_records_total", float64(s.metrics.putOK.Load()), "outcome", "ok")
+	p.Sample("weir_api_put_records_total", float64(s.metrics.putFailed.Load()), "outcome", "failed")
+	if s.extraMetrics != nil {
+		s.extraMetrics(p)
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	_, _ = w.Write(p.bytes())
-	if s.extraMetrics != nil {
-		s.extraMetrics(w)
-	}
 }
 
 func boolf(b bool) float64 {

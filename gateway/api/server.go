@@ -46,10 +46,10 @@ type Options struct {
 	// Forwarders reports the running forwarders for DescribeGateway (the
 	// daemon passes a closure over their Lag); nil means none.
 	Forwarders func() []ForwarderStatus
-	// ExtraMetrics, if set, appends Prometheus text-format families of
-	// other parts (the daemon: MQTT ingest counters, forwarders) to
-	// /metrics. Its family names must not clash with the API's.
-	ExtraMetrics func(w io.Writer)
+	// ExtraMetrics, if set, adds the families of other parts (the
+	// daemon: MQTT ingest counters, forwarders) to /metrics. Its family
+	// names must not clash with the API's.
+	ExtraMetrics func(m *MetricsWriter)
 }
 
 // Server is the Kinesis-compatible HTTP API of one store.
@@ -63,7 +63,7 @@ type Server struct {
 	region, account string
 
 	forwarders   func() []ForwarderStatus
-	extraMetrics func(w io.Writer)
+	extraMetrics func(m *MetricsWriter)
 
 	ops     map[string]operation
 	handler http.Handler
