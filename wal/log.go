@@ -227,7 +227,17 @@ func (l *Log) TruncateFront(index uint64) (removed []SegmentInfo, err error) {
 // syncs, and trims the newest segment's preallocated space. Later appends
 // get ErrSealed. Seal is not recorded on disk: after a reopen the log
 // accepts appends again, so the owner must remember that it sealed it.
-func (l *Log) Seal() error {
+func (l *Log) Seal() error { return l.control(kindSeal) }
+
+// Roll seals the active segment, if it holds any record, and continues in
+// a new one. Retention deletes only sealed segments; a shard that stopped
+// receiving data would otherwise keep its last records forever.
+func (l *Log) Roll() error { return l.control(kindRoll) }
+
+// control queues a Seal or Roll behind every append already queued and
+// waits for the committer to carry it out. On a sealed log both are done
+// already: its last segment is sealed.
+func (l *Log) control(kind reqKind) error {
 	l.sendMu.Lock()
 	switch l.state {
 	case stateClosed:
@@ -237,31 +247,13 @@ func (l *Log) Seal() error {
 		l.sendMu.Unlock()
 		return nil
 	}
-	l.state = stateSealed
-	// Enqueue under the lock so Close cannot stop the committer between
-	// our state change and our request; the committer never takes sendMu,
-	// so a full queue drains meanwhile.
-	r := &request{kind: kindSeal, done: make(chan struct{}, 1)}
-	l.queue <- r
-	l.sendMu.Unlock()
-	<-r.done
-	return r.err
-}
-
-// Roll seals the active segment, if it holds any record, and continues in
-// a new one. Retention deletes only sealed segments; a shard that stopped
-// receiving data would otherwise keep its last records forever.
-func (l *Log) Roll() error {
-	l.sendMu.Lock()
-	switch l.state {
-	case stateClosed:
-		l.sendMu.Unlock()
-		return ErrClosed
-	case stateSealed:
-		l.sendMu.Unlock()
-		return nil // the last segment is already sealed
+	if kind == kindSeal {
+		l.state = stateSealed
 	}
-	r := &request{kind: kindRoll, done: make(chan struct{}, 1)}
+	// Enqueue under the lock so Close cannot stop the committer between
+	// the state change and the request; the committer never takes
+	// sendMu, so a full queue drains meanwhile.
+	r := &request{kind: kind, done: make(chan struct{}, 1)}
 	l.queue <- r
 	l.sendMu.Unlock()
 	<-r.done
