@@ -18,9 +18,9 @@ import (
 // to loopback only (its CLI listens on every interface and needs a port
 // chosen in advance, which races with other tests), prints the port, and
 // exits when its stdin closes, so it dies with the test process. An
-// exception kinesalite does not catch is logged and ends only the request
-// it was serving (the forwarder under test retries that) rather than the
-// server. One CI run lost its kinesalite mid-test, cause not captured;
+// exception kinesalite does not catch is logged and leaves only the
+// request it was serving unanswered (the forwarder under test times it
+// out and retries) rather than ending the server. One CI run lost its kinesalite mid-test, cause not captured;
 // an unexpected exit is now reported with node's stderr.
 const startScript = `
 process.on('uncaughtException', (e) => process.stderr.write('uncaught: ' + (e && e.stack || e) + '\n'));
