@@ -287,7 +287,7 @@ func (l *Log) Close() error {
 // Stats are counters since Open. Groups against appended records shows
 // what group commit buys; syncs per second is the disk's flush load.
 type Stats struct {
-	Groups uint64 // commit groups written, one write system call each
+	Groups uint64 // commit groups written: one write system call each (two when the group rolls to a new segment)
 	Syncs  uint64 // segment syncs: one per group with SyncAlways, one per tick with SyncInterval, plus rolls
 }
 
