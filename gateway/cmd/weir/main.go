@@ -145,9 +145,20 @@ func serve(cfg *config.File, source string, stderr io.Writer) int {
 		}
 		return 1
 	}
+	// SIGHUP is what logrotate and Mosquitto operators send: re-read the
+	// credential, ACL and certificate files, never stop.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			log.Info().Msg("SIGHUP: reloading credentials, ACL and certificates")
+			_ = d.Reload() // each failure is logged with the file in question
+		}
+	}()
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
+	signal.Stop(hup)
 	log.Info().Str("signal", s.String()).Msg("stopping")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
