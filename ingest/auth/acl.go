@@ -141,13 +141,13 @@ var accessWords = map[string]Access{"read": Read, "write": Write, "readwrite": R
 // CanPublish reports whether the client may publish to topic. user "" is
 // an anonymous client.
 func (a *ACL) CanPublish(user, clientID, topic string) bool {
-	return a.check(user, clientID, topic, Write, (*filter).matchTopic)
+	return a.check(user, clientID, topic, Write, false)
 }
 
 // CanReceive reports whether one message on topic may be delivered to
 // the client; it enforces deny rules narrower than a subscription.
 func (a *ACL) CanReceive(user, clientID, topic string) bool {
-	return a.check(user, clientID, topic, Read, (*filter).matchTopic)
+	return a.check(user, clientID, topic, Read, false)
 }
 
 // CanSubscribe reports whether the client may subscribe to filter: some
@@ -155,13 +155,13 @@ func (a *ACL) CanReceive(user, clientID, topic string) bool {
 // may cover the filter. Deny rules narrower than the subscription are
 // enforced per message by CanReceive.
 func (a *ACL) CanSubscribe(user, clientID, subscription string) bool {
-	return a.check(user, clientID, subscription, Read, (*filter).covers)
+	return a.check(user, clientID, subscription, Read, true)
 }
 
 // check applies Mosquitto 2's order to the client's own section and the
 // patterns: any deny rule that matches refuses, then any grant of the
 // access that matches allows, and nothing else does.
-func (a *ACL) check(user, clientID, s string, want Access, match func(*filter, string, *subst) bool) bool {
+func (a *ACL) check(user, clientID, s string, want Access, subscription bool) bool {
 	sb := newSubst(user, clientID)
 	own := &a.anonymous
 	if user != "" {
@@ -173,7 +173,7 @@ func (a *ACL) check(user, clientID, s string, want Access, match func(*filter, s
 			continue
 		}
 		for i := range rs.deny {
-			if match(&rs.deny[i].f, s, &sb) {
+			if rs.deny[i].f.matches(s, &sb, subscription) {
 				return false
 			}
 		}
@@ -183,7 +183,7 @@ func (a *ACL) check(user, clientID, s string, want Access, match func(*filter, s
 			continue
 		}
 		for i := range rs.grant {
-			if rs.grant[i].access&want != 0 && match(&rs.grant[i].f, s, &sb) {
+			if rs.grant[i].access&want != 0 && rs.grant[i].f.matches(s, &sb, subscription) {
 				return true
 			}
 		}

@@ -214,3 +214,15 @@ func TestTopicLinesDoNotSubstitute(t *testing.T) {
 		t.Fatal("a topic line substituted %u; only pattern lines do, as in Mosquitto")
 	}
 }
+
+func TestACLCheckDoesNotAllocate(t *testing.T) {
+	a := mustACL(t, testACL)
+	allocs := testing.AllocsPerRun(100, func() {
+		a.CanPublish("d1", "c9", "devices/d1/telemetry")
+		a.CanSubscribe("alice", "c1", "alice/+")
+		a.CanReceive("", "c7", "clients/c7/state")
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per check", allocs)
+	}
+}

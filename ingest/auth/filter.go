@@ -164,6 +164,16 @@ func nextLevel(s string) (lv, rest string, more bool) {
 	return s, "", false
 }
 
+// matches is covers for a subscription filter and matchTopic for a
+// topic name. (Direct calls, not a func value: through one, sb would
+// escape and every check would allocate.)
+func (f *filter) matches(s string, sb *subst, subscription bool) bool {
+	if subscription {
+		return f.covers(s, sb)
+	}
+	return f.matchTopic(s, sb)
+}
+
 // matchTopic reports whether f matches the topic name (no wildcards).
 func (f *filter) matchTopic(topic string, sb *subst) bool {
 	if topic == "" || !f.usableWith(sb) || !f.firstLevelAllows(topic) {

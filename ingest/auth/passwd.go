@@ -193,7 +193,7 @@ func parseHash(h string) (verifier, error) {
 func fields(h string, n int, layout string) ([]string, error) {
 	f := strings.Split(h, "$")
 	if len(f) != n+2 || f[0] != "" {
-		return nil, fmt.Errorf("malformed %s hash: expected %s", f[1], layout)
+		return nil, fmt.Errorf("malformed $%s$ hash: expected %s", f[1], layout)
 	}
 	return f[2:], nil
 }
@@ -311,8 +311,12 @@ func parseArgon2id(h string) (verifier, error) {
 }
 
 func (a *argonHash) verify(password []byte) bool {
-	got := argon2.IDKey(password, a.salt, a.time, a.memory, a.threads, uint32(len(a.key)))
-	return subtle.ConstantTimeCompare(got, a.key) == 1
+	return subtle.ConstantTimeCompare(idKey(a, password), a.key) == 1
+}
+
+// idKey derives a key of len(a.key) bytes with a's parameters.
+func idKey(a *argonHash, password []byte) []byte {
+	return argon2.IDKey(password, a.salt, a.time, a.memory, a.threads, uint32(len(a.key)))
 }
 
 func (a *argonHash) String() string {
