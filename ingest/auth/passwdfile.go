@@ -32,21 +32,42 @@ func ValidUserName(user string) error {
 // fsync of the directory); a new file gets mode 0600, an existing one
 // keeps its mode and, where permitted, its owner.
 func SetPassword(path, user string, password []byte) error {
-	if err := ValidUserName(user); err != nil {
-		return err
-	}
-	hash, err := HashPassword(password)
+	entry, err := newEntry(user, password)
 	if err != nil {
 		return err
 	}
 	return editPasswordFile(path, true, func(lines [][]byte) ([][]byte, error) {
-		entry := []byte(user + ":" + hash)
 		out, found := replaceUser(lines, user, entry)
 		if !found {
 			out = append(out, entry)
 		}
 		return out, nil
 	})
+}
+
+// NewPasswordFile writes a file holding only user's entry, replacing any
+// file at path (mosquitto_passwd -c); the write is atomic and a new file
+// gets mode 0600.
+func NewPasswordFile(path, user string, password []byte) error {
+	entry, err := newEntry(user, password)
+	if err != nil {
+		return err
+	}
+	return editPasswordFile(path, true, func([][]byte) ([][]byte, error) {
+		return [][]byte{entry}, nil
+	})
+}
+
+// newEntry is user's line with a new hash of password.
+func newEntry(user string, password []byte) ([]byte, error) {
+	if err := ValidUserName(user); err != nil {
+		return nil, err
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(user + ":" + hash), nil
 }
 
 // DeletePassword removes user's line; the error wraps ErrUnknownUser if

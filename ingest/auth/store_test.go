@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 func writeFile(t testing.TB, path, text string) {
@@ -147,5 +149,17 @@ func TestConfigValidate(t *testing.T) {
 	errs := Config{PasswordFile: " /etc/p", ClientIDMustMatch: "cn"}.Validate()
 	if len(errs) != 2 || !strings.HasPrefix(errs[0].Error(), "password_file: ") || !strings.HasPrefix(errs[1].Error(), "client_id_must_match: must be one of off, username, identity") {
 		t.Fatalf("Validate: %v", errs)
+	}
+}
+
+// TestConfigYAMLOff: an unquoted `off` must stay the string "off" (YAML
+// 1.1 would make it false).
+func TestConfigYAMLOff(t *testing.T) {
+	var c Config
+	if err := yaml.Unmarshal([]byte("password_file: /p\nclient_id_must_match: off\n"), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientIDMustMatch != "off" || c.PasswordFile != "/p" || len(c.Validate()) != 0 {
+		t.Fatalf("%+v", c)
 	}
 }
