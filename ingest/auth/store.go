@@ -3,6 +3,8 @@ package auth
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -52,6 +54,12 @@ func NewStore(c Config) (*Store, error) {
 func loadFile[T any](path string, parse func(string, []byte) (*T, error)) ([]byte, *T, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
+		// The path is already in FileError; keep the cause, which still
+		// answers errors.Is(err, fs.ErrNotExist).
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("cannot read: %w", pe.Err)
+		}
 		return nil, nil, &FileError{File: path, Err: err}
 	}
 	v, err := parse(path, raw)

@@ -163,3 +163,11 @@ func TestConfigYAMLOff(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "acl")
+	_, err := LoadACL(path)
+	if !errors.Is(err, os.ErrNotExist) || err.Error() != path+": cannot read: no such file or directory" {
+		t.Fatalf("LoadACL: %v", err)
+	}
+}
