@@ -39,6 +39,7 @@ Usage:
                                 print a stopped gateway's records as JSON lines
   weir read STREAM [flags]      read a stream through a running gateway's API
   weir streams [--api URL]      list streams, shards, retention and consumer lag
+  weir passwd [-c] FILE USER    set a password in a password file (Mosquitto's format)
   weir version                  print the version
 
 Run 'weir COMMAND --help' for a command's flags.
@@ -81,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRead(rest, stdout, stderr)
 	case "streams":
 		return cmdStreams(rest, stdout, stderr)
+	case "passwd":
+		return cmdPasswd(rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
