@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/weir-gateway/weir/internal/conf"
@@ -76,7 +77,8 @@ func (c Config) validateListeners() []error {
 			errs.Add(p+".listen", "must not be empty")
 		} else if err := conf.CheckListen(l.Listen); err != nil {
 			errs.AddErr(p+".listen", err)
-		} else if other, dup := seen[l.Listen]; dup {
+		} else if other, dup := seen[l.Listen]; dup && !strings.HasSuffix(l.Listen, ":0") {
+			// (Port 0 picks a free port each time: no clash.)
 			errs.Add(p+".listen", "%s is also %s", l.Listen, other)
 		} else {
 			seen[l.Listen] = p + ".listen"
