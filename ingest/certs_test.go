@@ -145,7 +145,7 @@ func (ca *testCA) clientTLS(certs ...tls.Certificate) *tls.Config {
 // server certificate from ca.
 func (ca *testCA) tlsListener(clientCA bool, require bool, from string) ListenerConfig {
 	certFile, keyFile := ca.serverFiles("server", "weir test server")
-	tc := &TLSConfig{CertFile: certFile, KeyFile: keyFile, RequireClientCert: require, IdentityFrom: from}
+	tc := TLSConfig{CertFile: certFile, KeyFile: keyFile, RequireClientCert: require, IdentityFrom: from}
 	if clientCA {
 		tc.ClientCAFile = ca.file
 	}

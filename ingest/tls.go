@@ -28,8 +28,8 @@ var ErrTLSFiles = errors.New("ingest: TLS files unusable")
 // ListenerConfig is one entry of `mqtt.listeners`.
 type ListenerConfig struct {
 	Listen string `yaml:"listen"`
-	// TLS absent = plain TCP.
-	TLS *TLSConfig `yaml:"tls"`
+	// TLS absent (or empty) = plain TCP.
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // TLSConfig is a listener's `tls:` block.
@@ -44,9 +44,13 @@ type TLSConfig struct {
 	IdentityFrom      string `yaml:"identity_from"`
 }
 
+// Enabled reports whether the listener's tls block sets anything: then
+// the listener is TLS (and cert_file and key_file are required).
+func (t TLSConfig) Enabled() bool { return t != TLSConfig{} }
+
 // Defaults sets identity_from to cn when client certificates are verified.
 func (l *ListenerConfig) Defaults() {
-	if l.TLS != nil && l.TLS.ClientCAFile != "" && l.TLS.IdentityFrom == "" {
+	if l.TLS.ClientCAFile != "" && l.TLS.IdentityFrom == "" {
 		l.TLS.IdentityFrom = IdentityFromCN
 	}
 }
@@ -55,14 +59,7 @@ func cloneListeners(in []ListenerConfig) []ListenerConfig {
 	if in == nil {
 		return nil
 	}
-	out := slices.Clone(in)
-	for i := range out {
-		if out[i].TLS != nil {
-			t := *out[i].TLS
-			out[i].TLS = &t
-		}
-	}
-	return out
+	return slices.Clone(in)
 }
 
 // validateListeners checks `listeners`, reading every certificate, key and
@@ -83,7 +80,7 @@ func (c Config) validateListeners() []error {
 		} else {
 			seen[l.Listen] = p + ".listen"
 		}
-		if l.TLS != nil {
+		if l.TLS.Enabled() {
 			errs.Nest(p+".tls", l.TLS.validate())
 		}
 	}
@@ -247,7 +244,7 @@ func CheckAnonymous(c Config, hasPasswords bool) []error {
 	}
 	check("listen", c.Listen, false)
 	for i, l := range c.Listeners {
-		check(conf.Index("listeners", i)+".listen", l.Listen, l.TLS != nil && l.TLS.RequireClientCert)
+		check(conf.Index("listeners", i)+".listen", l.Listen, l.TLS.RequireClientCert)
 	}
 	return errs
 }
@@ -259,8 +256,8 @@ func (b *Broker) addListeners() error {
 		id := conf.Index("listeners", i)
 		l := newListener(id, lc.Listen, b.cfg.ConnectTimeout.D(), b.ctx, b.log)
 		l.disconnectClients = func() { b.disconnectClients(id) }
-		if lc.TLS != nil {
-			ts, err := newTLSServer(*lc.TLS)
+		if lc.TLS.Enabled() {
+			ts, err := newTLSServer(lc.TLS)
 			if err != nil {
 				return fmt.Errorf("ingest: mqtt.%s.tls: %w", id, err)
 			}

@@ -253,6 +253,16 @@ func TestErrors(t *testing.T) {
 			want: []string{`weir.yaml:4: streams[0].shards: must be an integer, got "abc"`},
 		},
 		{
+			name: "mqtt_listener_not_loopback",
+			yaml: "data_dir: x\nmqtt:\n  listeners:\n    - listen: 0.0.0.0:1884\n",
+			want: []string{`weir.yaml:4: mqtt.listeners[0].listen: 0.0.0.0:1884 is not loopback and clients are not authenticated on it; configure auth.password_file, client certificates (tls.require_client_cert: true), or set mqtt.allow_anonymous: true to accept anonymous clients from the network (as in Mosquitto 2.0, anonymous clients are accepted only on loopback unless allowed explicitly)`},
+		},
+		{
+			name: "mqtt_listener_tls_file_missing",
+			yaml: "data_dir: x\nmqtt:\n  listeners:\n    - listen: 127.0.0.1:8883\n      tls:\n        cert_file: /nonexistent/a.crt\n        key_file: /nonexistent/a.key\n",
+			want: []string{`weir.yaml:6: mqtt.listeners[0].tls.cert_file: open /nonexistent/a.crt: no such file or directory`},
+		},
+		{
 			name: "type_error_bool",
 			yaml: "data_dir: x\nmqtt:\n  allow_anonymous: yes\n",
 			want: []string{`weir.yaml:3: mqtt.allow_anonymous: must be true or false, got "yes"`},
@@ -270,7 +280,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "mqtt_not_loopback",
 			yaml: "data_dir: x\nmqtt:\n  listen: 0.0.0.0:1883\n",
-			want: []string{`weir.yaml:3: mqtt.listen: 0.0.0.0:1883 is not loopback and no authentication is configured; set mqtt.allow_anonymous: true to accept anonymous clients on it (as in Mosquitto 2.0, anonymous clients are accepted only on loopback unless allowed explicitly)`},
+			want: []string{`weir.yaml:3: mqtt.listen: 0.0.0.0:1883 is not loopback and clients are not authenticated on it; configure auth.password_file, client certificates (tls.require_client_cert: true), or set mqtt.allow_anonymous: true to accept anonymous clients from the network (as in Mosquitto 2.0, anonymous clients are accepted only on loopback unless allowed explicitly)`},
 		},
 		{
 			name: "api_not_loopback",
