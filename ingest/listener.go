@@ -297,7 +297,15 @@ func (c *trackedConn) Close() error {
 	c.closed = true
 	// Socket first: a hook woken by the cancellation must find nothing
 	// left to write its answer to.
-	c.err = c.Conn.Close()
+	if tc, ok := c.Conn.(*tls.Conn); ok {
+		// tls.Conn.Close first writes a close_notify alert with a
+		// deadline of its own (5 s): a client that stopped reading would
+		// hold Close, and a broker shutdown, that long. MQTT ends its
+		// sessions with its own packets; the socket is closed at once.
+		c.err = tc.NetConn().Close()
+	} else {
+		c.err = c.Conn.Close()
+	}
 	if cc := c.ctx.Load(); cc != nil {
 		cc.cancel()
 	}
