@@ -65,6 +65,7 @@ func writeIngestMetrics(m *api.MetricsWriter, s ingest.Stats) {
 		{"too_large", s.Refused.TooLarge},
 		{"payload_format", s.Refused.PayloadFormat},
 		{"unspecified", s.Refused.Unspecified},
+		{"not_authorized", s.Refused.NotAuthorized},
 	} {
 		m.Sample("weir_mqtt_refused_total", float64(r.v), "reason", r.reason)
 	}
@@ -72,6 +73,12 @@ func writeIngestMetrics(m *api.MetricsWriter, s ingest.Stats) {
 	counter("weir_mqtt_disconnected_total", "MQTT 3.1.1 clients disconnected because a QoS 1/2 publish was refused.", s.Disconnected)
 	m.Family("weir_mqtt_connections", "gauge", "TCP connections open now (including those before CONNECT).")
 	m.Sample("weir_mqtt_connections", float64(s.Connections))
+	m.Family("weir_mqtt_auth_failures_total", "counter", "Refused MQTT logins (CONNECTs), by reason.")
+	for _, r := range s.LoginFailures.Reasons() {
+		m.Sample("weir_mqtt_auth_failures_total", float64(r.N), "reason", r.Reason)
+	}
+	counter("weir_mqtt_subscribe_denied_total", "SUBSCRIBE filters the ACL refused.", s.SubscribeDenied)
+	counter("weir_mqtt_delivery_denied_total", "Messages not delivered to a subscriber the ACL does not let read the topic.", s.DeliveryDenied)
 }
 
 func writeForwarderMetrics(m *api.MetricsWriter, fs []api.ForwarderStatus) {

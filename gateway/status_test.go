@@ -63,6 +63,8 @@ func TestMetricsIncludeIngestCounters(t *testing.T) {
 		"\nweir_mqtt_refused_total{reason=\"too_large\"} 0\n",
 		"\nweir_mqtt_dropped_qos0_total 0\n",
 		"\nweir_mqtt_connections 1\n",
+		"\nweir_mqtt_auth_failures_total{reason=\"bad_password\"} 0\n",
+		"\nweir_mqtt_refused_total{reason=\"not_authorized\"} 0\n",
 		"# TYPE weir_mqtt_received_total counter\n",
 		"# TYPE weir_mqtt_connections gauge\n",
 		"\nweir_store_appended_records_total 3\n", // the API's own families are still there

@@ -57,9 +57,23 @@ type Options struct {
 	// MaxRecordSize is the largest max_record_size across streams; with
 	// mqtt.max_packet_size 0 the packet limit is derived from it.
 	MaxRecordSize int64
-	// Auth authenticates clients; nil allows anonymous clients on a
-	// loopback listener only (or anywhere with allow_anonymous).
-	Auth Authenticator
+
+	// Access control (auth.go). With neither Passwords nor client
+	// certificates, anonymous clients are allowed on loopback listeners
+	// only (anywhere with allow_anonymous).
+	//
+	// Passwords checks CONNECT user names and passwords; nil = no
+	// password file.
+	Passwords PasswordChecker
+	// ACL decides publish, subscribe and delivery per identity; nil =
+	// everything allowed.
+	ACL Authorizer
+	// ClientIDMustMatch is "off" (or ""), "username" or "identity": a
+	// client whose client id differs is refused.
+	ClientIDMustMatch string
+
+	// guard replaces the login slow-down (tests: a clock of their own).
+	guard *loginGuard
 }
 
 // Broker is the embedded MQTT broker with the ingest hooks installed.
@@ -68,6 +82,7 @@ type Broker struct {
 	log      zerolog.Logger
 	server   *mqtt.Server
 	listener *listener
+	extra    []*listener // mqtt.listeners, in order
 	hook     *publishHook
 	stats    counters
 
@@ -91,8 +106,13 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 	if sink == nil {
 		return nil, errors.New("ingest: nil sink")
 	}
-	if err := checkAnonymous(cfg.Listen, cfg.AllowAnonymous, opts.Auth); err != nil {
+	if err := checkAnonymous(cfg, opts.Passwords != nil); err != nil {
 		return nil, err
+	}
+	switch opts.ClientIDMustMatch {
+	case "", ClientIDMatchOff, ClientIDMatchUsername, ClientIDMatchIdentity:
+	default:
+		return nil, fmt.Errorf("ingest: client_id_must_match must be off, username or identity, got %q", opts.ClientIDMustMatch)
 	}
 	rt, err := newRouter(routes)
 	if err != nil {
@@ -136,7 +156,11 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		cancel: cancel,
 	}
 	b.listener = newListener("mqtt", cfg.Listen, cfg.ConnectTimeout.D(), ctx, log)
-	b.listener.disconnectClients = b.disconnectClients
+	b.listener.disconnectClients = func() { b.disconnectClients(b.listener.id) }
+	if err := b.addListeners(); err != nil {
+		cancel()
+		return nil, err
+	}
 	ph := &publishHook{
 		router:     rt,
 		sink:       sink,
@@ -150,7 +174,24 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		ph.logLimit[i].every = refusalLogInterval
 	}
 	b.hook = ph
-	for _, h := range []mqtt.Hook{&authHook{auth: opts.Auth, allowAnonymous: cfg.AllowAnonymous}, ph} {
+	guard := opts.guard
+	if guard == nil {
+		guard = newLoginGuard(cfg.ConnectTimeout.D())
+	}
+	ah := &authHook{
+		server:         server,
+		passwords:      opts.Passwords,
+		acl:            opts.ACL,
+		idMustMatch:    opts.ClientIDMustMatch,
+		allowAnonymous: cfg.AllowAnonymous,
+		guard:          guard,
+		pub:            ph,
+		stats:          &b.stats,
+		log:            log,
+	}
+	// The auth hook goes first: its OnPublish must refuse a denied
+	// publish before the ingest hook stores it.
+	for _, h := range []mqtt.Hook{ah, ph} {
 		if err := server.AddHook(h, nil); err != nil {
 			cancel()
 			return nil, fmt.Errorf("ingest: add hook %s: %w", h.ID(), err)
@@ -170,21 +211,36 @@ func (b *Broker) Start() error {
 	if b.closing.Load() || !b.started.CompareAndSwap(false, true) {
 		return ErrBrokerState
 	}
-	if err := b.listener.bind(); err != nil {
-		return fmt.Errorf("ingest: listen on %s: %w", b.cfg.Listen, err)
+	all := b.listeners()
+	abandon := func(ls []*listener) {
+		for _, l := range ls {
+			l.abandon()
+		}
 	}
-	if err := b.server.AddListener(b.listener); err != nil {
-		b.listener.abandon()
-		return fmt.Errorf("ingest: add listener: %w", err)
+	for i, l := range all {
+		if err := l.bind(); err != nil {
+			abandon(all[:i])
+			return fmt.Errorf("ingest: listen on %s: %w", l.address, err)
+		}
+	}
+	for _, l := range all {
+		if err := b.server.AddListener(l); err != nil {
+			abandon(all)
+			return fmt.Errorf("ingest: add listener: %w", err)
+		}
 	}
 	if err := b.server.Serve(); err != nil {
-		b.listener.abandon()
+		abandon(all)
 		return fmt.Errorf("ingest: serve: %w", err)
 	}
-	b.log.Info().Str("mqtt", b.listener.Address()).
-		Uint32("max_packet_size", b.server.Options.Capabilities.MaximumPacketSize).
-		Bool("anonymous", b.cfg.AllowAnonymous).
-		Msg("mqtt listening")
+	for _, l := range all {
+		b.log.Info().Str("mqtt", l.Address()).
+			Str("listener", l.id).
+			Bool("tls", l.tls != nil).
+			Uint32("max_packet_size", b.server.Options.Capabilities.MaximumPacketSize).
+			Bool("anonymous", b.cfg.AllowAnonymous).
+			Msg("mqtt listening")
+	}
 	return nil
 }
 
@@ -200,7 +256,9 @@ func (b *Broker) Addr() net.Addr {
 // Stats returns the publish counters.
 func (b *Broker) Stats() Stats {
 	s := b.stats.snapshot()
-	s.Connections = b.listener.open()
+	for _, l := range b.listeners() {
+		s.Connections += l.open()
+	}
 	return s
 }
 
@@ -208,10 +266,10 @@ func (b *Broker) Stats() Stats {
 // down) and closes every client connection mochi knows. A client that has
 // stopped reading would block that write until its keepalive deadline, one
 // client after another, so all writes share one short deadline.
-func (b *Broker) disconnectClients() {
+func (b *Broker) disconnectClients(listenerID string) {
 	deadline := time.Now().Add(disconnectWriteTimeout)
 	for _, cl := range b.server.Clients.GetAll() {
-		if cl.Net.Listener != b.listener.id || cl.Closed() {
+		if cl.Net.Listener != listenerID || cl.Closed() {
 			continue
 		}
 		if cl.Net.Conn != nil {
@@ -257,9 +315,11 @@ func (b *Broker) close(ctx context.Context) error {
 		b.cancel()
 		return fmt.Errorf("ingest: close: %w", ctx.Err())
 	}
-	if err := b.listener.wait(ctx); err != nil {
-		b.cancel()
-		return fmt.Errorf("ingest: close: %w", err)
+	for _, l := range b.listeners() {
+		if err := l.wait(ctx); err != nil {
+			b.cancel()
+			return fmt.Errorf("ingest: close: %w", err)
+		}
 	}
 	return nil
 }

@@ -16,15 +16,11 @@ import (
 	"github.com/weir-gateway/weir/shards"
 )
 
-type allowAll struct{}
-
-func (allowAll) Authenticate(string, string, []byte, net.Addr) bool { return true }
-
 func TestAnonymousOnlyOnLoopback(t *testing.T) {
 	cases := []struct {
 		listen string
 		allow  bool
-		auth   Authenticator
+		auth   PasswordChecker
 		ok     bool
 	}{
 		{"127.0.0.1:0", false, nil, true},
@@ -37,12 +33,12 @@ func TestAnonymousOnlyOnLoopback(t *testing.T) {
 		{"192.168.1.10:1883", false, nil, false},
 		{"gateway.local:1883", false, nil, false},
 		{"0.0.0.0:1883", true, nil, true},
-		{"0.0.0.0:1883", false, allowAll{}, true},
+		{"0.0.0.0:1883", false, fakePasswords{}, true},
 	}
 	for _, c := range cases {
 		cfg := testConfig()
 		cfg.Listen, cfg.AllowAnonymous = c.listen, c.allow
-		b, err := New(cfg, defaultRoutes, &fakeSink{}, Options{Logger: zerolog.Nop(), Auth: c.auth})
+		b, err := New(cfg, defaultRoutes, &fakeSink{}, Options{Logger: zerolog.Nop(), Passwords: c.auth})
 		if c.ok {
 			if err != nil {
 				t.Errorf("%s allow=%v auth=%v: %v", c.listen, c.allow, c.auth != nil, err)

@@ -33,6 +33,10 @@ type Config struct {
 	MaxPendingWrites int `yaml:"max_pending_writes"`
 	ReceiveMaximum   int `yaml:"receive_maximum"`
 	MaxInflight      int `yaml:"max_inflight"`
+
+	// Transport security (see tls.go): listeners besides Listen, each
+	// plain TCP or TLS.
+	Listeners []ListenerConfig `yaml:"listeners"`
 }
 
 // Route is one entry of the `routes:` list: publishes whose topic matches
@@ -61,10 +65,18 @@ func (c *Config) Defaults() {
 	if c.MaxInflight == 0 {
 		c.MaxInflight = 64
 	}
+	if len(c.Listeners) == 0 {
+		c.Listeners = nil // `listeners: []` is the default, not a change
+	}
+	for i := range c.Listeners {
+		c.Listeners[i].Defaults()
+	}
 }
 
-// WithDefaults returns a copy of c with Defaults applied.
+// WithDefaults returns a copy of c with Defaults applied; the copy has
+// its own Listeners.
 func (c Config) WithDefaults() Config {
+	c.Listeners = cloneListeners(c.Listeners)
 	c.Defaults()
 	return c
 }
@@ -104,6 +116,7 @@ func (c Config) Validate() []error {
 	if c.MaxInflight < 1 || c.MaxInflight > 65535 {
 		errs.Add("max_inflight", "must be 1..65535, got %d", c.MaxInflight)
 	}
+	errs = append(errs, c.validateListeners()...)
 	return errs
 }
 

@@ -11,7 +11,10 @@
 // with "$"). A publish that matches no route is delivered to subscribers
 // like on any broker (devices still receive commands) and not stored. The
 // partition key is rendered from the route's template ({topic.N},
-// {client_id}, {username}, {payload.PATH}, literal text). Will messages
+// {client_id}, {username}, {identity}, {payload.PATH}, literal text).
+// {identity} binds a record to who sent it rather than to what its topic
+// claims; an anonymous client has none, so its publishes to such a route
+// are refused with 0x99 like any unresolved key. Will messages
 // and $SYS topics are published by mochi without the publish hook, so
 // they are delivered but never stored.
 //
@@ -97,10 +100,56 @@
 // the log's commit is deep) until GCs halve it back to 4 KiB, one
 // halving per GC.
 //
-// # Authentication
+// # Authentication and access control
 //
-// Until an authentication backend exists (Options.Auth), the broker follows
-// Mosquitto 2.0's local-only mode: anonymous clients are accepted on a
-// loopback listener, and New refuses a non-loopback listener unless
-// allow_anonymous is set.
+// Listeners: mqtt.listen (plain TCP) and mqtt.listeners, each plain or TLS
+// (1.2 or later). A TLS listener's certificate, key and client CA are read
+// through an atomic pointer at each handshake, so Broker.ReloadTLS puts
+// new files in force without a restart; a file that does not load leaves
+// the old ones in force and is named in the error.
+//
+// Identity is decided once, at CONNECT, and kept on the connection
+// (identity.go): the ACL, {identity} and the logs all use it.
+//  1. A client that presents a certificate the listener's client_ca_file
+//     verified is that certificate's identity_from field (CN, first DNS
+//     SAN or first URI SAN); an empty field is refused (0x87 / 5). No
+//     password is needed or checked.
+//  2. Else, with a password file (Options.Passwords), the user name once
+//     its password is verified (wrong or unknown: 0x86 / 4).
+//  3. Else anonymous (""): allowed with allow_anonymous, or, with no
+//     password file, on a loopback listener only (Mosquitto 2.0's
+//     local-only mode); otherwise refused (0x87 / 5). New refuses a
+//     configuration where a non-loopback listener has neither a password
+//     file, required client certificates nor allow_anonymous
+//     (CheckAnonymous).
+//
+// Then: client_id_must_match (username or identity) refuses another client
+// id (0x85 / 2); a client id whose session belongs to another identity is
+// refused (0x85 / 2), so neither an anonymous client nor another device
+// can take a session over; a will topic the ACL does not let the client
+// publish to is refused (0x87 / 5). MQTT 3.1.1 clients get 3.1.1 return
+// codes: the hook writes the CONNACK itself in OnConnect, because mochi
+// would map a refusal from OnConnectAuthenticate to code 5 where 4 is due.
+//
+// Failed logins are logged (never the password), counted by reason
+// (Stats.LoginFailures) and slowed per remote address (an IPv6 client by
+// its /64): five failures are free, then attempts are spaced a second
+// apart before the password is checked, and one that would wait more than
+// 5 s is refused unchecked, so a guessing loop cannot keep the CPU busy
+// hashing passwords (loginlimit.go).
+//
+// The ACL (Options.ACL), when set, applies on every listener:
+//
+//	event                MQTT 5                       MQTT 3.1.1
+//	publish denied       PUBACK/PUBREC 0x87; QoS 0    QoS 1/2: connection closed,
+//	                     dropped and counted          no ack; QoS 0 dropped
+//	subscribe denied     SUBACK 0x87 for the filter   SUBACK 0x80
+//	delivery denied      not sent to that subscriber (retained messages too)
+//
+// A denied publish is refused by the auth hook's OnPublish before the
+// ingest hook: never stored, retained or forwarded. mochi asks OnACLCheck
+// (topic, false) both for SUBSCRIBE filters and for each delivery; the
+// hook tells them apart by wildcards and by the filters of the SUBSCRIBE
+// in progress (an exact filter then needs both CanSubscribe and
+// CanReceive).
 package ingest

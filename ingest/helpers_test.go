@@ -95,6 +95,7 @@ type brokerOpts struct {
 	routes []Route
 	log    *logBuffer
 	maxRec int64
+	opts   func(*Options) // access control and the like
 }
 
 // startBroker runs a broker on a free loopback port until the test ends.
@@ -112,7 +113,11 @@ func startBroker(t testing.TB, sink Sink, o brokerOpts) *Broker {
 	if o.log != nil {
 		log = zerolog.New(o.log).Level(zerolog.DebugLevel)
 	}
-	b, err := New(cfg, routes, sink, Options{Logger: log, MaxRecordSize: o.maxRec})
+	opts := Options{Logger: log, MaxRecordSize: o.maxRec}
+	if o.opts != nil {
+		o.opts(&opts)
+	}
+	b, err := New(cfg, routes, sink, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

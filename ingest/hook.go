@@ -46,17 +46,19 @@ func (h *publishHook) Provides(b byte) bool {
 // refusal. The reason strings reach the device when it asked for problem
 // information, so they say what happened in the device's terms.
 var refusalCodes = [numRefusals]packets.Code{
-	refusedQuota:       {Code: packets.ErrQuotaExceeded.Code, Reason: "quota exceeded: stream rate limit or size cap reached"},
-	refusedTooLarge:    {Code: packets.ErrPacketTooLarge.Code, Reason: "packet too large: payload exceeds the stream's max_record_size"},
-	refusedPayload:     {Code: packets.ErrPayloadFormatInvalid.Code, Reason: "payload format invalid: no valid partition key"},
-	refusedUnspecified: {Code: packets.ErrUnspecifiedError.Code, Reason: "unspecified error: not stored, try again later"},
+	refusedQuota:         {Code: packets.ErrQuotaExceeded.Code, Reason: "quota exceeded: stream rate limit or size cap reached"},
+	refusedTooLarge:      {Code: packets.ErrPacketTooLarge.Code, Reason: "packet too large: payload exceeds the stream's max_record_size"},
+	refusedPayload:       {Code: packets.ErrPayloadFormatInvalid.Code, Reason: "payload format invalid: no valid partition key"},
+	refusedUnspecified:   {Code: packets.ErrUnspecifiedError.Code, Reason: "unspecified error: not stored, try again later"},
+	refusedNotAuthorized: {Code: packets.ErrNotAuthorized.Code, Reason: "not authorized: the ACL does not allow this client to publish to this topic"},
 }
 
 var refusalNames = [numRefusals]string{
-	refusedQuota:       "quota_exceeded",
-	refusedTooLarge:    "too_large",
-	refusedPayload:     "payload_format",
-	refusedUnspecified: "unspecified",
+	refusedQuota:         "quota_exceeded",
+	refusedTooLarge:      "too_large",
+	refusedPayload:       "payload_format",
+	refusedUnspecified:   "unspecified",
+	refusedNotAuthorized: "not_authorized",
 }
 
 // classify maps a sink error to the refusal a client sees.
@@ -95,7 +97,7 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	if rt.useUsername {
 		username = string(cl.Properties.Username)
 	}
-	key, err := rt.key.Execute(pk.TopicName, cl.ID, username, pk.Payload)
+	key, err := rt.key.Execute(pk.TopicName, cl.ID, username, clientIdentity(cl), pk.Payload)
 	if err != nil {
 		return h.refuse(cl, &pk, rt, refusedPayload, err)
 	}
@@ -192,7 +194,7 @@ func (h *publishHook) logRefusal(cl *mqtt.Client, pk *packets.Packet, rt *route,
 		Uint8("protocol", cl.Properties.ProtocolVersion).
 		Str("topic", pk.TopicName).
 		Uint8("qos", pk.FixedHeader.Qos).
-		Str("stream", rt.stream).
+		Str("stream", rt.streamName()).
 		Uint64("suppressed", suppressed).
 		Msg("publish refused")
 }

@@ -38,6 +38,10 @@ func (e *KeyTemplateError) Unwrap() error { return ErrBadKeyTemplate }
 //	{topic.N}       topic level N, 0-based ("devices/d1/telemetry": {topic.1} = d1)
 //	{client_id}     the MQTT client id
 //	{username}      the CONNECT username
+//	{identity}      who the client proved to be at CONNECT: its client
+//	                certificate's identity or its password-checked user
+//	                name; an anonymous client has none, and its publishes
+//	                are refused as unresolved
 //	{payload.PATH}  a scalar at a dotted path in a JSON payload; a numeric
 //	                segment indexes an array ({payload.readings.0.id})
 //
@@ -57,6 +61,7 @@ const (
 	ktClientID
 	ktUsername
 	ktPayload
+	ktIdentity
 )
 
 type ktPart struct {
@@ -116,10 +121,12 @@ func ParseKeyTemplate(s string) (KeyTemplate, error) {
 }
 
 func parseKTPlaceholder(name string) (ktPart, string) {
-	const known = "use {topic.N}, {client_id}, {username} or {payload.PATH}"
+	const known = "use {topic.N}, {client_id}, {username}, {identity} or {payload.PATH}"
 	switch {
 	case name == "client_id":
 		return ktPart{kind: ktClientID}, ""
+	case name == "identity":
+		return ktPart{kind: ktIdentity}, ""
 	case name == "username":
 		return ktPart{kind: ktUsername}, ""
 	case strings.HasPrefix(name, "topic."):
@@ -163,15 +170,16 @@ func (t KeyTemplate) UsesUsername() bool {
 
 // Execute renders the key for one publish. It fails, wrapping
 // ErrKeyUnresolved, when the topic has no such level, the payload is not
-// JSON or lacks the field (or it is not a string, number or bool), or the
-// result is empty.
-func (t KeyTemplate) Execute(topic string, clientID, username string, payload []byte) (string, error) {
+// JSON or lacks the field (or it is not a string, number or bool), the
+// template needs an identity and the client is anonymous (identity ""),
+// or the result is empty.
+func (t KeyTemplate) Execute(topic string, clientID, username, identity string, payload []byte) (string, error) {
 	if len(t.parts) == 0 {
 		return "", fmt.Errorf("%w: empty template", ErrKeyUnresolved)
 	}
 	if len(t.parts) == 1 && !t.payload {
 		// The common templates ({client_id}, {topic.1}) need no builder.
-		s, err := t.render(t.parts[0], topic, clientID, username, nil)
+		s, err := t.render(t.parts[0], topic, clientID, username, identity, nil)
 		if err == nil && s == "" {
 			err = fmt.Errorf("%w: %q renders an empty key", ErrKeyUnresolved, t.src)
 		}
@@ -187,7 +195,7 @@ func (t KeyTemplate) Execute(topic string, clientID, username string, payload []
 	}
 	var b strings.Builder
 	for _, p := range t.parts {
-		s, err := t.render(p, topic, clientID, username, doc)
+		s, err := t.render(p, topic, clientID, username, identity, doc)
 		if err != nil {
 			return "", err
 		}
@@ -199,10 +207,15 @@ func (t KeyTemplate) Execute(topic string, clientID, username string, payload []
 	return b.String(), nil
 }
 
-func (t KeyTemplate) render(p ktPart, topic, clientID, username string, doc any) (string, error) {
+func (t KeyTemplate) render(p ktPart, topic, clientID, username, identity string, doc any) (string, error) {
 	switch p.kind {
 	case ktLiteral:
 		return p.lit, nil
+	case ktIdentity:
+		if identity == "" {
+			return "", fmt.Errorf("%w: %q needs the client's identity and the client is anonymous", ErrKeyUnresolved, t.src)
+		}
+		return identity, nil
 	case ktClientID:
 		return clientID, nil
 	case ktUsername:

@@ -12,6 +12,7 @@ func TestKeyTemplateExecute(t *testing.T) {
 		topic    string
 		client   string
 		user     string
+		identity string
 		payload  string
 		want     string
 		unresolv bool
@@ -39,6 +40,12 @@ func TestKeyTemplateExecute(t *testing.T) {
 		{name: "payload_index_out_of_range", tmpl: "{payload.r.5}", payload: `{"r":[1]}`, unresolv: true},
 		{name: "empty_username", tmpl: "{username}", client: "c", unresolv: true},
 		{name: "empty_composite", tmpl: "{username}{client_id}", unresolv: true},
+		{name: "identity", tmpl: "{identity}", client: "c", user: "u", identity: "dev-7.example", want: "dev-7.example"},
+		{name: "identity_in_composite", tmpl: "site/{identity}/{topic.1}", topic: "a/b", identity: "d7", want: "site/d7/b"},
+		// An anonymous client has no identity: even in a composite key
+		// that would otherwise render, the record is refused.
+		{name: "identity_anonymous", tmpl: "{identity}", client: "c", user: "u", unresolv: true},
+		{name: "identity_anonymous_composite", tmpl: "{client_id}-{identity}", client: "c", unresolv: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,7 +53,7 @@ func TestKeyTemplateExecute(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseKeyTemplate(%q): %v", tc.tmpl, err)
 			}
-			got, err := kt.Execute(tc.topic, tc.client, tc.user, []byte(tc.payload))
+			got, err := kt.Execute(tc.topic, tc.client, tc.user, tc.identity, []byte(tc.payload))
 			if tc.unresolv {
 				if !errors.Is(err, ErrKeyUnresolved) {
 					t.Fatalf("Execute = %q, %v; want ErrKeyUnresolved", got, err)
@@ -68,8 +75,8 @@ func TestParseKeyTemplateErrors(t *testing.T) {
 		msg    string
 	}{
 		{"empty", "", 0, "must not be empty; use e.g. {client_id} or {topic.1}"},
-		{"unknown", "x-{device}", 2, "unknown placeholder {device}; use {topic.N}, {client_id}, {username} or {payload.PATH}"},
-		{"empty_placeholder", "{}", 0, "empty placeholder {}; use {topic.N}, {client_id}, {username} or {payload.PATH}"},
+		{"unknown", "x-{device}", 2, "unknown placeholder {device}; use {topic.N}, {client_id}, {username}, {identity} or {payload.PATH}"},
+		{"empty_placeholder", "{}", 0, "empty placeholder {}; use {topic.N}, {client_id}, {username}, {identity} or {payload.PATH}"},
 		{"unclosed", "{client_id", 0, "unclosed '{' (write {{ for a literal brace)"},
 		{"stray_close", "a}b", 1, "unmatched '}' (write }} for a literal brace)"},
 		{"topic_not_number", "{topic.x}", 0, "{topic.x}: topic level must be a number from 0, e.g. {topic.1}"},
@@ -103,7 +110,7 @@ func TestKeyTemplateString(t *testing.T) {
 		t.Fatal("UsesUsername/UsesPayload for u-{username}")
 	}
 	var zero KeyTemplate
-	if _, err := zero.Execute("a", "b", "c", nil); !errors.Is(err, ErrKeyUnresolved) {
+	if _, err := zero.Execute("a", "b", "c", "", nil); !errors.Is(err, ErrKeyUnresolved) {
 		t.Fatalf("zero template: %v", err)
 	}
 }
@@ -122,7 +129,7 @@ func BenchmarkKeyTemplate(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := kt.Execute("devices/d7/telemetry", "d7", "u", payload); err != nil {
+				if _, err := kt.Execute("devices/d7/telemetry", "d7", "u", "", payload); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -40,6 +41,8 @@ type listener struct {
 	// disconnectClients ends the MQTT sessions of this listener's clients
 	// gracefully; set by the broker.
 	disconnectClients func()
+	// tls, when set, makes this a TLS listener.
+	tls *tlsServer
 
 	ln      net.Listener
 	closing atomic.Bool
@@ -96,7 +99,12 @@ func (l *listener) Address() string {
 }
 
 // Protocol names the transport for mochi's logs.
-func (l *listener) Protocol() string { return "tcp" }
+func (l *listener) Protocol() string {
+	if l.tls != nil {
+		return "tls"
+	}
+	return "tcp"
+}
 
 // Init is mochi's hook to open the socket; Broker.Start has already bound
 // it, to report the error itself.
@@ -160,10 +168,16 @@ func (l *listener) logEnded(tc *trackedConn, err error) {
 	}
 }
 
-// track wraps an accepted connection, or returns nil once closing.
+// track wraps an accepted connection, or returns nil once closing. On a
+// TLS listener the handshake is left to the first read (mochi's, of
+// CONNECT), so it runs on the connection's goroutine under the connect
+// deadline set here.
 func (l *listener) track(c net.Conn) *trackedConn {
 	if l.connectTimeout > 0 {
 		_ = c.SetDeadline(time.Now().Add(l.connectTimeout))
+	}
+	if l.tls != nil {
+		c = tls.Server(c, l.tls.base)
 	}
 	tc := &trackedConn{Conn: c, l: l}
 	l.mu.Lock()
@@ -244,6 +258,8 @@ type trackedConn struct {
 	mu     sync.Mutex // orders context creation against Close
 	closed bool
 	err    error
+
+	auth connAuth
 }
 
 type connCtx struct {
@@ -281,7 +297,15 @@ func (c *trackedConn) Close() error {
 	c.closed = true
 	// Socket first: a hook woken by the cancellation must find nothing
 	// left to write its answer to.
-	c.err = c.Conn.Close()
+	if tc, ok := c.Conn.(*tls.Conn); ok {
+		// tls.Conn.Close first writes a close_notify alert with a
+		// deadline of its own (5 s): a client that stopped reading would
+		// hold Close, and a broker shutdown, that long. MQTT ends its
+		// sessions with its own packets; the socket is closed at once.
+		c.err = tc.NetConn().Close()
+	} else {
+		c.err = c.Conn.Close()
+	}
 	if cc := c.ctx.Load(); cc != nil {
 		cc.cancel()
 	}

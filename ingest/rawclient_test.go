@@ -32,6 +32,12 @@ func dialRaw(t testing.TB, addr net.Addr, id string, version byte, mod ...func(*
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
+	return connectRaw(t, conn, id, version, mod...)
+}
+
+// connectRaw completes CONNECT/CONNACK over conn (a TLS connection, say).
+func connectRaw(t testing.TB, conn net.Conn, id string, version byte, mod ...func(*packets.Packet)) (*rawClient, packets.Packet) {
+	t.Helper()
 	c := &rawClient{t: t, conn: conn, r: bufio.NewReader(conn), version: version, id: id}
 	t.Cleanup(func() { _ = conn.Close() })
 	pk := packets.Packet{

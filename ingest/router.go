@@ -20,6 +20,15 @@ type route struct {
 	useUsername bool
 }
 
+// streamName is the route's stream, "" for no route (a publish refused
+// before routing).
+func (r *route) streamName() string {
+	if r == nil {
+		return ""
+	}
+	return r.stream
+}
+
 // router picks the route for a topic. Routes are tried in configuration
 // order and the first whose filter matches wins, so an operator can put a
 // specific filter before a catch-all.

@@ -86,7 +86,7 @@ func TestRouterFirstMatchWins(t *testing.T) {
 	}
 	// A route without partition_key defaults to {client_id}.
 	rt := r.match("devices/d1/status")
-	if k, err := rt.key.Execute("devices/d1/status", "cid", "", nil); err != nil || k != "cid" {
+	if k, err := rt.key.Execute("devices/d1/status", "cid", "", "", nil); err != nil || k != "cid" {
 		t.Errorf("default key = %q, %v; want cid", k, err)
 	}
 }

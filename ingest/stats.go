@@ -20,6 +20,43 @@ type Stats struct {
 	// Connections is the number of TCP connections open now, including
 	// those that have not sent CONNECT yet.
 	Connections int
+
+	// Access control (auth.go).
+	LoginFailures LoginFailureStats
+	// SubscribeDenied counts SUBSCRIBE filters the ACL refused;
+	// DeliveryDenied messages not delivered to a subscriber because the
+	// ACL does not let it read the topic.
+	SubscribeDenied, DeliveryDenied uint64
+}
+
+// LoginFailureStats counts refused CONNECTs by reason.
+type LoginFailureStats struct {
+	BadPassword      uint64 // the password file has the user, the password is wrong
+	UnknownUser      uint64 // the password file has no such user
+	NotAuthorized    uint64 // anonymous where not allowed, or a will topic the ACL denies
+	ClientIDMismatch uint64 // client_id_must_match: the client id is not the user name / identity
+	ClientIDTaken    uint64 // the client id's session belongs to another identity
+	CertIdentity     uint64 // the client certificate has no value in identity_from
+	Throttled        uint64 // refused unchecked: too many failures from the address
+}
+
+// Reasons lists the counters with their metric label values.
+func (l LoginFailureStats) Reasons() []struct {
+	Reason string
+	N      uint64
+} {
+	return []struct {
+		Reason string
+		N      uint64
+	}{
+		{loginFailureNames[failBadPassword], l.BadPassword},
+		{loginFailureNames[failUnknownUser], l.UnknownUser},
+		{loginFailureNames[failNotAuthorized], l.NotAuthorized},
+		{loginFailureNames[failClientIDMismatch], l.ClientIDMismatch},
+		{loginFailureNames[failClientIDTaken], l.ClientIDTaken},
+		{loginFailureNames[failCertIdentity], l.CertIdentity},
+		{loginFailureNames[failThrottled], l.Throttled},
+	}
 }
 
 // RefusedStats counts publishes that were not stored, by the reason code an
@@ -29,11 +66,12 @@ type RefusedStats struct {
 	TooLarge      uint64 // 0x95: record over the stream's max_record_size
 	PayloadFormat uint64 // 0x99: no usable partition key (template failed, invalid key)
 	Unspecified   uint64 // 0x80: store unavailable, closing, unknown stream, cancelled
+	NotAuthorized uint64 // 0x87: the ACL does not allow the client to publish to the topic
 }
 
 // Total is the number of refused publishes.
 func (r RefusedStats) Total() uint64 {
-	return r.QuotaExceeded + r.TooLarge + r.PayloadFormat + r.Unspecified
+	return r.QuotaExceeded + r.TooLarge + r.PayloadFormat + r.Unspecified + r.NotAuthorized
 }
 
 // refusal is why a publish was not stored; it indexes counters.
@@ -44,6 +82,7 @@ const (
 	refusedTooLarge
 	refusedPayload
 	refusedUnspecified
+	refusedNotAuthorized
 	numRefusals
 )
 
@@ -53,6 +92,9 @@ type counters struct {
 	received, stored, unrouted atomic.Uint64
 	refused                    [numRefusals]atomic.Uint64
 	droppedQoS0, disconnected  atomic.Uint64
+
+	loginFailures                   [numLoginFailures]atomic.Uint64
+	subscribeDenied, deliveryDenied atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -65,8 +107,20 @@ func (c *counters) snapshot() Stats {
 			TooLarge:      c.refused[refusedTooLarge].Load(),
 			PayloadFormat: c.refused[refusedPayload].Load(),
 			Unspecified:   c.refused[refusedUnspecified].Load(),
+			NotAuthorized: c.refused[refusedNotAuthorized].Load(),
 		},
 		DroppedQoS0:  c.droppedQoS0.Load(),
 		Disconnected: c.disconnected.Load(),
+		LoginFailures: LoginFailureStats{
+			BadPassword:      c.loginFailures[failBadPassword].Load(),
+			UnknownUser:      c.loginFailures[failUnknownUser].Load(),
+			NotAuthorized:    c.loginFailures[failNotAuthorized].Load(),
+			ClientIDMismatch: c.loginFailures[failClientIDMismatch].Load(),
+			ClientIDTaken:    c.loginFailures[failClientIDTaken].Load(),
+			CertIdentity:     c.loginFailures[failCertIdentity].Load(),
+			Throttled:        c.loginFailures[failThrottled].Load(),
+		},
+		SubscribeDenied: c.subscribeDenied.Load(),
+		DeliveryDenied:  c.deliveryDenied.Load(),
 	}
 }

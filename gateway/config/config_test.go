@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -108,13 +109,27 @@ func TestExampleFile(t *testing.T) {
 	for p := range f.src.lines {
 		written[regexp.MustCompile(`\[\d+\]`).ReplaceAllString(p, "[]")] = true
 	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range schemaPaths(reflect.TypeFor[File](), "") {
-		if !written[p] {
+		// A list that is empty by default (mqtt.listeners) documents its
+		// elements' keys in a commented-out example entry.
+		inComment := func() bool {
+			_, last, _ := strings.Cut(p, "[]")
+			last = last[strings.LastIndexByte(last, '.')+1:]
+			return strings.Contains(p, "[]") && regexp.MustCompile(`(?m)^\s*#\s*(- )?`+regexp.QuoteMeta(last)+`:`).Match(raw)
+		}
+		if !written[p] && !inComment() {
 			t.Errorf("configs/weir.example.yaml does not document %s", p)
 		}
 	}
 	d := Default()
-	if f.Streams[0] != d.Streams[0] || f.MQTT != d.MQTT || f.Durability != d.Durability || f.API != d.API || f.Log != d.Log {
+	if len(f.MQTT.Listeners) == 0 {
+		f.MQTT.Listeners = nil // the example's `listeners: []` is the default
+	}
+	if f.Streams[0] != d.Streams[0] || !reflect.DeepEqual(f.MQTT, d.MQTT) || f.Durability != d.Durability || f.API != d.API || f.Log != d.Log {
 		t.Errorf("example values differ from the defaults:\nexample %+v\ndefault %+v", f, d)
 	}
 	if fw := f.Forwarders[0]; fw != fw.WithDefaults() {
@@ -238,6 +253,16 @@ func TestErrors(t *testing.T) {
 			want: []string{`weir.yaml:4: streams[0].shards: must be an integer, got "abc"`},
 		},
 		{
+			name: "mqtt_listener_not_loopback",
+			yaml: "data_dir: x\nmqtt:\n  listeners:\n    - listen: 0.0.0.0:1884\n",
+			want: []string{`weir.yaml:4: mqtt.listeners[0].listen: 0.0.0.0:1884 is not loopback and clients are not authenticated on it; configure auth.password_file, client certificates (tls.require_client_cert: true), or set mqtt.allow_anonymous: true to accept anonymous clients from the network (as in Mosquitto 2.0, anonymous clients are accepted only on loopback unless allowed explicitly)`},
+		},
+		{
+			name: "mqtt_listener_tls_file_missing",
+			yaml: "data_dir: x\nmqtt:\n  listeners:\n    - listen: 127.0.0.1:8883\n      tls:\n        cert_file: /nonexistent/a.crt\n        key_file: /nonexistent/a.key\n",
+			want: []string{`weir.yaml:6: mqtt.listeners[0].tls.cert_file: open /nonexistent/a.crt: no such file or directory`},
+		},
+		{
 			name: "type_error_bool",
 			yaml: "data_dir: x\nmqtt:\n  allow_anonymous: yes\n",
 			want: []string{`weir.yaml:3: mqtt.allow_anonymous: must be true or false, got "yes"`},
@@ -255,7 +280,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "mqtt_not_loopback",
 			yaml: "data_dir: x\nmqtt:\n  listen: 0.0.0.0:1883\n",
-			want: []string{`weir.yaml:3: mqtt.listen: 0.0.0.0:1883 is not loopback and no authentication is configured; set mqtt.allow_anonymous: true to accept anonymous clients on it (as in Mosquitto 2.0, anonymous clients are accepted only on loopback unless allowed explicitly)`},
+			want: []string{`weir.yaml:3: mqtt.listen: 0.0.0.0:1883 is not loopback and clients are not authenticated on it; configure auth.password_file, client certificates (tls.require_client_cert: true), or set mqtt.allow_anonymous: true to accept anonymous clients from the network (as in Mosquitto 2.0, anonymous clients are accepted only on loopback unless allowed explicitly)`},
 		},
 		{
 			name: "api_not_loopback",
@@ -285,7 +310,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "bad_partition_key",
 			yaml: validBase + "    partition_key: \"{device}\"\n",
-			want: []string{`weir.yaml:7: routes[0].partition_key: unknown placeholder {device}; use {topic.N}, {client_id}, {username} or {payload.PATH}`},
+			want: []string{`weir.yaml:7: routes[0].partition_key: unknown placeholder {device}; use {topic.N}, {client_id}, {username}, {identity} or {payload.PATH}`},
 		},
 		{
 			name: "duplicate_forwarder",
@@ -386,7 +411,7 @@ func TestAccepted(t *testing.T) {
 			name: "empty_section_keeps_defaults",
 			yaml: "data_dir: x\nmqtt:\n",
 			check: func(t *testing.T, f *File) {
-				if f.MQTT != Default().MQTT {
+				if !reflect.DeepEqual(f.MQTT, Default().MQTT) {
 					t.Fatalf("mqtt = %+v", f.MQTT)
 				}
 			},

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/weir-gateway/weir/ingest"
 	"github.com/weir-gateway/weir/internal/conf"
 )
 
@@ -25,10 +26,8 @@ func (f *File) check() Errors {
 	l.Enum("log.format", f.Log.Format, "console", "json")
 
 	l.Nest("mqtt", f.MQTT.Validate())
-	if conf.CheckListen(f.MQTT.Listen) == nil && !conf.IsLoopback(f.MQTT.Listen) && !f.MQTT.AllowAnonymous {
-		l.Add("mqtt.listen", "%s is not loopback and no authentication is configured; set mqtt.allow_anonymous: true to accept anonymous clients on it "+
-			"(as in Mosquitto 2.0, anonymous clients are accepted only on loopback unless allowed explicitly)", f.MQTT.Listen)
-	}
+	// hasPasswords: true once auth.password_file is set (issue 11).
+	l.Nest("mqtt", ingest.CheckAnonymous(f.MQTT, false))
 	l.Nest("durability", f.Durability.Validate())
 	l.Nest("api", f.API.Validate())
 	if f.API.Listen != "" && conf.CheckListen(f.API.Listen) == nil && !conf.IsLoopback(f.API.Listen) && !f.API.AllowAnonymous {
