@@ -2,7 +2,6 @@ package auth
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 )
 
@@ -14,9 +13,22 @@ var ErrBadCredentials = errors.New("auth: bad user name or password")
 // and metrics; both wrap ErrBadCredentials. A client must not be told
 // which one it was.
 var (
-	ErrUnknownUser error = fmt.Errorf("%w: unknown user", ErrBadCredentials)
-	ErrBadPassword error = fmt.Errorf("%w: wrong password", ErrBadCredentials)
+	ErrUnknownUser error = &credentialError{what: "unknown user", unknown: true}
+	ErrBadPassword error = &credentialError{what: "wrong password"}
 )
+
+// credentialError is the type of both refusals. Its UnknownUser method
+// lets a caller that does not import this package (ingest counts the two
+// apart through a one-method interface) tell them apart without matching
+// error text.
+type credentialError struct {
+	what    string
+	unknown bool
+}
+
+func (e *credentialError) Error() string     { return ErrBadCredentials.Error() + ": " + e.what }
+func (e *credentialError) Unwrap() error     { return ErrBadCredentials }
+func (e *credentialError) UnknownUser() bool { return e.unknown }
 
 // FileError is one problem on one line of a password or ACL file. Line is
 // 1-based; 0 means the file as a whole. A parser reports every bad line it

@@ -171,3 +171,20 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("LoadACL: %v", err)
 	}
 }
+
+// ingest counts unknown users apart from wrong passwords through this
+// method, without importing the package.
+func TestVerifyErrorsTellUnknownUsersApart(t *testing.T) {
+	var u interface{ UnknownUser() bool }
+	if !errors.As(ErrUnknownUser, &u) || !u.UnknownUser() {
+		t.Fatal("ErrUnknownUser does not report UnknownUser() == true")
+	}
+	if !errors.As(ErrBadPassword, &u) || u.UnknownUser() {
+		t.Fatal("ErrBadPassword reports an unknown user")
+	}
+	for _, err := range []error{ErrUnknownUser, ErrBadPassword} {
+		if !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("%v does not wrap ErrBadCredentials", err)
+		}
+	}
+}
