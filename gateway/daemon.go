@@ -18,6 +18,7 @@ import (
 	"github.com/weir-gateway/weir/gateway/api"
 	"github.com/weir-gateway/weir/gateway/config"
 	"github.com/weir-gateway/weir/ingest"
+	"github.com/weir-gateway/weir/ingest/auth"
 	"github.com/weir-gateway/weir/shards"
 )
 
@@ -32,6 +33,7 @@ type Daemon struct {
 	wg     sync.WaitGroup
 	live   atomic.Pointer[liveParts] // for the API's status hooks, see status.go
 	reload *reloader
+	creds  *auth.Store // nil without auth.password_file and auth.acl_file
 }
 
 // Start opens the data directory and starts every listener and forwarder
@@ -72,10 +74,24 @@ func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
 	if err := d.startForwarders(ctx, cfg); err != nil {
 		return d, err
 	}
-	d.broker, err = ingest.New(cfg.MQTT, cfg.Routes, d.store, ingest.Options{
-		Logger:        log.With().Str("part", "mqtt").Logger(),
-		MaxRecordSize: maxRecord,
-	})
+	mqttOpts := ingest.Options{
+		Logger:            log.With().Str("part", "mqtt").Logger(),
+		MaxRecordSize:     maxRecord,
+		ClientIDMustMatch: cfg.Auth.ClientIDMustMatch,
+	}
+	if cfg.Auth.PasswordFile != "" || cfg.Auth.ACLFile != "" {
+		if d.creds, err = auth.NewStore(cfg.Auth); err != nil {
+			return d, err
+		}
+		// Typed nils would read as "configured": set only what exists.
+		if cfg.Auth.PasswordFile != "" {
+			mqttOpts.Passwords = d.creds
+		}
+		if cfg.Auth.ACLFile != "" {
+			mqttOpts.ACL = d.creds
+		}
+	}
+	d.broker, err = ingest.New(cfg.MQTT, cfg.Routes, d.store, mqttOpts)
 	if err != nil {
 		return d, err
 	}
@@ -97,6 +113,16 @@ func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
 	return d, nil
 }
 
+// CheckFiles reads the credential and ACL files cfg names, as Start
+// would, and returns their errors (each with FILE:LINE).
+func CheckFiles(cfg *config.File) error {
+	if cfg.Auth.PasswordFile == "" && cfg.Auth.ACLFile == "" {
+		return nil
+	}
+	_, err := auth.NewStore(cfg.Auth)
+	return err
+}
+
 // Reload re-reads every file the gateway can take without a restart
 // (credentials, ACLs, certificates), as on SIGHUP. A bad new file is
 // logged and returned, and the old contents stay in force. The files are
@@ -110,7 +136,19 @@ func (d *Daemon) Reload() error {
 
 // reloadables lists the parts that re-read their files, with the files.
 func (d *Daemon) reloadables(cfg *config.File) []reloadable {
-	return nil
+	var parts []reloadable
+	if d.creds != nil {
+		parts = append(parts, reloadable{name: "auth", files: existing(cfg.Auth.PasswordFile, cfg.Auth.ACLFile),
+			reload: func() error { _, err := d.creds.Reload(); return err }})
+	}
+	var tlsFiles []string
+	for _, l := range cfg.MQTT.Listeners {
+		tlsFiles = append(tlsFiles, existing(l.TLS.CertFile, l.TLS.KeyFile, l.TLS.ClientCAFile)...)
+	}
+	if len(tlsFiles) > 0 {
+		parts = append(parts, reloadable{name: "mqtt-tls", files: tlsFiles, reload: d.broker.ReloadTLS})
+	}
+	return parts
 }
 
 // Store gives in-process users (tests, the bench command) the store.

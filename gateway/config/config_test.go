@@ -129,7 +129,7 @@ func TestExampleFile(t *testing.T) {
 	if len(f.MQTT.Listeners) == 0 {
 		f.MQTT.Listeners = nil // the example's `listeners: []` is the default
 	}
-	if f.Streams[0] != d.Streams[0] || !reflect.DeepEqual(f.MQTT, d.MQTT) || f.Durability != d.Durability || f.API != d.API || f.Log != d.Log {
+	if f.Streams[0] != d.Streams[0] || !reflect.DeepEqual(f.MQTT, d.MQTT) || f.Durability != d.Durability || f.API != d.API || f.Log != d.Log || f.Auth != d.Auth {
 		t.Errorf("example values differ from the defaults:\nexample %+v\ndefault %+v", f, d)
 	}
 	if fw := f.Forwarders[0]; fw != fw.WithDefaults() {
@@ -278,6 +278,21 @@ func TestErrors(t *testing.T) {
 			want: []string{`weir.yaml:3: streams: must be a list (entries starting with -), got a mapping`},
 		},
 		{
+			name: "client_id_binding_without_identities",
+			yaml: "data_dir: x\nauth:\n  client_id_must_match: username\n",
+			want: []string{`weir.yaml:3: auth.client_id_must_match: username needs auth.password_file: without it no user name is ever verified`},
+		},
+		{
+			name: "client_id_binding_to_identity_without_identities",
+			yaml: "data_dir: x\nauth:\n  client_id_must_match: identity\n",
+			want: []string{`weir.yaml:3: auth.client_id_must_match: identity needs auth.password_file or a mqtt.listeners[].tls.client_ca_file: without them no client has an identity`},
+		},
+		{
+			name: "auth_bad_value",
+			yaml: "data_dir: x\nauth:\n  client_id_must_match: always\n",
+			want: []string{`weir.yaml:3: auth.client_id_must_match: must be one of off, username, identity, got "always"`},
+		},
+		{
 			name: "mqtt_not_loopback",
 			yaml: "data_dir: x\nmqtt:\n  listen: 0.0.0.0:1883\n",
 			want: []string{`weir.yaml:3: mqtt.listen: 0.0.0.0:1883 is not loopback and clients are not authenticated on it; configure auth.password_file, client certificates (tls.require_client_cert: true), or set mqtt.allow_anonymous: true to accept anonymous clients from the network (as in Mosquitto 2.0, anonymous clients are accepted only on loopback unless allowed explicitly)`},
@@ -379,6 +394,17 @@ func TestAccepted(t *testing.T) {
 			check: func(t *testing.T, f *File) {
 				if !f.MQTT.AllowAnonymous || f.API.Listen != "[::]:4588" {
 					t.Fatalf("%+v", f)
+				}
+			},
+		},
+		{
+			// A password file is authentication enough for the network
+			// (the file is read when the gateway starts, not here).
+			name: "non_loopback_with_password_file",
+			yaml: "data_dir: x\nmqtt: {listen: 0.0.0.0:1883}\nauth: {password_file: /etc/weir/passwd, client_id_must_match: username}\n",
+			check: func(t *testing.T, f *File) {
+				if f.Auth.PasswordFile != "/etc/weir/passwd" || f.Auth.ClientIDMustMatch != "username" || f.Auth.ACLFile != "" {
+					t.Fatalf("auth = %+v", f.Auth)
 				}
 			},
 		},

@@ -10,6 +10,7 @@ import (
 	"github.com/weir-gateway/weir/forwarder"
 	"github.com/weir-gateway/weir/gateway/api"
 	"github.com/weir-gateway/weir/ingest"
+	"github.com/weir-gateway/weir/ingest/auth"
 	"github.com/weir-gateway/weir/internal/conf"
 	"github.com/weir-gateway/weir/shards"
 )
@@ -22,6 +23,7 @@ type File struct {
 	GatewayID  string                `yaml:"gateway_id"` // "" = host name, see ID
 	Log        Log                   `yaml:"log"`
 	MQTT       ingest.Config         `yaml:"mqtt"`
+	Auth       auth.Config           `yaml:"auth"`
 	Durability shards.Durability     `yaml:"durability"`
 	API        api.Config            `yaml:"api"`
 	Streams    []shards.StreamConfig `yaml:"streams"`
@@ -55,6 +57,7 @@ func base() *File {
 		DataDir:    DefaultDataDir,
 		Log:        Log{Level: "info", Format: "console"},
 		MQTT:       ingest.Config{}.WithDefaults(),
+		Auth:       auth.Config{}.WithDefaults(),
 		Durability: shards.Durability{CommitDelay: shards.DefaultCommitDelay}.WithDefaults(),
 		API:        api.Config{}.WithDefaults(),
 	}

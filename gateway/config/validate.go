@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/weir-gateway/weir/ingest"
+	"github.com/weir-gateway/weir/ingest/auth"
 	"github.com/weir-gateway/weir/internal/conf"
 )
 
@@ -26,8 +27,9 @@ func (f *File) check() Errors {
 	l.Enum("log.format", f.Log.Format, "console", "json")
 
 	l.Nest("mqtt", f.MQTT.Validate())
-	// hasPasswords: true once auth.password_file is set (issue 11).
-	l.Nest("mqtt", ingest.CheckAnonymous(f.MQTT, false))
+	l.Nest("mqtt", ingest.CheckAnonymous(f.MQTT, f.Auth.PasswordFile != ""))
+	l.Nest("auth", f.Auth.Validate())
+	f.checkIdentityBinding(&l)
 	l.Nest("durability", f.Durability.Validate())
 	l.Nest("api", f.API.Validate())
 	if f.API.Listen != "" && conf.CheckListen(f.API.Listen) == nil && !conf.IsLoopback(f.API.Listen) && !f.API.AllowAnonymous {
@@ -100,4 +102,26 @@ func (f *File) locate(errs []error) Errors {
 		out = append(out, &Error{File: f.src.name, Line: f.Line(fe.Path), Path: fe.Path, Msg: fe.Msg})
 	}
 	return out
+}
+
+// checkIdentityBinding refuses a client_id_must_match that nothing can
+// satisfy: binding to the user name needs a password file, binding to the
+// identity needs a password file or a listener that verifies certificates.
+func (f *File) checkIdentityBinding(l *conf.ErrorList) {
+	switch f.Auth.ClientIDMustMatch {
+	case auth.ClientIDMatchUsername:
+		if f.Auth.PasswordFile == "" {
+			l.Add("auth.client_id_must_match", "username needs auth.password_file: without it no user name is ever verified")
+		}
+	case auth.ClientIDMatchIdentity:
+		if f.Auth.PasswordFile != "" {
+			return
+		}
+		for _, ls := range f.MQTT.Listeners {
+			if ls.TLS.ClientCAFile != "" {
+				return
+			}
+		}
+		l.Add("auth.client_id_must_match", "identity needs auth.password_file or a mqtt.listeners[].tls.client_ca_file: without them no client has an identity")
+	}
 }

@@ -223,7 +223,15 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if _, err := config.Load(fs.Arg(0)); err != nil {
+	cfg, err := config.Load(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// The files the config names are read as the gateway would read them,
+	// so a plain-text password or a bad ACL line shows up here with its
+	// own FILE:LINE, not at the next restart.
+	if err := gateway.CheckFiles(cfg); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
