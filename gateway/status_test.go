@@ -21,6 +21,12 @@ func startDaemon(t *testing.T) *Daemon {
 	cfg.DataDir = t.TempDir()
 	cfg.MQTT.Listen = "127.0.0.1:0"
 	cfg.API.Listen = "127.0.0.1:0"
+	return startDaemonWith(t, cfg)
+}
+
+// startDaemonWith starts a daemon on cfg and closes it when the test ends.
+func startDaemonWith(t *testing.T, cfg *config.File) *Daemon {
+	t.Helper()
 	d, err := Start(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
