@@ -50,6 +50,9 @@ client.on('packetreceive', (p) => {
       break;
     case 'suback':
       out.subacks.push(p.granted.map((g) => (typeof g === 'object' ? g.qos : g)));
+      // A test running this probe in the background waits for this line
+      // before it makes another client publish.
+      process.stderr.write('suback\n');
       break;
     case 'publish':
       out.messages.push({ topic: p.topic, payload: p.payload.toString(), retain: !!p.retain });
