@@ -3,11 +3,13 @@
 # Idempotent: a second run installs nothing and takes about a second.
 #
 #   Debian: awscli (tests drive weir's Kinesis API with the AWS CLI),
-#           mosquitto (reference broker and mosquitto_pub/sub clients),
+#           mosquitto (reference broker and mosquitto_passwd),
+#           mosquitto-clients (mosquitto_pub/mosquitto_sub: a separate Debian
+#           package, not pulled in by mosquitto without recommends),
 #           qemu-user-static (runs the arm64/armv7 builds),
 #           fuse3 (fusermount3 for integration/lazyfs).
 #   npm:    integration/package-lock.json, pinned: kinesalite 3.3.3,
-#           aws-kinesis-agg 4.2.8, @aws-sdk/client-kinesis 3.1143.0,
+#           aws-kinesis-agg 4.2.8, @aws-sdk/client-kinesis 3.1143.0, mqtt 5.16.0,
 #           into integration/node_modules (cache in integration/.npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +25,7 @@ if [[ $(id -u) != 0 ]]; then
   fi
 fi
 
-apt_packages=(awscli mosquitto qemu-user-static fuse3)
+apt_packages=(awscli mosquitto mosquitto-clients qemu-user-static fuse3)
 command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 
 missing=()

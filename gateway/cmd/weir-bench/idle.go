@@ -3,14 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 )
 
 // connectPacket is a minimal MQTT 3.1.1 CONNECT: clean session, no
@@ -41,7 +40,8 @@ type idleConns struct {
 	conns []net.Conn
 }
 
-func dialIdle(ctx context.Context, addr string, n int) (*idleConns, error) {
+// conf, when set, makes each a TLS device (see benchEnv.deviceTLS).
+func dialIdle(ctx context.Context, addr string, n int, conf func(id string) (*tls.Config, error)) (*idleConns, error) {
 	ic := &idleConns{conns: make([]net.Conn, n)}
 	errc := make(chan error, n)
 	var wg sync.WaitGroup
@@ -52,7 +52,7 @@ func dialIdle(ctx context.Context, addr string, n int) (*idleConns, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := dialOne(ctx, addr, fmt.Sprintf("idle-%06d", i+1))
+			c, err := dialDevice(ctx, addr, fmt.Sprintf("idle-%06d", i+1), conf)
 			if err != nil {
 				errc <- err
 				return
@@ -67,30 +67,6 @@ func dialIdle(ctx context.Context, addr string, n int) (*idleConns, error) {
 		return nil, err
 	}
 	return ic, nil
-}
-
-func dialOne(ctx context.Context, addr, id string) (net.Conn, error) {
-	d := net.Dialer{Timeout: 10 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	c.SetDeadline(time.Now().Add(15 * time.Second))
-	if _, err := c.Write(connectPacket(id)); err != nil {
-		c.Close()
-		return nil, err
-	}
-	var ack [4]byte
-	if _, err := io.ReadFull(c, ack[:]); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("%s: CONNACK: %w", id, err)
-	}
-	if ack[0] != 0x20 || ack[3] != 0 {
-		c.Close()
-		return nil, fmt.Errorf("%s: CONNACK % x: refused", id, ack)
-	}
-	c.SetDeadline(time.Time{})
-	return c, nil
 }
 
 func (ic *idleConns) Close() {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -24,6 +25,9 @@ type loadSpec struct {
 	Rate     float64 // messages/s per device; 0 = as fast as acks allow
 	Warmup   time.Duration
 	Duration time.Duration
+	// TLS, when set, gives each device (by client id) its TLS config;
+	// Broker is then an ssl:// URL.
+	TLS func(id string) (*tls.Config, error)
 	// BrokerPID, when set, has the run measure the CPU the broker process
 	// and this load generator spend per acked message.
 	BrokerPID int
@@ -62,9 +66,20 @@ func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			id := fmt.Sprintf("bench-%05d", i+1)
-			c := paho.NewClient(paho.NewClientOptions().AddBroker(s.Broker).SetClientID(id).
+			opts := paho.NewClientOptions().AddBroker(s.Broker).SetClientID(id).
 				SetCleanSession(true).SetAutoReconnect(false).SetKeepAlive(60 * time.Second).
-				SetConnectTimeout(10 * time.Second).SetWriteTimeout(10 * time.Second))
+				SetConnectTimeout(10 * time.Second).SetWriteTimeout(10 * time.Second)
+			if s.TLS != nil {
+				tc, err := s.TLS(id)
+				if err != nil {
+					mu.Lock()
+					connErr = fmt.Errorf("%s: TLS config: %w", id, err)
+					mu.Unlock()
+					return
+				}
+				opts.SetTLSConfig(tc)
+			}
+			c := paho.NewClient(opts)
 			tok := c.Connect()
 			if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
 				mu.Lock()

@@ -12,6 +12,18 @@
 //   - idle: 5,000 devices connect with a minimal raw CONNECT and stay idle;
 //     the broker's RSS growth per device (target: weir ≤ 16 KiB).
 //
+// TLS modes (issue 11), weir against itself: the same gateway with a TLS
+// listener (mqtt.listeners[].tls) beside the plain one, and a throw-away
+// CA made for the run; --mtls gives every device its own client
+// certificate (identity_from: cn).
+//   - tls: the throughput fleet over TLS vs plain, alternating; acked
+//     msgs/s and tls/plain (target ≥ 0.8).
+//   - handshakes: --handshake-workers devices connect (TLS handshake,
+//     CONNECT, CONNACK) and close in a loop: connects/s over TLS (mTLS
+//     with --mtls) beside plain TCP.
+//   - tls-idle: idle devices as in idle, over TLS: RSS per device
+//     (target ≤ 24 KiB), plain weir beside it.
+//
 // Both brokers run as separate processes (the bare one is this binary
 // re-run as `weir-bench bare-broker`); the fleet runs here, as paho
 // clients. Run it from the repository (it builds gateway/cmd/weir) or pass
@@ -47,6 +59,8 @@ type settings struct {
 	Fsync       string        `json:"fsync"`
 	CommitDelay string        `json:"commit_delay,omitempty"`
 	NoStore     bool          `json:"no_store,omitempty"`
+	MTLS        bool          `json:"mtls,omitempty"`
+	HSWorkers   int           `json:"handshake_workers,omitempty"`
 	JSON        bool          `json:"-"`
 	JSONFile    string        `json:"-"`
 	Weir        string        `json:"-"`
@@ -63,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var s settings
 	fs := flag.NewFlagSet("weir-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&s.Mode, "mode", "all", "throughput | latency | idle | all")
+	fs.StringVar(&s.Mode, "mode", "all", "throughput | latency | idle | all | tls | handshakes | tls-idle")
 	fs.DurationVar(&s.Duration, "duration", 10*time.Second, "measured time of each throughput or latency run")
 	fs.DurationVar(&s.Warmup, "warmup", time.Second, "unmeasured time before each run's measurement")
 	fs.IntVar(&s.Rounds, "rounds", 3, "runs per broker, alternating weir and bare; medians are reported")
@@ -75,6 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&s.Fsync, "fsync", "always", "weir: durability.fsync (always | interval)")
 	fs.StringVar(&s.CommitDelay, "commit-delay", "", "weir: durability.commit_delay (default: weir's own default)")
 	fs.BoolVar(&s.NoStore, "no-store", false, "weir: route no topic, so nothing is stored (the cost of the broker and hooks alone)")
+	fs.BoolVar(&s.MTLS, "mtls", false, "TLS modes: every device presents its own client certificate (mTLS, identity_from: cn)")
+	fs.IntVar(&s.HSWorkers, "handshake-workers", 8, "handshakes mode: devices connecting at once")
 	fs.BoolVar(&s.JSON, "json", false, "print the report as JSON on stdout (progress stays on stderr)")
 	fs.StringVar(&s.JSONFile, "json-file", "", "also write the JSON report to this file")
 	fs.StringVar(&s.Weir, "weir", "", "weir binary (default: build ./gateway/cmd/weir from the current module)")
@@ -85,8 +101,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	modes := map[string][]string{
 		"throughput": {"throughput"}, "latency": {"latency"}, "idle": {"idle"},
 		"all": {"throughput", "latency", "idle"},
+		"tls": {"tls"}, "handshakes": {"handshakes"}, "tls-idle": {"tls-idle"},
 	}[s.Mode]
-	if modes == nil || s.Rounds < 1 || s.Devices < 1 || s.Duration <= 0 || s.Rate <= 0 || s.IdleDevices < 1 {
+	if modes == nil || s.Rounds < 1 || s.Devices < 1 || s.Duration <= 0 || s.Rate <= 0 || s.IdleDevices < 1 || s.HSWorkers < 1 {
 		fmt.Fprintln(stderr, "weir-bench: bad flags: --mode must be throughput|latency|idle|all; rounds, devices, duration, rate, idle-devices must be positive")
 		return 2
 	}
@@ -125,6 +142,34 @@ type Report struct {
 	Throughput *throughputReport `json:"throughput,omitempty"`
 	Latency    *latencyReport    `json:"latency,omitempty"`
 	Idle       *idleReport       `json:"idle,omitempty"`
+	TLS        *tlsReport        `json:"tls,omitempty"`
+	Handshakes *handshakeReport  `json:"handshakes,omitempty"`
+	TLSIdle    *tlsIdleReport    `json:"tls_idle,omitempty"`
+}
+
+// tlsReport compares the same fleet over weir's TLS and plain listeners.
+type tlsReport struct {
+	Plain  series  `json:"plain"`
+	TLS    series  `json:"tls"`
+	Ratio  float64 `json:"ratio"`
+	Target float64 `json:"target_ratio"`
+	MTLS   bool    `json:"mtls"`
+}
+
+type handshakeReport struct {
+	Plain       []handshakeResult `json:"plain"`
+	TLS         []handshakeResult `json:"tls"`
+	PlainMedian float64           `json:"median_plain_connects_per_sec"`
+	TLSMedian   float64           `json:"median_tls_connects_per_sec"`
+	MTLS        bool              `json:"mtls"`
+}
+
+type tlsIdleReport struct {
+	Devices   int        `json:"devices"`
+	Plain     idleSeries `json:"plain"`
+	TLS       idleSeries `json:"tls"`
+	TargetKiB float64    `json:"target_tls_kib_per_device"`
+	MTLS      bool       `json:"mtls"`
 }
 
 type machine struct {
@@ -183,7 +228,10 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	env := &benchEnv{weirBin: s.Weir, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay, noStore: s.NoStore}
+	env := &benchEnv{weirBin: s.Weir, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay, noStore: s.NoStore, mtls: s.MTLS}
+	if env.pki, err = newBenchPKI(tmp); err != nil {
+		return nil, fmt.Errorf("make a CA: %w", err)
+	}
 	if env.selfBin, err = os.Executable(); err != nil {
 		return nil, err
 	}
@@ -199,7 +247,7 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 		switch m {
 		case "throughput":
 			spec := loadSpec{Devices: s.Devices, Size: s.Size, Warmup: s.Warmup, Duration: s.Duration}
-			w, b, err := alternate(ctx, env, s.Rounds, spec, "throughput", logf)
+			w, b, err := alternate(ctx, env, s.Rounds, spec, "throughput", kindWeir, kindBare, logf)
 			if err != nil {
 				return nil, err
 			}
@@ -209,7 +257,7 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 			}
 		case "latency":
 			spec := loadSpec{Devices: s.Devices, Size: s.Size, Rate: s.Rate, Warmup: s.Warmup, Duration: s.Duration}
-			w, b, err := alternate(ctx, env, s.Rounds, spec, "latency", logf)
+			w, b, err := alternate(ctx, env, s.Rounds, spec, "latency", kindWeir, kindBare, logf)
 			if err != nil {
 				return nil, err
 			}
@@ -217,7 +265,7 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 		case "idle":
 			ir := &idleReport{Devices: s.IdleDevices, TargetKiB: 16}
 			for round := 1; round <= s.Rounds; round++ {
-				for _, kind := range order(round) {
+				for _, kind := range order(round, kindWeir, kindBare) {
 					r, err := idleOnce(ctx, env, kind, s.IdleDevices)
 					if err != nil {
 						return nil, fmt.Errorf("idle %s: %w", kind, err)
@@ -238,6 +286,64 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 				ser.Median = median(xs)
 			}
 			rep.Idle = ir
+		case "tls":
+			spec := loadSpec{Devices: s.Devices, Size: s.Size, Warmup: s.Warmup, Duration: s.Duration}
+			tl, pl, err := alternate(ctx, env, s.Rounds, spec, "tls", kindWeirTLS, kindWeir, logf)
+			if err != nil {
+				return nil, err
+			}
+			rep.TLS = &tlsReport{Plain: pl, TLS: tl, Target: 0.8, MTLS: s.MTLS}
+			if pl.Median > 0 {
+				rep.TLS.Ratio = tl.Median / pl.Median
+			}
+		case "handshakes":
+			hr := &handshakeReport{MTLS: s.MTLS}
+			for round := 1; round <= s.Rounds; round++ {
+				for _, kind := range order(round, kindWeirTLS, kindWeir) {
+					r, err := handshakesOnce(ctx, env, kind, s.HSWorkers, s.Duration)
+					if err != nil {
+						return nil, fmt.Errorf("handshakes %s: %w", kind, err)
+					}
+					logf("handshakes round %d/%d: %-8s %7.0f connects/s  cpu µs/connect broker %.0f load %.0f", round, s.Rounds, kind, r.PerSec, r.BrokerCPU, r.LoadCPU)
+					if kind == kindWeirTLS {
+						hr.TLS = append(hr.TLS, r)
+					} else {
+						hr.Plain = append(hr.Plain, r)
+					}
+				}
+			}
+			rate := func(rs []handshakeResult) (xs []float64) {
+				for _, r := range rs {
+					xs = append(xs, r.PerSec)
+				}
+				return xs
+			}
+			hr.PlainMedian, hr.TLSMedian = median(rate(hr.Plain)), median(rate(hr.TLS))
+			rep.Handshakes = hr
+		case "tls-idle":
+			ir := &tlsIdleReport{Devices: s.IdleDevices, TargetKiB: 24, MTLS: s.MTLS}
+			for round := 1; round <= s.Rounds; round++ {
+				for _, kind := range order(round, kindWeirTLS, kindWeir) {
+					r, err := idleOnce(ctx, env, kind, s.IdleDevices)
+					if err != nil {
+						return nil, fmt.Errorf("tls-idle %s: %w", kind, err)
+					}
+					logf("tls-idle round %d/%d: %-8s %6.1f KiB/device (RSS %d → %d KiB)", round, s.Rounds, kind, r.PerDevice, r.BeforeKiB, r.AfterKiB)
+					ser := &ir.Plain
+					if kind == kindWeirTLS {
+						ser = &ir.TLS
+					}
+					ser.Runs = append(ser.Runs, r)
+				}
+			}
+			for _, ser := range []*idleSeries{&ir.Plain, &ir.TLS} {
+				var xs []float64
+				for _, r := range ser.Runs {
+					xs = append(xs, r.PerDevice)
+				}
+				ser.Median = median(xs)
+			}
+			rep.TLSIdle = ir
 		}
 	}
 	return rep, nil
@@ -245,30 +351,32 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 
 // order alternates which broker goes first, so neither always runs on a
 // machine warmed (or heated) by the other.
-func order(round int) []string {
+func order(round int, a, b string) []string {
 	if round%2 == 1 {
-		return []string{kindWeir, kindBare}
+		return []string{a, b}
 	}
-	return []string{kindBare, kindWeir}
+	return []string{b, a}
 }
 
-func alternate(ctx context.Context, env *benchEnv, rounds int, spec loadSpec, name string, logf func(string, ...any)) (w, b series, err error) {
+// alternate runs spec against kinds a and b in turn and returns a's
+// series, then b's.
+func alternate(ctx context.Context, env *benchEnv, rounds int, spec loadSpec, name, a, b string, logf func(string, ...any)) (sa, sb series, err error) {
 	for round := 1; round <= rounds; round++ {
-		for _, kind := range order(round) {
+		for _, kind := range order(round, a, b) {
 			r, err := loadOnce(ctx, env, kind, spec)
 			if err != nil {
-				return w, b, fmt.Errorf("%s %s: %w", name, kind, err)
+				return sa, sb, fmt.Errorf("%s %s: %w", name, kind, err)
 			}
 			logf("%s round %d/%d: %-4s %8.0f msgs/s  p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  cpu µs/msg broker %.1f load %.1f",
 				name, round, rounds, kind, r.MsgsPerSec, r.Latency.P50, r.Latency.P99, r.Latency.P999, r.BrokerCPU, r.LoadCPU)
-			if kind == kindWeir {
-				w.Runs = append(w.Runs, r)
+			if kind == a {
+				sa.Runs = append(sa.Runs, r)
 			} else {
-				b.Runs = append(b.Runs, r)
+				sb.Runs = append(sb.Runs, r)
 			}
 		}
 	}
-	return summarize(w), summarize(b), nil
+	return summarize(sa), summarize(sb), nil
 }
 
 func summarize(s series) series {
@@ -292,6 +400,9 @@ func loadOnce(ctx context.Context, env *benchEnv, kind string, spec loadSpec) (l
 		return loadResult{}, err
 	}
 	spec.Broker, spec.BrokerPID = t.url(), t.pid()
+	if kind == kindWeirTLS {
+		spec.TLS = env.deviceTLS
+	}
 	r, err := runLoad(ctx, spec)
 	if serr := t.stop(); err == nil {
 		err = serr
@@ -313,7 +424,7 @@ func idleOnce(ctx context.Context, env *benchEnv, kind string, n int) (idleRun, 
 	if r.BeforeKiB, err = rssKiB(t.pid()); err != nil {
 		return r, err
 	}
-	conns, err := dialIdle(ctx, t.addr, n)
+	conns, err := dialIdle(ctx, t.fleetAddr(), n, t.deviceTLS(env))
 	if err != nil {
 		return r, err
 	}
@@ -327,6 +438,20 @@ func idleOnce(ctx context.Context, env *benchEnv, kind string, n int) (idleRun, 
 	}
 	r.PerDevice = float64(r.AfterKiB-r.BeforeKiB) / float64(n)
 	return r, nil
+}
+
+// handshakesOnce measures connects/s against a fresh broker of kind.
+func handshakesOnce(ctx context.Context, env *benchEnv, kind string, workers int, window time.Duration) (handshakeResult, error) {
+	t, err := startTarget(env, kind)
+	if err != nil {
+		return handshakeResult{}, err
+	}
+	r, err := runHandshakes(ctx, t.fleetAddr(), workers, window, t.pid(), t.deviceTLS(env))
+	r.ClientCert = kind == kindWeirTLS && env.mtls
+	if serr := t.stop(); err == nil {
+		err = serr
+	}
+	return r, err
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -397,9 +522,31 @@ func printText(w io.Writer, r *Report) {
 		}
 		fmt.Fprintf(w, "  weir p99 target ≤ %.0f ms: %s\n", l.TargetP99, verdict(l.Weir.P99 <= l.TargetP99))
 	}
+	if x := r.TLS; x != nil {
+		fmt.Fprintf(w, "\nTLS ingest (%s), same fleet, weir over TLS vs plain (%v per run, %d rounds, medians):\n", tlsKind(x.MTLS), s.Duration, s.Rounds)
+		fmt.Fprintf(w, "  tls    %8.0f acked msgs/s  (runs: %s)  p50 %.2f ms  p99 %.2f ms\n", x.TLS.Median, runs(x.TLS), x.TLS.P50, x.TLS.P99)
+		fmt.Fprintf(w, "  plain  %8.0f acked msgs/s  (runs: %s)  p50 %.2f ms  p99 %.2f ms\n", x.Plain.Median, runs(x.Plain), x.Plain.P50, x.Plain.P99)
+		fmt.Fprintf(w, "  ratio tls/plain %.2f  (target ≥ %.2f: %s)\n", x.Ratio, x.Target, verdict(x.Ratio >= x.Target))
+	}
+	if h := r.Handshakes; h != nil {
+		fmt.Fprintf(w, "\nconnects/s, %d devices connecting at once (TCP [+ TLS] + CONNECT/CONNACK + close, medians of %d):\n", s.HSWorkers, s.Rounds)
+		fmt.Fprintf(w, "  %-5s %7.0f connects/s\n  plain %7.0f connects/s\n", tlsKind(h.MTLS), h.TLSMedian, h.PlainMedian)
+	}
+	if i := r.TLSIdle; i != nil {
+		fmt.Fprintf(w, "\nidle footprint over %s: %d devices, weir RSS growth per device (median of %d):\n", tlsKind(i.MTLS), i.Devices, s.Rounds)
+		fmt.Fprintf(w, "  tls    %6.1f KiB/device\n  plain  %6.1f KiB/device\n", i.TLS.Median, i.Plain.Median)
+		fmt.Fprintf(w, "  tls target ≤ %.0f KiB: %s\n", i.TargetKiB, verdict(i.TLS.Median <= i.TargetKiB))
+	}
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(w, "\nidle footprint: %d devices connected with a raw CONNECT, broker RSS growth per device (median of %d):\n", i.Devices, s.Rounds)
 		fmt.Fprintf(w, "  weir  %6.1f KiB/device\n  bare  %6.1f KiB/device\n", i.Weir.Median, i.Bare.Median)
 		fmt.Fprintf(w, "  weir target ≤ %.0f KiB: %s\n", i.TargetKiB, verdict(i.Weir.Median <= i.TargetKiB))
 	}
+}
+
+func tlsKind(mtls bool) string {
+	if mtls {
+		return "mTLS"
+	}
+	return "TLS"
 }

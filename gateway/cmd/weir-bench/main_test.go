@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,8 +16,9 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
-// startMochi runs an in-process bare broker for testing the load side.
-func startMochi(t *testing.T) string {
+// startMochi runs an in-process bare broker for testing the load side;
+// with a TLS config it listens with TLS.
+func startMochi(t *testing.T, tc ...*tls.Config) string {
 	t.Helper()
 	addr, err := freeAddr()
 	if err != nil {
@@ -24,7 +28,11 @@ func startMochi(t *testing.T) string {
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
+	lc := listeners.Config{ID: "t", Address: addr}
+	if len(tc) > 0 {
+		lc.TLSConfig = tc[0]
+	}
+	if err := srv.AddListener(listeners.NewTCP(lc)); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Serve(); err != nil {
@@ -64,7 +72,7 @@ func TestRunLoadPaced(t *testing.T) {
 
 func TestIdleConnect(t *testing.T) {
 	addr := startMochi(t)
-	ic, err := dialIdle(context.Background(), addr, 50)
+	ic, err := dialIdle(context.Background(), addr, 50, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,5 +136,57 @@ func TestProcCPUMatchesRusage(t *testing.T) {
 	// add a little on both sides.
 	if diff := (dp - ds).Abs(); diff > 50*time.Millisecond {
 		t.Fatalf("/proc says %v, getrusage %v", dp, ds)
+	}
+}
+
+// mtlsMochi is a bare broker that requires client certificates from p.
+func mtlsMochi(t *testing.T, p *benchPKI) string {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(p.certFile, p.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(p.ca)
+	return startMochi(t, &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert})
+}
+
+// The fleet, the idle devices and the connect loop work over mTLS, each
+// device with its own certificate; without one the broker refuses them.
+func TestMTLSFleet(t *testing.T) {
+	p, err := newBenchPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := mtlsMochi(t, p)
+	withCert := func(id string) (*tls.Config, error) { return p.clientTLS(id, true) }
+	r, err := runLoad(context.Background(), loadSpec{Broker: "ssl://" + addr, Devices: 3, Size: 200, TLS: withCert,
+		Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond})
+	if err != nil || r.Acked == 0 {
+		t.Fatalf("mTLS load: acked %d, %v", r.Acked, err)
+	}
+	ic, err := dialIdle(context.Background(), addr, 5, withCert)
+	if err != nil {
+		t.Fatalf("mTLS idle devices: %v", err)
+	}
+	ic.Close()
+	h, err := runHandshakes(context.Background(), addr, 2, 300*time.Millisecond, os.Getpid(), withCert)
+	if err != nil || h.Connects == 0 {
+		t.Fatalf("mTLS connect loop: %+v, %v", h, err)
+	}
+	noCert := func(id string) (*tls.Config, error) { return p.clientTLS(id, false) }
+	if _, err := dialIdle(context.Background(), addr, 1, noCert); err == nil {
+		t.Error("a device without a client certificate connected to an mTLS broker")
+	}
+}
+
+func TestTLSListenerYAML(t *testing.T) {
+	p := &benchPKI{caFile: "/ca", certFile: "/crt", keyFile: "/key"}
+	got := weirConfig("/d", "127.0.0.1:1", tlsListenerYAML("127.0.0.1:2", p, true), &benchEnv{fsync: "always", shards: 4})
+	for _, want := range []string{"  listen: 127.0.0.1:1\n  listeners:\n    - listen: 127.0.0.1:2\n      tls:\n        cert_file: \"/crt\"",
+		"client_ca_file: \"/ca\"", "require_client_cert: true", "identity_from: cn\ndurability:"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("weir config lacks %q:\n%s", want, got)
+		}
 	}
 }

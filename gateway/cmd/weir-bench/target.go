@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,9 @@ import (
 const (
 	kindWeir = "weir"
 	kindBare = "bare"
+	// kindWeirTLS is weir with a TLS listener (mTLS with benchEnv.mtls)
+	// beside its plain one; the fleet uses the TLS one.
+	kindWeirTLS = "weir-tls"
 )
 
 // benchEnv is what starting a broker needs.
@@ -29,17 +33,26 @@ type benchEnv struct {
 	// commitDelay is durability.commit_delay; empty leaves weir's default.
 	commitDelay string
 	noStore     bool // route a filter the fleet never publishes to
+	// pki and mtls configure kindWeirTLS and its devices.
+	pki  *benchPKI
+	mtls bool
+}
+
+// deviceTLS is a device's TLS config for the weir-tls target.
+func (env *benchEnv) deviceTLS(id string) (*tls.Config, error) {
+	return env.pki.clientTLS(id, env.mtls)
 }
 
 // target is one broker process under test, on a fresh port (and, for
 // weir, a fresh data directory) per run.
 type target struct {
-	kind string
-	addr string
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	kind    string
+	addr    string
+	tlsAddr string // kindWeirTLS: where the fleet connects
+	dir     string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error
 }
 
 func startTarget(env *benchEnv, kind string) (*target, error) {
@@ -53,9 +66,19 @@ func startTarget(env *benchEnv, kind string) (*target, error) {
 	}
 	t := &target{kind: kind, addr: addr, dir: dir, done: make(chan struct{})}
 	switch kind {
-	case kindWeir:
+	case kindWeir, kindWeirTLS:
+		listeners := ""
+		if kind == kindWeirTLS {
+			if env.pki == nil {
+				return nil, fmt.Errorf("weir-tls target without a PKI")
+			}
+			if t.tlsAddr, err = freeAddr(); err != nil {
+				return nil, err
+			}
+			listeners = tlsListenerYAML(t.tlsAddr, env.pki, env.mtls)
+		}
 		cfg := filepath.Join(dir, "weir.yaml")
-		if err := os.WriteFile(cfg, []byte(weirConfig(filepath.Join(dir, "data"), addr, env)), 0o644); err != nil {
+		if err := os.WriteFile(cfg, []byte(weirConfig(filepath.Join(dir, "data"), addr, listeners, env)), 0o644); err != nil {
 			return nil, err
 		}
 		t.cmd = exec.Command(env.weirBin, "serve", "--config", cfg)
@@ -98,11 +121,13 @@ func startTarget(env *benchEnv, kind string) (*target, error) {
 	}
 }
 
-func weirConfig(dataDir, addr string, env *benchEnv) string {
+// weirConfig is the weir target's config; listeners is YAML for more
+// mqtt.listeners (the TLS one), "" for none.
+func weirConfig(dataDir, addr, listeners string, env *benchEnv) string {
 	return fmt.Sprintf(`data_dir: %q
 log: {level: warn, format: json}
 mqtt:
-  listen: %s
+  listen: %s%s
 durability:
   fsync: %s%s
 api:
@@ -115,7 +140,7 @@ routes:
   - filter: %s
     stream: telemetry
     partition_key: "{topic.1}"
-`, dataDir, addr, env.fsync, commitDelayLine(env.commitDelay), env.shards, routeFilter(env.noStore))
+`, dataDir, addr, listeners, env.fsync, commitDelayLine(env.commitDelay), env.shards, routeFilter(env.noStore))
 }
 
 func routeFilter(noStore bool) string {
@@ -132,8 +157,30 @@ func commitDelayLine(d string) string {
 	return "\n  commit_delay: " + d
 }
 
-func (t *target) url() string { return "tcp://" + t.addr }
-func (t *target) pid() int    { return t.cmd.Process.Pid }
+// url is where the fleet connects: the TLS listener of a weir-tls target.
+func (t *target) url() string {
+	if t.tlsAddr != "" {
+		return "ssl://" + t.tlsAddr
+	}
+	return "tcp://" + t.addr
+}
+
+// deviceTLS is the devices' TLS config for this target, nil for plain.
+func (t *target) deviceTLS(env *benchEnv) func(id string) (*tls.Config, error) {
+	if t.tlsAddr == "" {
+		return nil
+	}
+	return env.deviceTLS
+}
+
+// fleetAddr is url's host:port.
+func (t *target) fleetAddr() string {
+	if t.tlsAddr != "" {
+		return t.tlsAddr
+	}
+	return t.addr
+}
+func (t *target) pid() int { return t.cmd.Process.Pid }
 
 // stop ends the broker with SIGTERM (SIGKILL after 10 s) and removes its
 // data: every run starts from an empty directory.
