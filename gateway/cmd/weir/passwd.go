@@ -32,14 +32,16 @@ func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fromStdin := fs.Bool("password-stdin", false, "read the password as one line from standard input")
 	del := fs.Bool("delete", false, "remove USER from FILE")
 	create := fs.Bool("c", false, "create FILE anew with only USER (replaces an existing FILE)")
-	if err := fs.Parse(args); err != nil {
+	// Flags may follow FILE USER, as mosquitto_passwd users tend to write.
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return flagExit(err)
 	}
-	if fs.NArg() != 2 {
+	if len(pos) != 2 {
 		fs.Usage()
 		return 2
 	}
-	file, user := fs.Arg(0), fs.Arg(1)
+	file, user := pos[0], pos[1]
 	if *del && (*create || *fromStdin) {
 		fmt.Fprintln(stderr, "weir passwd: --delete takes no password and cannot be combined with -c")
 		return 2
