@@ -60,8 +60,11 @@ func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
 		if err != nil {
 			return d, err
 		}
-		d.api = api.New(cfg.API, d.store, api.Options{Logger: log.With().Str("part", "api").Logger(), Secret: secret,
+		d.api, err = api.New(cfg.API, d.store, api.Options{Logger: log.With().Str("part", "api").Logger(), Secret: secret,
 			Forwarders: d.forwarderStatus, ExtraMetrics: d.writeMetrics})
+		if err != nil {
+			return d, err
+		}
 		if err := d.api.Start(); err != nil {
 			return d, err
 		}

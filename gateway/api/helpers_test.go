@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -64,6 +66,20 @@ type envOptions struct {
 	streams []shards.StreamConfig
 	secret  []byte
 	dir     string
+	// keys, if set, is written as the credentials file; api adds the
+	// rest of the section (AllowedHosts, TLS).
+	keys string
+	api  Config
+}
+
+// mustNew is New for configurations that must load.
+func mustNew(t testing.TB, cfg Config, st *shards.Store, opts Options) *Server {
+	t.Helper()
+	s, err := New(cfg, st, opts)
+	if err != nil {
+		t.Fatalf("api.New: %v", err)
+	}
+	return s
 }
 
 // unlimitedRate turns a stream's write limit off (an all-zero RateConfig
@@ -94,7 +110,15 @@ func (e *env) open(o envOptions) {
 		t.Fatalf("open store: %v", err)
 	}
 	e.store = st
-	e.srv = New(Config{ReadLimits: o.limits}, st, Options{Clock: e.clock.Now, Secret: o.secret})
+	cfg := o.api
+	cfg.ReadLimits = o.limits
+	if o.keys != "" {
+		cfg.CredentialsFile = filepath.Join(t.TempDir(), "api-keys.yaml")
+		if err := os.WriteFile(cfg.CredentialsFile, []byte(o.keys), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.srv = mustNew(t, cfg, st, Options{Clock: e.clock.Now, Secret: o.secret})
 	e.hs = httptest.NewServer(e.srv.Handler())
 	e.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	e.kc = kinesis.New(kinesis.Options{
