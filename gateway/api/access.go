@@ -54,7 +54,7 @@ func (s *Server) authenticate(r *http.Request, body []byte) (*credential, *authF
 		f.key = sig.accessKey
 		return nil, f
 	}
-	if f := sig.checkScope(r, s.now()); f != nil {
+	if f := sig.checkScope(r, q, s.now()); f != nil {
 		f.key = c.id
 		return nil, f
 	}

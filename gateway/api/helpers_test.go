@@ -82,6 +82,13 @@ func mustNew(t testing.TB, cfg Config, st *shards.Store, opts Options) *Server {
 	return s
 }
 
+// testKeyID and testSecret sign e.kc's requests; auth tests list them as
+// an admin key on every stream.
+const (
+	testKeyID  = "AKIDTEST"
+	testSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+)
+
 // unlimitedRate turns a stream's write limit off (an all-zero RateConfig
 // would get the Kinesis defaults).
 var unlimitedRate = shards.RateConfig{OnLimit: shards.OnLimitBackpress}
@@ -118,13 +125,18 @@ func (e *env) open(o envOptions) {
 			t.Fatal(err)
 		}
 	}
-	e.srv = mustNew(t, cfg, st, Options{Clock: e.clock.Now, Secret: o.secret})
+	// Tests fail authentication on purpose, all from 127.0.0.1: a guard
+	// that never holds an answer keeps them fast (TestFailureGuard
+	// tests the real one).
+	lenient := newFailureGuard()
+	lenient.burst = 1e9
+	e.srv = mustNew(t, cfg, st, Options{Clock: e.clock.Now, Secret: o.secret, guard: lenient})
 	e.hs = httptest.NewServer(e.srv.Handler())
 	e.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	e.kc = kinesis.New(kinesis.Options{
 		BaseEndpoint:     aws.String(e.hs.URL),
 		Region:           "local",
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		Credentials:      credentials.NewStaticCredentialsProvider(testKeyID, testSecret, ""),
 		RetryMaxAttempts: 1,
 		HTTPClient:       e.hc,
 	})

@@ -52,6 +52,10 @@ type Options struct {
 	// daemon: MQTT ingest counters, forwarders) to /metrics. Its family
 	// names must not clash with the API's.
 	ExtraMetrics func(m *MetricsWriter)
+
+	// guard replaces the failure guard (tests: their own clock and
+	// limits); nil = newFailureGuard().
+	guard *failureGuard
 }
 
 // Server is the Kinesis-compatible HTTP API of one store.
@@ -129,7 +133,10 @@ func New(cfg Config, store *shards.Store, opts Options) (*Server, error) {
 		limiters: map[string]*readLimiter{},
 		metrics:  newAPIMetrics(),
 		hosts:    newHostPolicy(cfg.AllowedHosts),
-		guard:    newFailureGuard(),
+		guard:    opts.guard,
+	}
+	if s.guard == nil {
+		s.guard = newFailureGuard()
 	}
 	if err := s.ReloadCredentials(); err != nil {
 		return nil, err
@@ -314,6 +321,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	c := codecOf(r)
 	target := r.Header.Get("X-Amz-Target")
+	if target == "" && r.URL.RawQuery != "" {
+		target = r.URL.Query().Get("X-Amz-Target") // a presigned URL
+	}
 	opName := target
 	if i := strings.LastIndexByte(target, '.'); i >= 0 {
 		opName = target[i+1:]
