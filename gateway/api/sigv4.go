@@ -346,10 +346,15 @@ func (s *sigV4) canonicalRequest(r *http.Request, q url.Values, payloadHash []by
 	for _, h := range s.signedHeaders {
 		b = append(b, h...)
 		b = append(b, ':')
-		if h == "host" {
+		switch vs := r.Header.Values(h); {
+		case h == "host":
 			b = append(b, r.Host...)
-		} else {
-			for i, v := range r.Header.Values(h) {
+		case h == "content-length" && len(vs) == 0 && r.ContentLength > 0:
+			// net/http keeps the length in ContentLength for requests
+			// that did not come off the wire.
+			b = strconv.AppendInt(b, r.ContentLength, 10)
+		default:
+			for i, v := range vs {
 				if i > 0 {
 					b = append(b, ',')
 				}
