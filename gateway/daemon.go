@@ -63,8 +63,11 @@ func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
 		if err != nil {
 			return d, err
 		}
-		d.api = api.New(cfg.API, d.store, api.Options{Logger: log.With().Str("part", "api").Logger(), Secret: secret,
+		d.api, err = api.New(cfg.API, d.store, api.Options{Logger: log.With().Str("part", "api").Logger(), Secret: secret,
 			Forwarders: d.forwarderStatus, ExtraMetrics: d.writeMetrics})
+		if err != nil {
+			return d, err
+		}
 		if err := d.api.Start(); err != nil {
 			return d, err
 		}
@@ -116,11 +119,15 @@ func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
 // CheckFiles reads the credential and ACL files cfg names, as Start
 // would, and returns their errors (each with FILE:LINE).
 func CheckFiles(cfg *config.File) error {
-	if cfg.Auth.PasswordFile == "" && cfg.Auth.ACLFile == "" {
-		return nil
+	var errs []error
+	if cfg.Auth.PasswordFile != "" || cfg.Auth.ACLFile != "" {
+		_, err := auth.NewStore(cfg.Auth)
+		errs = append(errs, err)
 	}
-	_, err := auth.NewStore(cfg.Auth)
-	return err
+	if cfg.API.Listen != "" && cfg.API.CredentialsFile != "" {
+		errs = append(errs, api.CheckCredentialsFile(cfg.API.CredentialsFile))
+	}
+	return errors.Join(errs...)
 }
 
 // Reload re-reads every file the gateway can take without a restart
@@ -147,6 +154,9 @@ func (d *Daemon) reloadables(cfg *config.File) []reloadable {
 	}
 	if len(tlsFiles) > 0 {
 		parts = append(parts, reloadable{name: "mqtt-tls", files: tlsFiles, reload: d.broker.ReloadTLS})
+	}
+	if apiFiles := existing(cfg.API.CredentialsFile, cfg.API.TLS.CertFile, cfg.API.TLS.KeyFile); d.api != nil && len(apiFiles) > 0 {
+		parts = append(parts, reloadable{name: "api", files: apiFiles, reload: d.api.ReloadCredentials})
 	}
 	return parts
 }

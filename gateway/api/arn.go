@@ -86,9 +86,9 @@ func streamName(ref streamRef) (string, error) {
 	return name, nil
 }
 
-// stream resolves a reference to an open stream.
-func (s *Server) stream(ref streamRef) (*shards.Stream, error) {
-	name, err := streamName(ref)
+// stream resolves a reference to an open stream the request's key may use.
+func (s *Server) stream(req *request, ref streamRef) (*shards.Stream, error) {
+	name, err := s.named(req, ref)
 	if err != nil {
 		return nil, err
 	}

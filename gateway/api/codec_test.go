@@ -132,7 +132,7 @@ func TestErrorMapping(t *testing.T) {
 }
 
 func TestARNs(t *testing.T) {
-	s := New(Config{}, nil, Options{Region: "eu-west-1", AccountID: "123456789012"})
+	s := mustNew(t, Config{}, nil, Options{Region: "eu-west-1", AccountID: "123456789012"})
 	if got := s.streamARN("t"); got != "arn:aws:kinesis:eu-west-1:123456789012:stream/t" {
 		t.Fatal(got)
 	}

@@ -12,11 +12,25 @@
 // around integer epoch milliseconds — see timestamp.go). The answer uses
 // the request's format. Errors are HTTP 400 (500 InternalFailure, 503
 // ServiceUnavailable, 413 for a body over 12 MiB) with
-// {"__type": "<Exception>", "message": "..."} and X-Amzn-ErrorType. SigV4
-// Authorization headers are accepted and not verified: bind to loopback
-// until the security issue adds credentials. StreamName or StreamARN
+// {"__type": "<Exception>", "message": "..."} and X-Amzn-ErrorType.
+// StreamName or StreamARN
 // (arn:aws:kinesis:<any region>:<any account>:stream/<name>) are accepted
 // wherever Kinesis takes either; consumer operations also take StreamName.
+//
+// Security (API.md "Authentication"). Every request first passes the Host
+// check (hosts.go: localhost, IP literals and api.allowed_hosts, against
+// DNS rebinding). With api.credentials_file, POST / then reads the body
+// (MaxBodyBytes) and verifies its SigV4 signature (sigv4.go: header and
+// presigned forms, body hash, 5-minute skew) against the keys of
+// credentials.go, whose derived signing keys are cached per (key, day,
+// region); a failure is counted, logged and held by the per-address
+// failure guard (guard.go). The key then rides in request.who (and the
+// context, AccessKeyID) and each handler checks the stream it resolves
+// (access.go: named, stream, allow); the permission of every operation is
+// in the one table, Server.operations. Without credentials_file nothing is
+// checked but the Host, and New refuses a non-loopback listen unless
+// allow_anonymous. TLS certificates come from an atomic pointer, so
+// ReloadCredentials swaps them and the keys without a restart.
 //
 // Store errors map to exceptions in errors.go (toAPIError). The ones a
 // client's retry logic depends on: a throttled shard and a full stream

@@ -17,7 +17,7 @@ import (
 func serveWith(t *testing.T, e *env, opts Options) *httptest.Server {
 	t.Helper()
 	opts.Clock = e.clock.Now
-	srv := New(Config{}, e.store, opts)
+	srv := mustNew(t, Config{}, e.store, opts)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -64,7 +66,28 @@ type envOptions struct {
 	streams []shards.StreamConfig
 	secret  []byte
 	dir     string
+	// keys, if set, is written as the credentials file; api adds the
+	// rest of the section (AllowedHosts, TLS).
+	keys string
+	api  Config
 }
+
+// mustNew is New for configurations that must load.
+func mustNew(t testing.TB, cfg Config, st *shards.Store, opts Options) *Server {
+	t.Helper()
+	s, err := New(cfg, st, opts)
+	if err != nil {
+		t.Fatalf("api.New: %v", err)
+	}
+	return s
+}
+
+// testKeyID and testSecret sign e.kc's requests; auth tests list them as
+// an admin key on every stream.
+const (
+	testKeyID  = "AKIDTEST"
+	testSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+)
 
 // unlimitedRate turns a stream's write limit off (an all-zero RateConfig
 // would get the Kinesis defaults).
@@ -94,13 +117,26 @@ func (e *env) open(o envOptions) {
 		t.Fatalf("open store: %v", err)
 	}
 	e.store = st
-	e.srv = New(Config{ReadLimits: o.limits}, st, Options{Clock: e.clock.Now, Secret: o.secret})
+	cfg := o.api
+	cfg.ReadLimits = o.limits
+	if o.keys != "" {
+		cfg.CredentialsFile = filepath.Join(t.TempDir(), "api-keys.yaml")
+		if err := os.WriteFile(cfg.CredentialsFile, []byte(o.keys), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Tests fail authentication on purpose, all from 127.0.0.1: a guard
+	// that never holds an answer keeps them fast (TestFailureGuard
+	// tests the real one).
+	lenient := newFailureGuard()
+	lenient.burst = 1e9
+	e.srv = mustNew(t, cfg, st, Options{Clock: e.clock.Now, Secret: o.secret, guard: lenient})
 	e.hs = httptest.NewServer(e.srv.Handler())
 	e.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	e.kc = kinesis.New(kinesis.Options{
 		BaseEndpoint:     aws.String(e.hs.URL),
 		Region:           "local",
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		Credentials:      credentials.NewStaticCredentialsProvider(testKeyID, testSecret, ""),
 		RetryMaxAttempts: 1,
 		HTTPClient:       e.hc,
 	})

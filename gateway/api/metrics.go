@@ -25,6 +25,8 @@ type apiMetrics struct {
 	shards   map[[2]string]*shardCounters
 
 	putOK, putFailed atomic.Int64
+
+	authFailures map[string]*atomic.Int64 // by reason; fixed set, made once
 }
 
 type shardCounters struct {
@@ -32,9 +34,15 @@ type shardCounters struct {
 }
 
 func newAPIMetrics() *apiMetrics {
-	return &apiMetrics{requests: map[[2]string]*atomic.Int64{}, seconds: map[string]*atomic.Int64{},
-		shards: map[[2]string]*shardCounters{}}
+	m := &apiMetrics{requests: map[[2]string]*atomic.Int64{}, seconds: map[string]*atomic.Int64{},
+		shards: map[[2]string]*shardCounters{}, authFailures: map[string]*atomic.Int64{}}
+	for _, r := range authReasons {
+		m.authFailures[r] = new(atomic.Int64)
+	}
+	return m
 }
+
+func (m *apiMetrics) authFailure(reason string) { m.authFailures[reason].Add(1) }
 
 func (m *apiMetrics) request(op, errType string, d time.Duration) {
 	if op == "" {
@@ -159,6 +167,10 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	} {
 		p.Family(c.name, "counter", c.help)
 		p.Sample(c.name, float64(c.v))
+	}
+	p.Family("weir_api_auth_failures_total", "counter", "API requests refused by authentication, authorization or the Host check, by reason.")
+	for _, r := range authReasons {
+		p.Sample("weir_api_auth_failures_total", float64(s.metrics.authFailures[r].Load()), "reason", r)
 	}
 	for _, st := range s.store.Streams() {
 		name := st.Name()

@@ -24,9 +24,15 @@ func (s *Server) commitCheckpoint(_ context.Context, req *request) (any, error) 
 	if err != nil {
 		return nil, invalidArg("SequenceNumber %q is not a sequence number", in.SequenceNumber)
 	}
-	st, err := s.stream(in.streamRef)
+	st, err := s.stream(req, in.streamRef)
 	if err != nil {
 		return nil, err
+	}
+	if isForwarder(in.ConsumerName) {
+		// Moving a forwarder's checkpoint makes it skip records.
+		if err := s.allowPerm(req, st.Name(), permAdmin); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := s.consumer(st.Name(), in.ConsumerName); err != nil && !isForwarder(in.ConsumerName) {
 		return nil, err
@@ -65,7 +71,7 @@ func (s *Server) getCheckpoints(_ context.Context, req *request) (any, error) {
 	if in.ConsumerName == "" {
 		return nil, validation("ConsumerName is required")
 	}
-	st, err := s.stream(in.streamRef)
+	st, err := s.stream(req, in.streamRef)
 	if err != nil {
 		return nil, err
 	}

@@ -16,15 +16,15 @@ var consumerNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
 
 // consumerRefs resolves StreamARN (or, as a weir extension, StreamName) and
 // ConsumerName, or a ConsumerARN.
-func (s *Server) consumerRef(in consumerRef) (stream, name string, err error) {
+func (s *Server) consumerRef(req *request, in consumerRef) (stream, name string, err error) {
 	if in.ConsumerARN != "" {
 		st, n, ok := consumerFromARN(in.ConsumerARN)
 		if !ok {
 			return "", "", invalidArg("ConsumerARN %q is not a Kinesis consumer ARN", in.ConsumerARN)
 		}
-		return st, n, nil
+		return st, n, s.allow(req, st)
 	}
-	stream, err = streamName(streamRef{StreamName: in.StreamName, StreamARN: in.StreamARN})
+	stream, err = s.named(req, streamRef{StreamName: in.StreamName, StreamARN: in.StreamARN})
 	if err != nil {
 		return "", "", err
 	}
@@ -44,7 +44,7 @@ func (s *Server) registerConsumer(_ context.Context, req *request) (any, error) 
 	if err := req.decode(&in); err != nil {
 		return nil, err
 	}
-	stream, err := streamName(streamRef{StreamName: in.StreamName, StreamARN: in.StreamARN})
+	stream, err := s.named(req, streamRef{StreamName: in.StreamName, StreamARN: in.StreamARN})
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func (s *Server) describeConsumer(_ context.Context, req *request) (any, error) 
 	if err := req.decode(&in); err != nil {
 		return nil, err
 	}
-	stream, name, err := s.consumerRef(in)
+	stream, name, err := s.consumerRef(req, in)
 	if err != nil {
 		return nil, err
 	}
@@ -109,8 +109,11 @@ func (s *Server) listConsumers(_ context.Context, req *request) (any, error) {
 		if tok, err = s.sign.decodeToken(in.NextToken, s.now()); err != nil {
 			return nil, err
 		}
+		if err := s.allow(req, tok.Stream); err != nil {
+			return nil, err
+		}
 	} else {
-		if tok.Stream, err = streamName(streamRef{StreamName: in.StreamName, StreamARN: in.StreamARN}); err != nil {
+		if tok.Stream, err = s.named(req, streamRef{StreamName: in.StreamName, StreamARN: in.StreamARN}); err != nil {
 			return nil, err
 		}
 	}
@@ -141,7 +144,7 @@ func (s *Server) deregisterConsumer(_ context.Context, req *request) (any, error
 	if err := req.decode(&in); err != nil {
 		return nil, err
 	}
-	stream, name, err := s.consumerRef(in)
+	stream, name, err := s.consumerRef(req, in)
 	if err != nil {
 		return nil, err
 	}

@@ -126,13 +126,20 @@ func (s *Server) describeGateway(_ context.Context, req *request) (any, error) {
 	}
 	var streams []*shards.Stream
 	if in.StreamName != "" || in.StreamARN != "" {
-		st, err := s.stream(in.streamRef)
+		st, err := s.stream(req, in.streamRef)
 		if err != nil {
 			return nil, err
 		}
 		streams = []*shards.Stream{st}
 	} else {
-		streams = s.store.Streams()
+		if err := s.allowListing(req); err != nil {
+			return nil, err
+		}
+		for _, st := range s.store.Streams() {
+			if s.visible(req, st.Name()) {
+				streams = append(streams, st)
+			}
+		}
 	}
 	var fwds []ForwarderStatus
 	if s.forwarders != nil {

@@ -55,7 +55,7 @@ func (s *Server) getShardIterator(_ context.Context, req *request) (any, error) 
 	if err := req.decode(&in); err != nil {
 		return nil, err
 	}
-	st, err := s.stream(in.streamRef)
+	st, err := s.stream(req, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +148,11 @@ func (s *Server) readRecords(ctx context.Context, req *request, long bool) (any,
 	}
 	it, err := s.sign.decodeIterator(*in.ShardIterator, s.now())
 	if err != nil {
+		return nil, err
+	}
+	// An iterator is a capability of whoever got it; check the key anyway,
+	// so a revoked or narrowed key stops reading at once.
+	if err := s.allow(req, it.Stream); err != nil {
 		return nil, err
 	}
 	st, err := s.store.Stream(it.Stream)

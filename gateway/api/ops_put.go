@@ -59,7 +59,7 @@ func (s *Server) putRecord(ctx context.Context, req *request) (any, error) {
 			return nil, invalidArg("SequenceNumberForOrdering %q is not a sequence number", *in.SequenceNumberForOrdering)
 		}
 	}
-	name, err := streamName(in.streamRef)
+	name, err := s.named(req, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func (s *Server) putRecords(ctx context.Context, req *request) (any, error) {
 	if len(in.Records) < 1 || len(in.Records) > maxPutRecordsEntries {
 		return nil, validation("1 validation error detected: Value at 'records' failed to satisfy constraint: Member must have length between 1 and %d", maxPutRecordsEntries)
 	}
-	name, err := streamName(in.streamRef)
+	name, err := s.named(req, in.streamRef)
 	if err != nil {
 		return nil, err
 	}

@@ -39,8 +39,11 @@ func (s *Server) listShards(_ context.Context, req *request) (any, error) {
 		if tok, err = s.sign.decodeToken(in.NextToken, s.now()); err != nil {
 			return nil, err
 		}
+		if err := s.allow(req, tok.Stream); err != nil {
+			return nil, err
+		}
 	} else {
-		name, err := streamName(in.streamRef)
+		name, err := s.named(req, in.streamRef)
 		if err != nil {
 			return nil, err
 		}

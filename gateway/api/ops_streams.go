@@ -25,6 +25,9 @@ func (s *Server) createStream(_ context.Context, req *request) (any, error) {
 	if !shards.ValidStreamName(in.StreamName) {
 		return nil, validation("StreamName %q must be 1-128 characters from [a-zA-Z0-9_.-]", in.StreamName)
 	}
+	if err := s.allow(req, in.StreamName); err != nil {
+		return nil, err
+	}
 	n := defaultShardCount
 	if in.ShardCount != nil {
 		n = *in.ShardCount
@@ -46,7 +49,7 @@ func (s *Server) deleteStream(_ context.Context, req *request) (any, error) {
 	if err := req.decode(&in); err != nil {
 		return nil, err
 	}
-	name, err := streamName(in.streamRef)
+	name, err := s.named(req, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +78,19 @@ func (s *Server) listStreams(_ context.Context, req *request) (any, error) {
 		after = t.After
 	}
 	out := listStreamsOutput{StreamNames: []string{}, StreamSummaries: []streamSummary{}}
+	if err := s.allowListing(req); err != nil {
+		return nil, err
+	}
 	all := s.store.Streams()
+	if req.who != nil {
+		seen := all[:0:0]
+		for _, st := range all {
+			if s.visible(req, st.Name()) {
+				seen = append(seen, st)
+			}
+		}
+		all = seen
+	}
 	i := sort.Search(len(all), func(i int) bool { return all[i].Name() > after })
 	for ; i < len(all) && len(out.StreamNames) < limit; i++ {
 		st := all[i]
@@ -132,7 +147,7 @@ func (s *Server) describeStream(_ context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.stream(in.streamRef)
+	st, err := s.stream(req, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +177,7 @@ func (s *Server) describeStreamSummary(_ context.Context, req *request) (any, er
 	if err := req.decode(&in); err != nil {
 		return nil, err
 	}
-	st, err := s.stream(in)
+	st, err := s.stream(req, in)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +224,7 @@ func (s *Server) changeRetention(req *request, increase bool) (any, error) {
 	if h < 1 || h > 8760 {
 		return nil, validation("1 validation error detected: Value '%d' at 'retentionPeriodHours' failed to satisfy constraint: Member must have value between 1 and 8760", h)
 	}
-	st, err := s.stream(in.streamRef)
+	st, err := s.stream(req, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +254,7 @@ func (s *Server) splitShard(_ context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, invalidArg("NewStartingHashKey %q is not a decimal integer in [0, 2^128-1]", in.NewStartingHashKey)
 	}
-	st, err := s.stream(in.streamRef)
+	st, err := s.stream(req, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +269,7 @@ func (s *Server) mergeShards(_ context.Context, req *request) (any, error) {
 	if in.ShardToMerge == "" || in.AdjacentShardToMerge == "" {
 		return nil, validation("ShardToMerge and AdjacentShardToMerge are required")
 	}
-	st, err := s.stream(in.streamRef)
+	st, err := s.stream(req, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +287,7 @@ func (s *Server) updateShardCount(_ context.Context, req *request) (any, error) 
 	if in.ScalingType != "UNIFORM_SCALING" {
 		return nil, validation("ScalingType must be UNIFORM_SCALING, got %q", in.ScalingType)
 	}
-	st, err := s.stream(in.streamRef)
+	st, err := s.stream(req, in.streamRef)
 	if err != nil {
 		return nil, err
 	}

@@ -171,7 +171,7 @@ func TestIteratorErrors(t *testing.T) {
 		wantCode(t, err, errInvalidArgument)
 	}
 	// An iterator signed with another key is as good as forged.
-	other := New(Config{}, e.store, Options{Clock: e.clock.Now, Secret: []byte("another key")})
+	other := mustNew(t, Config{}, e.store, Options{Clock: e.clock.Now, Secret: []byte("another key")})
 	forged := other.sign.encodeIterator(iterator{Issued: e.clock.Now().UnixMilli(), Stream: "i", Shard: "shardId-000000000000", Next: 1})
 	_, err = e.kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String(forged)})
 	wantCode(t, err, errInvalidArgument)

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -50,6 +52,10 @@ type Options struct {
 	// daemon: MQTT ingest counters, forwarders) to /metrics. Its family
 	// names must not clash with the API's.
 	ExtraMetrics func(m *MetricsWriter)
+
+	// guard replaces the failure guard (tests: their own clock and
+	// limits); nil = newFailureGuard().
+	guard *failureGuard
 }
 
 // Server is the Kinesis-compatible HTTP API of one store.
@@ -65,9 +71,17 @@ type Server struct {
 	forwarders   func() []ForwarderStatus
 	extraMetrics func(m *MetricsWriter)
 
-	ops     map[string]operation
+	ops     map[string]opSpec
 	handler http.Handler
 	metrics *apiMetrics
+
+	// creds are the access keys (nil: none configured, signatures are not
+	// checked); cert the TLS certificate (nil: plain HTTP). Both are
+	// swapped whole by ReloadCredentials.
+	creds atomic.Pointer[keySet]
+	cert  atomic.Pointer[tls.Certificate]
+	hosts hostPolicy
+	guard *failureGuard
 
 	// closing ends long-polls at Close, so Shutdown need not wait them out.
 	closing   chan struct{}
@@ -82,9 +96,20 @@ type Server struct {
 	done chan struct{}
 }
 
-// New builds a server over store. It listens only after Start; Handler can
-// be mounted elsewhere (tests use httptest).
-func New(cfg Config, store *shards.Store, opts Options) *Server {
+// ErrExposed is returned by New for a non-loopback listen with neither a
+// credentials file nor allow_anonymous.
+var ErrExposed = errors.New("api: a non-loopback listen needs api.credentials_file or api.allow_anonymous: true")
+
+// ErrTLS wraps a certificate or key that cannot be loaded.
+var ErrTLS = errors.New("api: bad TLS certificate or key")
+
+// New builds a server over store, loading the credentials file and TLS
+// certificate the configuration names. It listens only after Start;
+// Handler can be mounted elsewhere (tests use httptest).
+func New(cfg Config, store *shards.Store, opts Options) (*Server, error) {
+	if cfg.Exposed() {
+		return nil, fmt.Errorf("%w (listen %s)", ErrExposed, cfg.Listen)
+	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
@@ -107,14 +132,63 @@ func New(cfg Config, store *shards.Store, opts Options) *Server {
 		closing:  make(chan struct{}),
 		limiters: map[string]*readLimiter{},
 		metrics:  newAPIMetrics(),
+		hosts:    newHostPolicy(cfg.AllowedHosts),
+		guard:    opts.guard,
+	}
+	if s.guard == nil {
+		s.guard = newFailureGuard()
+	}
+	if err := s.ReloadCredentials(); err != nil {
+		return nil, err
 	}
 	s.ops = s.operations()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", s.serveMetrics)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("/", s.serveAPI)
-	s.handler = mux
-	return s
+	s.handler = s.checkHost(mux)
+	return s, nil
+}
+
+// ReloadCredentials re-reads the credentials file and the TLS certificate
+// and key. What fails to load is reported (a credentials problem as
+// file:line, errors.Is ErrCredentials; a certificate problem errors.Is
+// ErrTLS) and the previous version stays in force; what loads replaces
+// the old one for the next request or handshake.
+func (s *Server) ReloadCredentials() error {
+	var errs []error
+	if f := s.cfg.CredentialsFile; f != "" {
+		if cs, err := loadCredentials(f); err != nil {
+			errs = append(errs, err)
+		} else {
+			s.creds.Store(cs)
+		}
+	}
+	if t := s.cfg.TLS; t.Enabled() {
+		if cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s, %s: %w", ErrTLS, t.CertFile, t.KeyFile, err))
+		} else {
+			s.cert.Store(&cert)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkHost refuses a Host header that is not served (hosts.go) before
+// anything else looks at the request.
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.hosts.allows(r.Host) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		s.metrics.authFailure(reasonHost)
+		s.log.Warn().Str("host", truncate(r.Host, 100)).Str("remote", r.RemoteAddr).Str("reason", reasonHost).
+			Msg("api request refused: Host header not allowed")
+		s.writeError(w, codecOf(r), newError(http.StatusForbidden, errAccessDenied,
+			"Host %q is not served by this gateway; add its name to api.allowed_hosts (loopback names and IP addresses are always accepted)",
+			truncate(r.Host, 100)))
+	})
 }
 
 // Handler serves the API, /metrics and /healthz.
@@ -125,6 +199,16 @@ func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("api: listen on %s: %w", s.cfg.Listen, err)
+	}
+	if s.cfg.TLS.Enabled() {
+		ln = tls.NewListener(ln, &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			// HTTP/1.1 only until the API serves HTTP/2.
+			NextProtos: []string{"http/1.1"},
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return s.cert.Load(), nil
+			},
+		})
 	}
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -143,7 +227,8 @@ func (s *Server) Start() error {
 			s.log.Error().Err(err).Msg("api server stopped")
 		}
 	}()
-	s.log.Info().Str("addr", ln.Addr().String()).Msg("kinesis api listening")
+	s.log.Info().Str("addr", ln.Addr().String()).Bool("tls", s.cfg.TLS.Enabled()).
+		Bool("credentials", s.cfg.CredentialsFile != "").Msg("kinesis api listening")
 	return nil
 }
 
@@ -178,54 +263,72 @@ func (s *Server) Close(ctx context.Context) error {
 // operation handles one X-Amz-Target.
 type operation func(ctx context.Context, req *request) (any, error)
 
+// opSpec is an operation and the permission it needs (access.go).
+type opSpec struct {
+	run  operation
+	perm permission
+}
+
 // request is one decoded API call.
 type request struct {
 	codec codec
 	body  []byte
-	op    string
+	op    string // the metric label: Kinesis name, "Weir"+name for weir's
+	// action is the operation's name in an AccessDenied message, perm the
+	// permission it needs and who the key that signed it (nil when no
+	// credentials are configured: everything is allowed).
+	action string
+	perm   permission
+	who    *credential
 }
 
 func (r *request) decode(v any) error { return r.codec.decode(r.body, v) }
 
-func (s *Server) operations() map[string]operation {
-	return map[string]operation{
-		kinesisPrefix + "ListStreams":                   s.listStreams,
-		kinesisPrefix + "CreateStream":                  s.createStream,
-		kinesisPrefix + "DeleteStream":                  s.deleteStream,
-		kinesisPrefix + "DescribeStream":                s.describeStream,
-		kinesisPrefix + "DescribeStreamSummary":         s.describeStreamSummary,
-		kinesisPrefix + "ListShards":                    s.listShards,
-		kinesisPrefix + "SplitShard":                    s.splitShard,
-		kinesisPrefix + "MergeShards":                   s.mergeShards,
-		kinesisPrefix + "UpdateShardCount":              s.updateShardCount,
-		kinesisPrefix + "IncreaseStreamRetentionPeriod": s.increaseRetention,
-		kinesisPrefix + "DecreaseStreamRetentionPeriod": s.decreaseRetention,
-		kinesisPrefix + "PutRecord":                     s.putRecord,
-		kinesisPrefix + "PutRecords":                    s.putRecords,
-		kinesisPrefix + "GetShardIterator":              s.getShardIterator,
-		kinesisPrefix + "GetRecords":                    s.getRecords,
-		kinesisPrefix + "RegisterStreamConsumer":        s.registerConsumer,
-		kinesisPrefix + "DescribeStreamConsumer":        s.describeConsumer,
-		kinesisPrefix + "ListStreamConsumers":           s.listConsumers,
-		kinesisPrefix + "DeregisterStreamConsumer":      s.deregisterConsumer,
-		weirPrefix + "CommitCheckpoint":                 s.commitCheckpoint,
-		weirPrefix + "GetCheckpoints":                   s.getCheckpoints,
-		weirPrefix + "GetRecords":                       s.longPollRecords,
-		weirPrefix + "DescribeGateway":                  s.describeGateway,
+// operations is the one table of what is served and the permission each
+// operation needs (API.md repeats it for clients).
+func (s *Server) operations() map[string]opSpec {
+	return map[string]opSpec{
+		kinesisPrefix + "ListStreams":                   {s.listStreams, permRead},
+		kinesisPrefix + "DescribeStream":                {s.describeStream, permRead},
+		kinesisPrefix + "DescribeStreamSummary":         {s.describeStreamSummary, permRead},
+		kinesisPrefix + "ListShards":                    {s.listShards, permRead},
+		kinesisPrefix + "GetShardIterator":              {s.getShardIterator, permRead},
+		kinesisPrefix + "GetRecords":                    {s.getRecords, permRead},
+		kinesisPrefix + "DescribeStreamConsumer":        {s.describeConsumer, permRead},
+		kinesisPrefix + "ListStreamConsumers":           {s.listConsumers, permRead},
+		kinesisPrefix + "PutRecord":                     {s.putRecord, permWrite},
+		kinesisPrefix + "PutRecords":                    {s.putRecords, permWrite},
+		kinesisPrefix + "CreateStream":                  {s.createStream, permAdmin},
+		kinesisPrefix + "DeleteStream":                  {s.deleteStream, permAdmin},
+		kinesisPrefix + "SplitShard":                    {s.splitShard, permAdmin},
+		kinesisPrefix + "MergeShards":                   {s.mergeShards, permAdmin},
+		kinesisPrefix + "UpdateShardCount":              {s.updateShardCount, permAdmin},
+		kinesisPrefix + "IncreaseStreamRetentionPeriod": {s.increaseRetention, permAdmin},
+		kinesisPrefix + "DecreaseStreamRetentionPeriod": {s.decreaseRetention, permAdmin},
+		kinesisPrefix + "RegisterStreamConsumer":        {s.registerConsumer, permAdmin},
+		kinesisPrefix + "DeregisterStreamConsumer":      {s.deregisterConsumer, permAdmin},
+		// A forwarder's checkpoint (forwarder:<target>) needs admin.
+		weirPrefix + "CommitCheckpoint": {s.commitCheckpoint, permRead},
+		weirPrefix + "GetCheckpoints":   {s.getCheckpoints, permRead},
+		weirPrefix + "GetRecords":       {s.longPollRecords, permRead},
+		weirPrefix + "DescribeGateway":  {s.describeGateway, permRead},
 	}
 }
 
-// serveAPI is POST /: read the body, dispatch on X-Amz-Target, answer in
-// the request's format. The Authorization header (SigV4) is accepted and
-// not checked.
+// serveAPI is POST /: read the body, authenticate it when credentials are
+// configured, dispatch on X-Amz-Target, answer in the request's format.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	c := codecOf(r)
 	target := r.Header.Get("X-Amz-Target")
+	if target == "" && r.URL.RawQuery != "" {
+		target = r.URL.Query().Get("X-Amz-Target") // a presigned URL
+	}
 	opName := target
 	if i := strings.LastIndexByte(target, '.'); i >= 0 {
 		opName = target[i+1:]
 	}
+	action := opName
 	if strings.HasPrefix(target, weirPrefix) {
 		opName = "Weir" + opName
 	}
@@ -235,37 +338,55 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	var (
 		resp any
 		err  error
+		who  *credential
 	)
 	op, known := s.ops[target]
 	if !known {
 		opName = "unknown" // keeps metric labels bounded
 	}
-	switch {
-	case r.Method != http.MethodPost || r.URL.Path != "/":
+	if r.Method != http.MethodPost || r.URL.Path != "/" {
 		err = newError(http.StatusNotFound, errUnknownOperation, "%s %s is not served: the API is POST / with X-Amz-Target", r.Method, r.URL.Path)
-	case !known:
-		err = newError(http.StatusBadRequest, errUnknownOperation, "unknown operation %q in X-Amz-Target (supported: %s*, %s*)", target, kinesisPrefix, weirPrefix)
-	default:
+	} else {
 		var body []byte
 		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				err = newError(http.StatusRequestEntityTooLarge, errValidation, "request body exceeds %d bytes", MaxBodyBytes)
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			err = newError(http.StatusRequestEntityTooLarge, errValidation, "request body exceeds %d bytes", MaxBodyBytes)
+		case err != nil:
+			err = newError(http.StatusBadRequest, errSerialization, "read request body: %v", err)
+		case s.creds.Load() != nil:
+			// Before the operation is even looked up: an unsigned caller
+			// learns nothing but that it must sign.
+			if c, f := s.authenticate(r, body); f != nil {
+				err = f
 			} else {
-				err = newError(http.StatusBadRequest, errSerialization, "read request body: %v", err)
+				who = c
 			}
-		} else {
-			resp, err = s.invoke(r.Context(), op, &request{codec: c, body: body, op: opName})
+		}
+		switch {
+		case err != nil:
+		case !known:
+			err = newError(http.StatusBadRequest, errUnknownOperation, "unknown operation %q in X-Amz-Target (supported: %s*, %s*)", target, kinesisPrefix, weirPrefix)
+		default:
+			ctx := r.Context()
+			if who != nil {
+				ctx = context.WithValue(ctx, identityKey{}, who.id)
+			}
+			resp, err = s.invoke(ctx, op.run, &request{codec: c, body: body, op: opName, action: action, perm: op.perm, who: who})
 		}
 	}
 	if err != nil {
 		ae := toAPIError(err)
 		s.metrics.request(opName, ae.Type, time.Since(start))
-		if ae.Status >= 500 {
-			s.log.Error().Str("op", opName).Str("request_id", reqID).Str("error", ae.Type).Msg(ae.Message)
-		} else {
-			s.log.Debug().Str("op", opName).Str("error", ae.Type).Msg(ae.Message)
+		var af *authFailure
+		switch {
+		case errors.As(err, &af):
+			s.refused(r, af, action)
+		case ae.Status >= 500:
+			s.log.Error().Str("op", opName).Str("request_id", reqID).Str("key", keyID(who)).Str("error", ae.Type).Msg(ae.Message)
+		default:
+			s.log.Debug().Str("op", opName).Str("key", keyID(who)).Str("error", ae.Type).Msg(ae.Message)
 		}
 		s.writeError(w, c, ae)
 		return
@@ -291,6 +412,25 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// refused logs and counts a refused authentication or authorization (never
+// a secret), and holds the answer of a failed authentication as the
+// failure guard says.
+func (s *Server) refused(r *http.Request, af *authFailure, action string) {
+	s.metrics.authFailure(af.reason)
+	s.log.Warn().Str("key", truncate(af.key, 128)).Str("remote", r.RemoteAddr).Str("op", truncate(action, 64)).
+		Str("reason", af.reason).Str("error", af.Type).Msg(af.Message)
+	if af.reason != reasonDenied {
+		wait(r.Context(), s.closing, s.guard.delay(r.RemoteAddr))
+	}
+}
+
+func keyID(c *credential) string {
+	if c == nil {
+		return ""
+	}
+	return c.id
 }
 
 // invoke runs an operation, turning a panic (a bug) into InternalFailure

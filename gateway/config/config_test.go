@@ -129,7 +129,7 @@ func TestExampleFile(t *testing.T) {
 	if len(f.MQTT.Listeners) == 0 {
 		f.MQTT.Listeners = nil // the example's `listeners: []` is the default
 	}
-	if f.Streams[0] != d.Streams[0] || !reflect.DeepEqual(f.MQTT, d.MQTT) || f.Durability != d.Durability || f.API != d.API || f.Log != d.Log || f.Auth != d.Auth {
+	if f.Streams[0] != d.Streams[0] || !reflect.DeepEqual(f.MQTT, d.MQTT) || f.Durability != d.Durability || !reflect.DeepEqual(f.API, d.API) || f.Log != d.Log || f.Auth != d.Auth {
 		t.Errorf("example values differ from the defaults:\nexample %+v\ndefault %+v", f, d)
 	}
 	if fw := f.Forwarders[0]; fw != fw.WithDefaults() {
@@ -300,7 +300,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "api_not_loopback",
 			yaml: "data_dir: x\napi:\n  listen: :4588\n",
-			want: []string{`weir.yaml:3: api.listen: :4588 is not loopback and the API does not check credentials yet; set api.allow_anonymous: true to serve it to the network anyway, or listen on 127.0.0.1`},
+			want: []string{`weir.yaml:3: api.listen: :4588 is not loopback and api.credentials_file is not set; set api.credentials_file to require signed requests, api.allow_anonymous: true to serve anyone on the network, or listen on 127.0.0.1`},
 		},
 		{
 			name: "bad_listen",
@@ -428,7 +428,7 @@ func TestAccepted(t *testing.T) {
 				if f.API.Listen != "" || f.API.ReadLimits.CallsPerSec != 5 {
 					t.Fatalf("api = %+v", f.API)
 				}
-				if f.API.WithDefaults() != f.API {
+				if !reflect.DeepEqual(f.API.WithDefaults(), f.API) {
 					t.Fatal("WithDefaults would re-enable the API")
 				}
 			},

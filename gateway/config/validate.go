@@ -32,9 +32,9 @@ func (f *File) check() Errors {
 	f.checkIdentityBinding(&l)
 	l.Nest("durability", f.Durability.Validate())
 	l.Nest("api", f.API.Validate())
-	if f.API.Listen != "" && conf.CheckListen(f.API.Listen) == nil && !conf.IsLoopback(f.API.Listen) && !f.API.AllowAnonymous {
-		l.Add("api.listen", "%s is not loopback and the API does not check credentials yet; set api.allow_anonymous: true to serve it to the network anyway, "+
-			"or listen on 127.0.0.1", f.API.Listen)
+	if f.API.Exposed() {
+		l.Add("api.listen", "%s is not loopback and api.credentials_file is not set; set api.credentials_file to require signed requests, "+
+			"api.allow_anonymous: true to serve anyone on the network, or listen on 127.0.0.1", f.API.Listen)
 	}
 
 	streams := map[string]int{}

@@ -57,7 +57,9 @@ func (g *gateway) start() {
 		g.t.Fatal(err)
 	}
 	g.store = st
-	g.srv = api.New(api.Config{Listen: g.addr}, st, api.Options{Secret: g.secret})
+	if g.srv, err = api.New(api.Config{Listen: g.addr}, st, api.Options{Secret: g.secret}); err != nil {
+		g.t.Fatal(err)
+	}
 	for i := 0; ; i++ {
 		if err = g.srv.Start(); err == nil {
 			return
