@@ -134,7 +134,6 @@ func newTransport(caFile string) (*http.Transport, error) {
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
-		ForceAttemptHTTP2:   true,
 	}
 	source := "CAFile"
 	if caFile == "" {
