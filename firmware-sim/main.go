@@ -23,13 +23,15 @@ const topUsage = `firmware-sim: simulate a fleet of MQTT devices and verify what
 
 Usage:
   firmware-sim [run] [flags]          simulate a fleet (firmware-sim run -h)
-  firmware-sim verify [flags]         check a ledger against a stream (firmware-sim verify -h)
+  firmware-sim verify [flags]         check that every acknowledged message of a ledger reached
+                                      the stream, in order (firmware-sim verify -h)
   firmware-sim check-scenario FILE    validate a scenario file
   firmware-sim help [command]
 
 Examples:
   firmware-sim --broker tcp://127.0.0.1:1883 --devices 100 --rate 5 --duration 30s
   firmware-sim --scenario firmware-sim/scenarios/sensors-and-cameras.yaml --ledger run.ledger
+  firmware-sim --broker tls://gateway.local:8883 --cafile ca.crt --cert certs/ --username {id}
   firmware-sim verify --ledger run.ledger --api http://127.0.0.1:4588 --stream telemetry
 `
 

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"time"
 
@@ -23,7 +24,7 @@ var groupFlags = []string{"devices", "messages", "rate", "jitter", "qos", "infli
 type runFlags struct {
 	broker, username, password string
 	ca, cert, key              string
-	insecure                   bool
+	insecure, tls              bool
 	scenario                   string
 	g                          fleet.Group
 	payload, size              string
@@ -49,12 +50,14 @@ type runFlags struct {
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.broker, "broker", "tcp://127.0.0.1:1883", "broker `URL`: tcp://, mqtt://, ssl://, tls:// or mqtts://")
-	fs.StringVar(&f.username, "username", "", "MQTT username")
-	fs.StringVar(&f.password, "password", "", "MQTT password (or env FIRMWARE_SIM_PASSWORD)")
-	fs.StringVar(&f.ca, "ca", "", "PEM `file` of CA certificates for ssl:// brokers")
-	fs.StringVar(&f.cert, "cert", "", "client certificate PEM `file` (mutual TLS)")
-	fs.StringVar(&f.key, "key", "", "client key PEM `file` (mutual TLS)")
+	fs.StringVar(&f.broker, "broker", "tcp://127.0.0.1:1883", "broker `URL`: tcp://, mqtt://, or with TLS tls://, mqtts://, ssl://")
+	fs.BoolVar(&f.tls, "tls", false, "connect with TLS although --broker says tcp:// or mqtt://")
+	fs.StringVar(&f.username, "username", "", "MQTT username `template`, e.g. {id}: each device logs in as itself ({id}, {client_id}, {n}, {i}, {group})")
+	fs.StringVar(&f.password, "password", "", "MQTT password, the same for every device (or env FIRMWARE_SIM_PASSWORD)")
+	fs.StringVar(&f.ca, "cafile", "", "PEM `file` of the CA certificates that verify the broker's certificate (default: the system's)")
+	fs.StringVar(&f.ca, "ca", "", "the same as --cafile")
+	fs.StringVar(&f.cert, "cert", "", "client certificate PEM `file`, or a directory holding <device-id>.crt for each device")
+	fs.StringVar(&f.key, "key", "", "client key PEM `file`, or a directory holding <device-id>.key (default: the --cert directory)")
 	fs.BoolVar(&f.insecure, "insecure", false, "do not verify the broker's TLS certificate")
 	fs.StringVar(&f.scenario, "scenario", "", "scenario YAML `file` (fleet mix + events); see firmware-sim/scenarios/")
 
@@ -206,36 +209,65 @@ func (f *runFlags) config(set map[string]bool) (fleet.Config, error) {
 	for _, at := range f.storms {
 		cfg.Events = append(cfg.Events, fleet.Event{At: at, Kind: "storm", Jitter: f.stormJitter, Down: f.stormDown})
 	}
-	tlsCfg, err := f.tls()
-	if err != nil {
+	if err := f.tlsConfig(&cfg); err != nil {
 		return cfg, err
 	}
-	cfg.TLS = tlsCfg
 	return cfg, nil
 }
 
-func (f *runFlags) tls() (*tls.Config, error) {
-	if f.ca == "" && f.cert == "" && !f.insecure {
-		return nil, nil
+// tlsConfig sets the broker URL's scheme for --tls and the TLS settings
+// of --cafile, --cert, --key and --insecure.
+func (f *runFlags) tlsConfig(cfg *fleet.Config) error {
+	u, err := url.Parse(cfg.Broker)
+	if err != nil {
+		return nil // Validate names the bad URL
 	}
-	c := &tls.Config{InsecureSkipVerify: f.insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in flag for test brokers
-	if f.ca != "" {
-		pem, err := os.ReadFile(f.ca)
-		if err != nil {
-			return nil, fmt.Errorf("--ca: %w", err)
+	if f.tls {
+		switch u.Scheme {
+		case "tcp":
+			u.Scheme = "tls"
+		case "mqtt":
+			u.Scheme = "mqtts"
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca: no certificates in %s", f.ca)
-		}
-		c.RootCAs = pool
+		cfg.Broker = u.String()
+	}
+	if f.ca == "" && f.cert == "" && f.key == "" && !f.insecure {
+		return nil
+	}
+	if u.Scheme == "tcp" || u.Scheme == "mqtt" {
+		return fmt.Errorf("--cafile, --cert, --key and --insecure need TLS: use a tls:// or mqtts:// --broker, or --tls")
+	}
+	c, err := f.tlsFiles()
+	if err != nil {
+		return err
+	}
+	cfg.TLS = c
+	if fi, err := os.Stat(f.cert); err == nil && fi.IsDir() {
+		cfg.ClientCertDir, cfg.ClientKeyDir = f.cert, f.key
+		return nil
 	}
 	if f.cert != "" || f.key != "" {
 		pair, err := tls.LoadX509KeyPair(f.cert, f.key)
 		if err != nil {
-			return nil, fmt.Errorf("--cert/--key: %w", err)
+			return fmt.Errorf("--cert/--key: %w", err)
 		}
 		c.Certificates = []tls.Certificate{pair}
+	}
+	return nil
+}
+
+func (f *runFlags) tlsFiles() (*tls.Config, error) {
+	c := &tls.Config{InsecureSkipVerify: f.insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in flag for test brokers
+	if f.ca != "" {
+		pem, err := os.ReadFile(f.ca)
+		if err != nil {
+			return nil, fmt.Errorf("--cafile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cafile: no certificates in %s", f.ca)
+		}
+		c.RootCAs = pool
 	}
 	return c, nil
 }

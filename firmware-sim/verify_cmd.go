@@ -32,8 +32,12 @@ Examples:
   # against kinesalite after the forwarder's json envelope, waiting up to 60s for it to catch up
   firmware-sim verify --ledger run.ledger --endpoint http://127.0.0.1:4567 --stream telemetry-cloud --envelope json --wait 60s
 
-Credentials: the usual AWS environment/profile if present, otherwise dummy
-static ones (fine for the gateway and emulators).
+Credentials: requests are signed with the standard AWS chain, as 'weir read'
+signs them: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else --profile (or
+AWS_PROFILE) from ~/.aws/credentials and ~/.aws/config; never the EC2
+metadata service. With none, dummy static keys (accepted by a gateway without
+api.credentials_file and by emulators). --ca-file (or AWS_CA_BUNDLE) trusts
+the CA of an https gateway.
 
 Flags:
 `
@@ -45,7 +49,9 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		ledgerPath = fs.String("ledger", "", "ledger `file` written by a run (required)")
 		api        = fs.String("api", "", "the gateway's Kinesis-compatible API base `URL`, e.g. http://127.0.0.1:4588")
 		endpoint   = fs.String("endpoint", "", "any Kinesis endpoint `URL` (kinesalite, localstack); empty with no --api = AWS")
-		region     = fs.String("region", "", "AWS region (default $AWS_REGION, or us-east-1)")
+		region     = fs.String("region", "", "AWS region (default $AWS_REGION, the profile's, or us-east-1)")
+		profile    = fs.String("profile", "", "AWS profile whose credentials sign the requests (default $AWS_PROFILE)")
+		caFile     = fs.String("ca-file", "", "PEM `file` of the CA of an https endpoint (default $AWS_CA_BUNDLE)")
 		stream     = fs.String("stream", "", "stream `name` (required)")
 		envelope   = fs.String("envelope", "auto", "record data: raw (the MQTT payload), json (forwarder envelope {\"id\",\"data\":base64,...}) or auto")
 		timeout    = fs.Duration("timeout", 5*time.Minute, "give up after this long")
@@ -108,7 +114,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if *api != "" {
 		ep = *api
 	}
-	client, err := verify.NewClient(ctx, verify.ClientOptions{Endpoint: ep, Region: *region})
+	client, err := verify.NewClient(ctx, verify.ClientOptions{Endpoint: ep, Region: *region, Profile: *profile, CAFile: *caFile})
 	if err != nil {
 		fmt.Fprintf(stderr, "firmware-sim verify: %v\n", err)
 		return exitRuntime

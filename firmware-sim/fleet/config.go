@@ -17,12 +17,25 @@ var ErrInvalidConfig = errors.New("fleet: invalid config")
 // Config describes a fleet run. Zero values take the defaults documented
 // on each field (see Defaults).
 type Config struct {
-	// Broker is tcp://host:port, mqtt://, ssl://, tls:// or mqtts://.
-	Broker   string
+	// Broker is tcp://host:port, mqtt://, ssl://, tls:// or mqtts://
+	// (the last three connect with TLS).
+	Broker string
+	// Username is a template rendered for each device ({id}, {client_id},
+	// {n}, {i}, {group}), so that every device can log in as itself; ""
+	// sends no username.
 	Username string
+	// Password is sent as is by every device.
 	Password string
-	// TLS is used for ssl:// brokers; nil means the system roots.
+	// TLS is used for ssl://, tls:// and mqtts:// brokers; nil means the
+	// system roots and no client certificate.
 	TLS *tls.Config
+	// ClientCertDir gives each device a client certificate of its own:
+	// ClientCertDir/<id>.crt, with its key in ClientKeyDir/<id>.key
+	// (ClientKeyDir defaults to ClientCertDir), where <id> is the device
+	// name. It overrides TLS.Certificates; a missing pair fails the run
+	// before any device connects.
+	ClientCertDir string
+	ClientKeyDir  string
 
 	Groups []Group
 	Events []Event
@@ -240,6 +253,15 @@ func (cfg Config) Validate() []error {
 	} else if !schemeOK(u.Scheme) {
 		bad("broker", "scheme %q not supported (tcp, mqtt, ssl, tls, mqtts)", u.Scheme)
 	}
+	if _, err := parseTemplate(cfg.Username, keyFields...); err != nil {
+		bad("username", "%v", err)
+	}
+	if cfg.ClientKeyDir != "" && cfg.ClientCertDir == "" {
+		bad("client_key_dir", "needs client_cert_dir")
+	}
+	if u, err := url.Parse(cfg.Broker); err == nil && cfg.ClientCertDir != "" && !tlsScheme(u.Scheme) {
+		bad("client_cert_dir", "client certificates need a TLS broker URL (ssl://, tls:// or mqtts://), got %q", cfg.Broker)
+	}
 	if len(cfg.Groups) == 0 {
 		bad("groups", "at least one group of devices is needed")
 	}
@@ -362,6 +384,9 @@ func (cfg Config) Validate() []error {
 }
 
 var keyFields = []string{"n", "i", "group", "id", "client_id"}
+
+// tlsScheme reports whether a broker URL's scheme connects with TLS.
+func tlsScheme(s string) bool { return s == "ssl" || s == "tls" || s == "mqtts" }
 
 func schemeOK(s string) bool {
 	switch s {

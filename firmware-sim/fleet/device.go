@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"crypto/tls"
 	"errors"
 	"math/rand/v2"
 	"sync"
@@ -45,7 +46,9 @@ type device struct {
 	g      *group
 	idx    int // across the fleet, from 0
 	name   string
-	client string // MQTT client id
+	client string           // MQTT client id
+	user   string           // MQTT username
+	cert   *tls.Certificate // own client certificate (Config.ClientCertDir)
 	topic  string
 	unrtd  string // topic for unrouted probes
 	key    string // ledger key

@@ -133,11 +133,13 @@ func (d *device) dial(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts":
+	if tlsScheme(u.Scheme) {
 		cfg := &tls.Config{}
 		if f.cfg.TLS != nil {
 			cfg = f.cfg.TLS.Clone()
+		}
+		if d.cert != nil {
+			cfg.Certificates = []tls.Certificate{*d.cert}
 		}
 		if cfg.ServerName == "" {
 			cfg.ServerName = u.Hostname()

@@ -2,9 +2,11 @@ package fleet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -71,6 +73,10 @@ func build(cfg Config) (*fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: ledger key: %w", ErrInvalidConfig, err)
 	}
+	userT, err := parseTemplate(cfg.Username, keyFields...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: username: %w", ErrInvalidConfig, err)
+	}
 	total := 0
 	for _, g := range cfg.Groups {
 		total += g.Count
@@ -114,7 +120,12 @@ func build(cfg Config) (*fleet, error) {
 			}
 			d := &device{
 				f: f, g: g, idx: idx, name: v.id, client: v.clientID,
-				topic: topT.render(v), key: keyT.render(v), nextSeq: 1,
+				topic: topT.render(v), key: keyT.render(v), user: userT.render(v), nextSeq: 1,
+			}
+			if cfg.ClientCertDir != "" {
+				if d.cert, err = deviceCert(cfg, d.name); err != nil {
+					return nil, err
+				}
 			}
 			if gc.Behaviour.Unrouted != nil {
 				d.unrtd = unT.render(v)
@@ -140,12 +151,25 @@ func build(cfg Config) (*fleet, error) {
 	return f, nil
 }
 
+// deviceCert loads the device's own certificate and key.
+func deviceCert(cfg Config, name string) (*tls.Certificate, error) {
+	keyDir := cfg.ClientKeyDir
+	if keyDir == "" {
+		keyDir = cfg.ClientCertDir
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(cfg.ClientCertDir, name+".crt"), filepath.Join(keyDir, name+".key"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: device %s: client certificate: %w", ErrInvalidConfig, name, err)
+	}
+	return &pair, nil
+}
+
 func (f *fleet) clientOptions(d *device) *mqtt.ClientOptions {
 	c := f.cfg
 	o := mqtt.NewClientOptions()
 	o.AddBroker(c.Broker)
 	o.SetClientID(d.client)
-	o.SetUsername(c.Username)
+	o.SetUsername(d.user)
 	o.SetPassword(c.Password)
 	o.SetProtocolVersion(4)
 	o.SetCleanSession(c.CleanSession)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
+
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/weir-gateway/weir/gateway/apiclient"
 )
 
 // Start positions for shards without a checkpoint.
@@ -99,13 +101,12 @@ type Config struct {
 	// HTTPClient defaults to a client with enough idle connections for
 	// one long-poll per shard.
 	HTTPClient *http.Client
-	Logger     zerolog.Logger
-}
-
-// UserProperty is an MQTT v5 user property.
-type UserProperty struct {
-	Key   string `json:"Key"`
-	Value string `json:"Value"`
+	// Profile and CAFile go to apiclient.Options: requests are signed
+	// with the standard AWS credential chain (this profile, else
+	// AWS_PROFILE or the environment's keys), unsigned when it has none;
+	// CAFile (else AWS_CA_BUNDLE) verifies an https gateway's certificate.
+	Profile, CAFile string
+	Logger          zerolog.Logger
 }
 
 // Record is one delivered record.
@@ -136,9 +137,8 @@ type Consumer struct {
 	cfg       Config
 	fromSeq   uint64 // From as a sequence number (fromIsSeq)
 	fromIsSeq bool
-	cl        *client
+	cl        *apiclient.Client
 	log       zerolog.Logger
-	ownHTTP   bool
 	running   atomic.Bool
 
 	mu     sync.Mutex
@@ -196,18 +196,12 @@ func New(cfg Config) (*Consumer, error) {
 		return nil, fmt.Errorf("%w: %s", ErrConfig, strings.Join(problems, "; "))
 	}
 	c := &Consumer{cfg: cfg, fromSeq: fromSeq, fromIsSeq: fromIsSeq, log: cfg.Logger, shards: map[string]*shardState{}}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Transport: &http.Transport{
-			Proxy:               nil, // the gateway is local; never send its traffic to a proxy
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     90 * time.Second,
-		}}
-		c.ownHTTP = true
+	cl, err := apiclient.New(apiclient.Options{Endpoint: cfg.Endpoint, Profile: cfg.Profile, CAFile: cfg.CAFile,
+		HTTPClient: cfg.HTTPClient, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	c.cl = &client{endpoint: strings.TrimRight(cfg.Endpoint, "/"), hc: hc}
+	c.cl = cl
 	return c, nil
 }
 
@@ -219,9 +213,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		return ErrAlreadyRunning
 	}
 	defer c.running.Store(false)
-	if c.ownHTTP {
-		defer c.cl.hc.CloseIdleConnections()
-	}
+	defer c.cl.CloseIdleConnections()
 	r := &run{c: c, h: h, events: make(chan event, 16)}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	defer r.cancel(nil)
@@ -270,7 +262,7 @@ func (c *Consumer) commit(ctx context.Context, s *shardState) error {
 	if !ok {
 		return nil
 	}
-	if err := c.cl.commit(ctx, c.cfg.Stream, c.cfg.Name, s.id, formatSeq(seq)); err != nil {
+	if err := c.cl.CommitCheckpoint(ctx, c.cfg.Stream, c.cfg.Name, s.id, formatSeq(seq)); err != nil {
 		return fmt.Errorf("consumer: commit %s at %d: %w", s.id, seq, err)
 	}
 	s.committed(seq, n)
@@ -308,11 +300,7 @@ func transient(ctx context.Context, err error) bool {
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {
-		switch ae.Code {
-		case "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException":
-			return true
-		}
-		return ae.Status >= 500
+		return ae.Temporary()
 	}
 	return true // transport errors: refused, reset, timed out
 }

@@ -332,7 +332,7 @@ func TestFromLatestAndCheckpointOnDemand(t *testing.T) {
 		})
 	// Wait until the tips are pinned, then publish one record.
 	waitFor(t, func() bool {
-		cks, err := c.cl.getCheckpoints(context.Background(), "lt", "tail")
+		cks, err := c.cl.GetCheckpoints(context.Background(), "lt", "tail")
 		return err == nil && len(cks) == 2 && cks[0].Status == "OK" && cks[1].Status == "OK"
 	})
 	_, err := g.store.Append(context.Background(), "lt", &shards.Record{Key: "new", Data: []byte("fresh"), Topic: "t/1", ClientID: "dev", QoS: 1,
@@ -354,7 +354,7 @@ func TestFromLatestAndCheckpointOnDemand(t *testing.T) {
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	cks, _ := c.cl.getCheckpoints(context.Background(), "lt", "tail")
+	cks, _ := c.cl.GetCheckpoints(context.Background(), "lt", "tail")
 	for _, ck := range cks {
 		if ck.ShardId == rec.ShardID && ck.SequenceNumber != rec.Seq {
 			t.Fatalf("checkpoint of %s = %s after delivering %s", ck.ShardId, ck.SequenceNumber, rec.Seq)
@@ -437,7 +437,7 @@ func TestConfigAndErrors(t *testing.T) {
 	defer cancel()
 	err = c.Run(ctx, func(context.Context, Record) error { return nil })
 	var ae *APIError
-	if !errors.As(err, &ae) || ae.Code != "ResourceNotFoundException" {
+	if !errors.As(err, &ae) || ae.Type != "ResourceNotFoundException" {
 		t.Fatalf("Run on a missing stream = %v", err)
 	}
 
@@ -458,7 +458,7 @@ func TestConfigAndErrors(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("Run = %v, want the handler's error", err)
 	}
-	cks, _ := c.cl.getCheckpoints(ctx, "h", "n")
+	cks, _ := c.cl.GetCheckpoints(ctx, "h", "n")
 	if len(cks) != 1 || cks[0].SequenceNumber != "4" {
 		t.Fatalf("checkpoint after a handler error: %+v", cks)
 	}

@@ -51,8 +51,11 @@
 //     reads one shard at a time in shard-id order, parents first, so
 //     output comes shard by shard.
 //
-// The package implements the few JSON 1.1 calls it needs itself (see
-// client.go) instead of using aws-sdk-go-v2: three of the operations are
-// weir's own, and SigV4 signing and the SDK's retry policy buy nothing on
-// loopback.
+// The calls go through gateway/apiclient rather than aws-sdk-go-v2's
+// Kinesis client: four of the operations are weir's own, and the SDK's
+// retry policy is not the consumer's. Requests are signed (SigV4) with the
+// standard AWS credential chain (Config.Profile, else AWS_PROFILE or the
+// environment's keys; unsigned when there are none, as a gateway without
+// api.credentials_file accepts), and an https gateway's certificate is
+// verified with Config.CAFile or AWS_CA_BUNDLE.
 package consumer

@@ -179,7 +179,7 @@ func (r *run) complete() bool {
 
 // discover merges the gateway's shard list into the graph.
 func (r *run) discover(ctx context.Context) error {
-	list, err := r.c.cl.listShards(ctx, r.c.cfg.Stream)
+	list, err := r.c.cl.ListShards(ctx, r.c.cfg.Stream)
 	if err != nil {
 		return fmt.Errorf("consumer: list shards of %s: %w", r.c.cfg.Stream, err)
 	}
@@ -276,7 +276,7 @@ func (r *run) read(s *shardState) (readEnd, error) {
 		if iter == "" {
 			typ, seq := s.position()
 			var err error
-			iter, err = c.cl.shardIterator(ctx, c.cfg.Stream, s.id, typ, seq)
+			iter, err = c.cl.GetShardIterator(ctx, c.cfg.Stream, s.id, typ, seq)
 			if err != nil {
 				c.log.Debug().Err(err).Str("shard", s.id).Msg("shard iterator failed")
 				iter = ""
@@ -296,7 +296,7 @@ func (r *run) read(s *shardState) (readEnd, error) {
 			}
 		}
 		rctx, cancel := context.WithTimeout(ctx, time.Duration(wait)*time.Millisecond+requestGrace)
-		out, err := c.cl.longPoll(rctx, iter, wait, c.cfg.Limit)
+		out, err := c.cl.LongPoll(rctx, iter, wait, c.cfg.Limit)
 		cancel()
 		if err != nil {
 			c.log.Debug().Err(err).Str("shard", s.id).Msg("long-poll failed")
@@ -369,7 +369,7 @@ func (r *run) read(s *shardState) (readEnd, error) {
 // shard expired (retention removed the closed shard: it is over) or the
 // stream was deleted (Run must end).
 func (r *run) notFound(s *shardState, cause error) (readEnd, error) {
-	list, err := r.c.cl.listShards(r.ctx, r.c.cfg.Stream)
+	list, err := r.c.cl.ListShards(r.ctx, r.c.cfg.Stream)
 	if err != nil {
 		return endStopped, fmt.Errorf("consumer: read %s: %w", s.id, err)
 	}

@@ -11,8 +11,8 @@ func (r *run) setup(ctx context.Context) error {
 	c := r.c
 	var cks []checkpointWire
 	if !c.cfg.Ephemeral {
-		if err := c.cl.describeConsumer(ctx, c.cfg.Stream, c.cfg.Name); codeOf(err) == codeNotFound {
-			if err := c.cl.registerConsumer(ctx, c.cfg.Stream, c.cfg.Name); err != nil && codeOf(err) != codeInUse {
+		if err := c.cl.DescribeStreamConsumer(ctx, c.cfg.Stream, c.cfg.Name); codeOf(err) == codeNotFound {
+			if err := c.cl.RegisterStreamConsumer(ctx, c.cfg.Stream, c.cfg.Name); err != nil && codeOf(err) != codeInUse {
 				return fmt.Errorf("consumer: register %s on %s: %w", c.cfg.Name, c.cfg.Stream, err)
 			}
 			c.log.Info().Str("stream", c.cfg.Stream).Str("consumer", c.cfg.Name).Msg("registered consumer")
@@ -20,7 +20,7 @@ func (r *run) setup(ctx context.Context) error {
 			return fmt.Errorf("consumer: describe %s on %s: %w", c.cfg.Name, c.cfg.Stream, err)
 		}
 		var err error
-		if cks, err = c.cl.getCheckpoints(ctx, c.cfg.Stream, c.cfg.Name); err != nil {
+		if cks, err = c.cl.GetCheckpoints(ctx, c.cfg.Stream, c.cfg.Name); err != nil {
 			return fmt.Errorf("consumer: read checkpoints: %w", err)
 		}
 	}
@@ -36,10 +36,11 @@ func (r *run) setup(ctx context.Context) error {
 	needStarts := fromAll && (c.cfg.From != FromTrimHorizon || (c.cfg.IgnoreCheckpoints && !c.cfg.Ephemeral))
 	var snap []gatewayShardWire
 	if needStarts || c.cfg.StopAtEnd {
-		var err error
-		if snap, err = c.cl.describeShards(ctx, c.cfg.Stream); err != nil {
+		gw, err := c.cl.DescribeGateway(ctx, c.cfg.Stream)
+		if err != nil {
 			return fmt.Errorf("consumer: describe the shards of %s: %w", c.cfg.Stream, err)
 		}
+		snap = gw.Streams[0].Shards
 	}
 	starts := map[string]uint64{}
 	if needStarts {
@@ -55,7 +56,7 @@ func (r *run) setup(ctx context.Context) error {
 				}
 				// Pin it now, so that a restart before the first record
 				// (or a shard this run never reaches) resumes here.
-				if err := c.cl.commit(ctx, c.cfg.Stream, c.cfg.Name, w.ShardId, formatSeq(pos)); err != nil {
+				if err := c.cl.CommitCheckpoint(ctx, c.cfg.Stream, c.cfg.Name, w.ShardId, formatSeq(pos)); err != nil {
 					return fmt.Errorf("consumer: checkpoint the start of %s: %w", w.ShardId, err)
 				}
 			}

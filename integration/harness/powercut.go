@@ -33,6 +33,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/weir-gateway/weir/firmware-sim/payload"
+	"github.com/weir-gateway/weir/gateway/apiclient"
 	"github.com/weir-gateway/weir/integration/kinesalite"
 	"github.com/weir-gateway/weir/integration/lazyfs"
 )
@@ -306,16 +307,14 @@ func (c PowerCutConfig) Opts(dataDir string) Opts {
 
 // ---------------------------------------------------------------- API
 
-// GatewayTarget prefixes weir's own API operations.
-const GatewayTarget = "WeirGateway_20261125."
-
 // GatewayAPI talks to a running gateway: Kinesis operations through the AWS SDK
-// (no retries, so a dead gateway shows at once), weir's own as JSON.
+// (no retries, so a dead gateway shows at once), weir's own through
+// gateway/apiclient.
 type GatewayAPI struct {
 	URL     string
 	Addr    string // host:port
 	Kinesis *kinesis.Client
-	http    *http.Client
+	Client  *apiclient.Client
 }
 
 // NewGatewayAPI returns a client for w's API; it keeps working across restarts
@@ -329,81 +328,33 @@ func NewGatewayAPI(w *Weir) *GatewayAPI {
 		HTTPClient:   hc,
 		Retryer:      aws.NopRetryer{},
 	})
-	return &GatewayAPI{URL: w.APIURL(), Addr: w.APIAddr, Kinesis: kc, http: hc}
+	c, err := w.API()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return &GatewayAPI{URL: w.APIURL(), Addr: w.APIAddr, Kinesis: kc, Client: c}
 }
 
 // GatewayAPIError is an error answer of the gateway.
-type GatewayAPIError struct {
-	Status  int
-	Type    string
-	Message string
-}
-
-func (e *GatewayAPIError) Error() string {
-	return fmt.Sprintf("%d %s: %s", e.Status, e.Type, e.Message)
-}
+type GatewayAPIError = apiclient.Error
 
 // Call runs WeirGateway_20261125.<op> with in as JSON and decodes the
 // answer into out (if not nil).
 func (a *GatewayAPI) Call(ctx context.Context, op string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.URL+"/", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", GatewayTarget+op)
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Type    string `json:"__type"`
-			Message string `json:"message"`
-		}
-		json.Unmarshal(buf.Bytes(), &e)
-		return &GatewayAPIError{Status: resp.StatusCode, Type: e.Type, Message: e.Message}
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(buf.Bytes(), out); err != nil {
-		return fmt.Errorf("harness: %s answer: %w: %s", op, err, truncate(buf.String(), 300))
-	}
-	return nil
+	return a.Client.Weir(ctx, op, in, out)
 }
 
 // ShardCheckpoint is one shard's entry in GetCheckpoints.
-type ShardCheckpoint struct {
-	ShardId              string
-	SequenceNumber       string
-	Status               string
-	RecordsLost          uint64
-	LastSequenceNumber   string
-	Closed               bool
-	EndingSequenceNumber string
-}
+type ShardCheckpoint = apiclient.Checkpoint
 
 // GetCheckpoints returns a consumer's (or forwarder's) positions.
 func (a *GatewayAPI) GetCheckpoints(ctx context.Context, stream, consumer string) ([]ShardCheckpoint, error) {
-	var out struct{ Checkpoints []ShardCheckpoint }
-	err := a.Call(ctx, "GetCheckpoints", map[string]string{"StreamName": stream, "ConsumerName": consumer}, &out)
-	return out.Checkpoints, err
+	return a.Client.GetCheckpoints(ctx, stream, consumer)
 }
 
 // CommitCheckpoint commits a consumer's position in one shard.
 func (a *GatewayAPI) CommitCheckpoint(ctx context.Context, stream, consumer, shard, seq string) error {
-	return a.Call(ctx, "CommitCheckpoint", map[string]string{"StreamName": stream, "ConsumerName": consumer,
-		"ShardId": shard, "SequenceNumber": seq}, nil)
+	return a.Client.CommitCheckpoint(ctx, stream, consumer, shard, seq)
 }
 
 // ListShards lists every shard of the stream the gateway still keeps.
@@ -476,9 +427,9 @@ func (a *Activity) run(ctx context.Context, pause time.Duration) {
 			}
 			continue
 		default:
-			var sdkErr smithy.APIError
-			var gwErr *GatewayAPIError
-			if errors.As(err, &sdkErr) || errors.As(err, &gwErr) {
+			// The SDK's errors and apiclient's are both smithy.APIError.
+			var apiErr smithy.APIError
+			if errors.As(err, &apiErr) {
 				a.Errors.Add(1)
 			} else {
 				a.Transient.Add(1)

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weir-gateway/weir/gateway/api"
 )
 
 // Forwarder is one entry of the gateway's forwarders: list, for tests that
@@ -144,23 +146,13 @@ func (w *Weir) Forwarders() ([]ForwarderState, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.APIURL()+"/", bytes.NewReader([]byte("{}")))
+	c, err := w.API()
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", "WeirGateway_20261125.DescribeGateway")
-	resp, err := http.DefaultClient.Do(req)
+	body, err := c.Raw(ctx, api.WeirTargetPrefix+"DescribeGateway", struct{}{})
 	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("harness: DescribeGateway: %s: %.300s", resp.Status, body)
+		return nil, fmt.Errorf("harness: %w", err)
 	}
 	return ParseForwarders(body)
 }

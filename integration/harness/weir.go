@@ -16,6 +16,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/weir-gateway/weir/gateway/apiclient"
 )
 
 // How long the harness waits for the gateway; generous because CI runs
@@ -89,6 +91,23 @@ type Weir struct {
 	mu     sync.Mutex
 	proc   *process
 	starts int
+	api    *apiclient.Client
+}
+
+// API returns a client of the gateway's API (the same across restarts:
+// the port stays). It signs with the test process's AWS credential chain,
+// unsigned when that is empty. It may be called from any goroutine.
+func (w *Weir) API() (*apiclient.Client, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.api == nil {
+		c, err := apiclient.New(apiclient.Options{Endpoint: w.APIURL()})
+		if err != nil {
+			return nil, fmt.Errorf("harness: %w", err)
+		}
+		w.api = c
+	}
+	return w.api, nil
 }
 
 type process struct {

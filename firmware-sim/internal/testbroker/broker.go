@@ -2,6 +2,7 @@ package testbroker
 
 import (
 	"bytes"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"sync"
@@ -29,6 +30,11 @@ type Options struct {
 	// OnPublish, if set, is called for every publish; returning an error
 	// follows mochi's semantics (see the weir MQTT reference).
 	OnPublish func(cl *mqtt.Client, pk packets.Packet) error
+	// TLS, if set, serves MQTT over TLS (URL tls://...); its ClientAuth
+	// and ClientCAs decide whether client certificates are required.
+	TLS *tls.Config
+	// Authenticate, if set, decides each CONNECT (else all are allowed).
+	Authenticate func(cl *mqtt.Client, pk packets.Packet) bool
 }
 
 // Start runs a broker until the test ends.
@@ -53,14 +59,18 @@ func New(o Options) (*Broker, error) {
 		Capabilities: caps,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+	var authHook mqtt.Hook = new(auth.AllowHook)
+	if o.Authenticate != nil {
+		authHook = &authenticator{fn: o.Authenticate}
+	}
+	if err := s.AddHook(authHook, nil); err != nil {
 		return nil, err
 	}
-	c := &counter{connects: map[string]int{}, onPublish: o.OnPublish}
+	c := &counter{connects: map[string]int{}, peers: map[string]string{}, onPublish: o.OnPublish}
 	if err := s.AddHook(c, nil); err != nil {
 		return nil, err
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
+	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0", TLSConfig: o.TLS})
 	if err := s.AddListener(l); err != nil {
 		return nil, err
 	}
@@ -68,7 +78,11 @@ func New(o Options) (*Broker, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	return &Broker{Server: s, URL: "tcp://" + l.Address(), counter: c}, nil
+	scheme := "tcp://"
+	if o.TLS != nil {
+		scheme = "tls://"
+	}
+	return &Broker{Server: s, URL: scheme + l.Address(), counter: c}, nil
 }
 
 // Close stops the broker; safe to call twice.
@@ -89,6 +103,14 @@ func (b *Broker) ClientIDs() int {
 	b.counter.mu.Lock()
 	defer b.counter.mu.Unlock()
 	return len(b.counter.connects)
+}
+
+// PeerCN is the subject common name of the client certificate the client
+// id last connected with ("" without one).
+func (b *Broker) PeerCN(clientID string) string {
+	b.counter.mu.Lock()
+	defer b.counter.mu.Unlock()
+	return b.counter.peers[clientID]
 }
 
 // Publishes is how many PUBLISH packets reached OnPublish.
@@ -113,6 +135,7 @@ type counter struct {
 	publishes atomic.Int64
 	mu        sync.Mutex
 	connects  map[string]int
+	peers     map[string]string // client id -> client certificate CN
 	topics    map[string]int64
 	onPublish func(cl *mqtt.Client, pk packets.Packet) error
 }
@@ -127,9 +150,33 @@ func (c *counter) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 	c.total.Add(1)
 	c.mu.Lock()
 	c.connects[cl.ID]++
+	if tc, ok := cl.Net.Conn.(*tls.Conn); ok {
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			c.peers[cl.ID] = certs[0].Subject.CommonName
+		}
+	}
 	c.mu.Unlock()
 	return nil
 }
+
+// authenticator lets Options.Authenticate decide CONNECTs; every
+// authenticated client may publish and subscribe anywhere.
+type authenticator struct {
+	mqtt.HookBase
+	fn func(cl *mqtt.Client, pk packets.Packet) bool
+}
+
+func (a *authenticator) ID() string { return "testbroker-authenticate" }
+
+func (a *authenticator) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+
+func (a *authenticator) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	return a.fn(cl, pk)
+}
+
+func (a *authenticator) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
 
 func (c *counter) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	c.publishes.Add(1)

@@ -16,12 +16,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/weir-gateway/weir/gateway"
+	"github.com/weir-gateway/weir/gateway/apiclient"
 	"github.com/weir-gateway/weir/gateway/consumer"
 	"github.com/weir-gateway/weir/shards"
 )
 
 const readSynopsis = `weir read STREAM [--api URL] [--from trim_horizon|latest|SEQ|checkpoint] [--consumer NAME]
-                 [--limit N] [--follow [--wait D]] [--format json|raw]
+                 [--limit N] [--follow [--wait D]] [--format json|raw] [--profile NAME] [--ca-file FILE]
 
 Prints a stream's records through a running gateway's API, one JSON line each
 (the fields of 'weir dump'), or with --format raw each record's data followed
@@ -45,14 +46,15 @@ also when stopped by --limit or Ctrl-C, so the next run continues right
 after them. Another --from moves the consumer there before reading.
 "Printed" means written to standard output: use --limit rather than
 '| head', as a pipe takes up to 64 KiB its reader may never read.
-Without --consumer nothing is registered or committed.`
+Without --consumer nothing is registered or committed.` + credentialsHelp
 
 // readOptions are weir read's parsed flags.
 type readOptions struct {
-	stream, api, from, consumer, format string
-	limit                               int
-	follow                              bool
-	wait                                time.Duration
+	stream, from, consumer, format string
+	api                            apiFlags
+	limit                          int
+	follow                         bool
+	wait                           time.Duration
 }
 
 func cmdRead(args []string, stdout, stderr io.Writer) int {
@@ -75,12 +77,16 @@ func readStream(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "weir read:", err)
 		return 1
 	}
-	gw := newAPIClient(o.api)
-	if err := gw.checkStream(ctx, o.stream); err != nil {
+	gw, err := o.api.client()
+	if err != nil {
+		fmt.Fprintln(stderr, "weir read:", err)
+		return 2
+	}
+	if err := checkStream(ctx, gw, o.stream); err != nil {
 		return fail(err)
 	}
 	cfg := consumer.Config{
-		Endpoint: o.api, Stream: o.stream, Name: o.consumer, Ephemeral: o.consumer == "",
+		Endpoint: o.api.endpoint, Profile: o.api.profile, CAFile: o.api.caFile, Stream: o.stream, Name: o.consumer, Ephemeral: o.consumer == "",
 		From: o.from, StopAtEnd: !o.follow, Sequential: !o.follow,
 		// Only the final commit without --follow; with it, every second
 		// too. Both cover exactly what was printed: a record counts as
@@ -111,11 +117,10 @@ func readStream(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		defer p.idle.Stop()
 	}
 	if err := c.Run(runCtx, p.handle); err != nil {
-		var ae *consumer.APIError
-		if errors.As(err, &ae) && ae.Code == "ResourceNotFoundException" {
-			return fail(fmt.Errorf("stream %q not found at %s", o.stream, o.api))
+		if apiclient.TypeOf(err) == "ResourceNotFoundException" {
+			return fail(fmt.Errorf("stream %q not found at %s", o.stream, o.api.endpoint))
 		}
-		return fail(err)
+		return fail(explain(err))
 	}
 	if o.consumer != "" {
 		// Run commits what was printed but, stopped by an interrupt, only
@@ -133,7 +138,7 @@ func readStream(ctx context.Context, args []string, stdout, stderr io.Writer) in
 func parseRead(args []string, stderr io.Writer) (readOptions, int) {
 	var o readOptions
 	fs := newFlags("read", readSynopsis, stderr)
-	fs.StringVar(&o.api, "api", defaultAPI, "the gateway's API (api.listen)")
+	o.api.register(fs)
 	fs.StringVar(&o.from, "from", "", "where to start: trim_horizon, latest, a sequence number, or checkpoint (default checkpoint with --consumer, else trim_horizon)")
 	fs.StringVar(&o.consumer, "consumer", "", "read as this registered consumer and commit what is printed")
 	fs.IntVar(&o.limit, "limit", 0, "print at most N records in total (0 = no limit)")

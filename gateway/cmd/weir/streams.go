@@ -5,29 +5,59 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/weir-gateway/weir/gateway/api"
+	"github.com/weir-gateway/weir/gateway/apiclient"
 )
 
 // defaultAPI is api.listen's default.
 const defaultAPI = "http://127.0.0.1:4588"
 
-const streamsSynopsis = `weir streams [--api URL] [--json]
+const streamsSynopsis = `weir streams [--api URL] [--json] [--profile NAME] [--ca-file FILE]
 
 Lists a running gateway's streams (shards, retention, size, records) and, per
 stream, its registered consumers and forwarders with their lag. --json prints
 the answer of the API's WeirGateway_20261125.DescribeGateway as is (see
-gateway/api/API.md).`
+gateway/api/API.md).` + credentialsHelp
+
+// credentialsHelp ends the synopsis of every command that calls the API.
+const credentialsHelp = `
+
+Credentials: requests are signed (AWS SigV4) with the standard AWS chain:
+AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else --profile (or AWS_PROFILE) from
+~/.aws/credentials and ~/.aws/config (AWS_SHARED_CREDENTIALS_FILE,
+AWS_CONFIG_FILE). Without any they go unsigned, which a gateway without
+api.credentials_file accepts. The EC2 metadata service is never asked.
+An https:// --api is verified against the system's CAs and --ca-file (or
+AWS_CA_BUNDLE).`
+
+// apiFlags are the flags of every command that calls the API.
+type apiFlags struct {
+	endpoint, profile, caFile string
+}
+
+func (a *apiFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.endpoint, "api", defaultAPI, "the gateway's API (api.listen), http:// or https://")
+	fs.StringVar(&a.profile, "profile", "", "AWS profile whose credentials sign the requests (default $AWS_PROFILE, else the environment's keys or \"default\")")
+	fs.StringVar(&a.caFile, "ca-file", "", "PEM file of the CA that signed an https gateway's certificate (default $AWS_CA_BUNDLE)")
+}
+
+// client returns the API client the flags describe; its debug line about
+// unsigned requests goes nowhere, as unsigned is the loopback default.
+func (a *apiFlags) client() (*apiclient.Client, error) {
+	return apiclient.New(apiclient.Options{Endpoint: a.endpoint, Profile: a.profile, CAFile: a.caFile})
+}
 
 func cmdStreams(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("streams", streamsSynopsis, stderr)
-	endpoint := fs.String("api", defaultAPI, "the gateway's API (api.listen)")
+	var af apiFlags
+	af.register(fs)
 	asJSON := fs.Bool("json", false, "print the DescribeGateway JSON")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
@@ -38,10 +68,14 @@ func cmdStreams(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	gw := newAPIClient(*endpoint)
-	body, err := gw.call(ctx, "WeirGateway_20261125.DescribeGateway", struct{}{})
+	gw, err := af.client()
 	if err != nil {
 		fmt.Fprintln(stderr, "weir streams:", err)
+		return 2
+	}
+	body, err := gw.Raw(ctx, api.WeirTargetPrefix+"DescribeGateway", struct{}{})
+	if err != nil {
+		fmt.Fprintln(stderr, "weir streams:", explain(err))
 		return 1
 	}
 	if *asJSON {
@@ -141,71 +175,32 @@ func age(seconds float64) string {
 // oneLine keeps a multi-line error from breaking the table.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// apiClient makes the CLI's own calls to a gateway's API (JSON 1.1, POST /
-// with X-Amz-Target), with errors phrased for an operator.
-type apiClient struct {
-	endpoint string
-	hc       *http.Client
-}
-
-func newAPIClient(endpoint string) *apiClient {
-	return &apiClient{endpoint: strings.TrimRight(endpoint, "/"),
-		hc: &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 30 * time.Second}}
-}
-
-// apiError is an error answer of the gateway.
-type apiError struct {
-	Code, Message string
-}
-
-func (e *apiError) Error() string { return e.Code + ": " + e.Message }
-
-// call posts in to the operation and returns the answer's body.
-func (c *apiClient) call(ctx context.Context, target string, in any) ([]byte, error) {
-	if !strings.HasPrefix(c.endpoint, "http://") && !strings.HasPrefix(c.endpoint, "https://") {
-		return nil, fmt.Errorf("--api %q must be an http:// or https:// URL", c.endpoint)
+// explain phrases an API error for an operator.
+func explain(err error) error {
+	var ue *apiclient.UnreachableError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("cannot reach the gateway at %s (is it running, with api.listen on that address?): %w", ue.Endpoint, ue.Err)
 	}
-	body, err := json.Marshal(in)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint+"/", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", target)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the gateway at %s (is it running, with api.listen on that address?): %w", c.endpoint, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read the answer of %s: %w", c.endpoint, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var eb struct {
-			Type    string `json:"__type"`
-			Message string `json:"message"`
+	var ae *apiclient.Error
+	if errors.As(err, &ae) {
+		switch ae.Type {
+		case "MissingAuthenticationTokenException", "UnrecognizedClientException", "InvalidSignatureException":
+			return fmt.Errorf("%s: %s (the gateway requires API credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or use --profile with a key of its api.credentials_file)", ae.Type, ae.Message)
+		case "AccessDeniedException":
+			return fmt.Errorf("%s: %s (the key has no permission for this; see the gateway's api.credentials_file)", ae.Type, ae.Message)
 		}
-		if json.Unmarshal(b, &eb) != nil || eb.Type == "" {
-			return nil, fmt.Errorf("%s answered %s to %s: %.200s", c.endpoint, resp.Status, target, b)
-		}
-		return nil, &apiError{Code: eb.Type, Message: eb.Message}
 	}
-	return b, nil
+	return err
 }
 
 // checkStream fails clearly when the gateway is unreachable or has no such
 // stream, before a consumer would start retrying.
-func (c *apiClient) checkStream(ctx context.Context, stream string) error {
+func checkStream(ctx context.Context, gw *apiclient.Client, stream string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := c.call(ctx, "WeirGateway_20261125.DescribeGateway", map[string]string{"StreamName": stream})
-	var ae *apiError
-	if errors.As(err, &ae) && ae.Code == "ResourceNotFoundException" {
-		return fmt.Errorf("stream %q not found at %s", stream, c.endpoint)
+	_, err := gw.DescribeGateway(ctx, stream)
+	if apiclient.TypeOf(err) == "ResourceNotFoundException" {
+		return fmt.Errorf("stream %q not found at %s", stream, gw.Endpoint())
 	}
-	return err
+	return explain(err)
 }

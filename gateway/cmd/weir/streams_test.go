@@ -2,9 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/weir-gateway/weir/forwarder"
@@ -117,5 +122,68 @@ func TestStreamsWithoutStreams(t *testing.T) {
 	out, errs, code := weir(t, "streams", "--api", g.api)
 	if code != 0 || out != "no streams\n" {
 		t.Fatalf("exit %d, %q (%s)", code, out, errs)
+	}
+}
+
+// TestAPIFlags: --ca-file trusts an https gateway's own CA, --profile
+// picks the key that signs, and an answer asking for credentials says how
+// to give them.
+func TestAPIFlags(t *testing.T) {
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials")
+	if err := os.WriteFile(creds, []byte("[lab]\naws_access_key_id = AKIDLAB\naws_secret_access_key = s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+		"AWS_PROFILE": "", "AWS_CA_BUNDLE": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": "",
+		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": creds} {
+		t.Setenv(k, v)
+	}
+	var mu sync.Mutex
+	var auth []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auth = append(auth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		if r.Header.Get("Authorization") == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"__type":"MissingAuthenticationTokenException","message":"Missing Authentication Token"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"Streams":[{"StreamName":"secured","StreamStatus":"ACTIVE","OpenShardCount":1}]}`))
+	}))
+	defer srv.Close()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out, errs, code := weir(t, "streams", "--api", srv.URL, "--ca-file", ca, "--profile", "lab")
+	mu.Lock()
+	signedBy := strings.Join(auth, " ")
+	mu.Unlock()
+	if code != 0 || !strings.Contains(out, "secured") || !strings.Contains(signedBy, "Credential=AKIDLAB/") {
+		t.Fatalf("streams with --ca-file and --profile: exit %d, out %q, stderr %q, Authorization %q", code, out, errs, signedBy)
+	}
+	if _, errs, code := weir(t, "streams", "--api", srv.URL, "--profile", "lab"); code != 1 ||
+		!strings.Contains(errs, "cannot reach the gateway") || !strings.Contains(errs, "certificate") {
+		t.Fatalf("without --ca-file: exit %d, stderr %q", code, errs)
+	}
+	if _, errs, code := weir(t, "streams", "--api", srv.URL, "--ca-file", ca); code != 1 ||
+		!strings.Contains(errs, "MissingAuthenticationTokenException") || !strings.Contains(errs, "--profile") {
+		t.Fatalf("unsigned against a gateway that wants keys: exit %d, stderr %q", code, errs)
+	}
+	if _, errs, code := weir(t, "read", "secured", "--api", srv.URL, "--ca-file", ca); code != 1 ||
+		!strings.Contains(errs, "requires API credentials") {
+		t.Fatalf("read, unsigned: exit %d, stderr %q", code, errs)
+	}
+	if _, errs, code := weir(t, "streams", "--api", srv.URL, "--profile", "nosuch"); code != 2 || !strings.Contains(errs, "nosuch") {
+		t.Fatalf("unknown profile: exit %d, stderr %q", code, errs)
+	}
+	for _, cmd := range []string{"read", "streams"} {
+		_, errs, code := weir(t, cmd, "--help")
+		if code != 0 || !strings.Contains(errs, "Credentials:") || !strings.Contains(errs, "-profile") || !strings.Contains(errs, "-ca-file") {
+			t.Errorf("weir %s --help: exit %d, lacks the credentials section or flags:\n%s", cmd, code, errs)
+		}
 	}
 }
