@@ -47,6 +47,11 @@ func noCredentials(t *testing.T) {
 // gateway is a store and its API on a loopback port.
 func gateway(t *testing.T) (*shards.Store, string) {
 	t.Helper()
+	return gatewayWith(t, api.Config{Listen: "127.0.0.1:0"})
+}
+
+func gatewayWith(t *testing.T, cfg api.Config) (*shards.Store, string) {
+	t.Helper()
 	st, err := shards.Open(t.TempDir(), shards.Options{
 		DefaultStream: shards.StreamConfig{Rate: shards.RateConfig{OnLimit: shards.OnLimitBackpress}}.WithDefaults(),
 		Durability:    shards.Durability{Fsync: shards.FsyncAlways},
@@ -54,7 +59,10 @@ func gateway(t *testing.T) (*shards.Store, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Config{Listen: "127.0.0.1:0"}, st, api.Options{})
+	srv, err := api.New(cfg, st, api.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +87,41 @@ func newClient(t *testing.T, o Options) *Client {
 	}
 	t.Cleanup(c.CloseIdleConnections)
 	return c
+}
+
+// TestSignedForAVerifyingGateway: the client's signatures pass the API's
+// own SigV4 check with the chain's keys, and a wrong secret comes back as
+// the typed error the API sends.
+func TestSignedForAVerifyingGateway(t *testing.T) {
+	noCredentials(t)
+	keys := filepath.Join(t.TempDir(), "api-keys.yaml")
+	if err := os.WriteFile(keys, []byte("- access_key_id: AKIDREADER\n  secret_access_key: reader-secret-0123456789\n  streams: [\"*\"]\n  permissions: [read]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, endpoint := gatewayWith(t, api.Config{Listen: "127.0.0.1:0", CredentialsFile: keys})
+	if _, err := st.CreateStream(shards.StreamConfig{Name: "telemetry", Shards: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	unsigned := newClient(t, Options{Endpoint: endpoint})
+	if _, err := unsigned.DescribeGateway(ctx, ""); TypeOf(err) != "MissingAuthenticationTokenException" {
+		t.Fatalf("unsigned: %v", err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDREADER")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "reader-secret-0123456789")
+	c := newClient(t, Options{Endpoint: endpoint})
+	if !c.Signed() {
+		t.Fatal("client with keys in the environment does not sign")
+	}
+	out, err := c.DescribeGateway(ctx, "")
+	if err != nil || len(out.Streams) != 1 {
+		t.Fatalf("signed DescribeGateway: %+v, %v", out, err)
+	}
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+	if _, err := newClient(t, Options{Endpoint: endpoint}).DescribeGateway(ctx, ""); TypeOf(err) != "InvalidSignatureException" {
+		t.Fatalf("wrong secret: %v", err)
+	}
 }
 
 // TestGateway runs every operation the tools use against the real API.
