@@ -164,7 +164,7 @@ func (st *Stream) reshard(parents []*Shard, children []ShardInfo) error {
 	for _, p := range parents {
 		if err := p.wal().Seal(); err != nil {
 			st.unseal(parents)
-			return fmt.Errorf("%w: seal %s: %v", ErrUnavailable, p.ID(), err)
+			return fmt.Errorf("%w: seal %s: %w", ErrUnavailable, p.ID(), err)
 		}
 		endSeq = max(endSeq, p.Last())
 	}
