@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/weir-gateway/weir/internal/fsutil"
 )
 
 // crashFS is the metadata seam that dies at a chosen step: every write
 // after the crash point is refused, as if the process had been killed there.
 type crashFS struct {
-	osMetaFS
+	fsutil.OS
 	step, at int
 }
 
@@ -24,23 +26,23 @@ func (c *crashFS) tick() error {
 	}
 	return nil
 }
-func (c *crashFS) WriteTemp(p string, b []byte) error {
+func (c *crashFS) WriteTemp(p string, b []byte, perm os.FileMode) error {
 	if err := c.tick(); err != nil {
 		return err
 	}
-	return c.osMetaFS.WriteTemp(p, b)
+	return c.OS.WriteTemp(p, b, perm)
 }
 func (c *crashFS) Rename(a, b string) error {
 	if err := c.tick(); err != nil {
 		return err
 	}
-	return c.osMetaFS.Rename(a, b)
+	return c.OS.Rename(a, b)
 }
 func (c *crashFS) SyncDir(d string) error {
 	if err := c.tick(); err != nil {
 		return err
 	}
-	return c.osMetaFS.SyncDir(d)
+	return c.OS.SyncDir(d)
 }
 
 // TestCrashDuringSplit stops a split after each step of the shard-map write
