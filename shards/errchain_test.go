@@ -61,7 +61,7 @@ func TestAppendKeepsWALErrorChain(t *testing.T) {
 			cfg := testStream("s", 1)
 			cfg.SegmentSize = 64 << 10
 			cfg.MaxRecordSize = 8 << 10
-			s := openStore(t, t.TempDir(), Options{Streams: []StreamConfig{cfg}, WALFS: fsys})
+			s := openStore(t, t.TempDir(), withWALFS(Options{Streams: []StreamConfig{cfg}}, fsys))
 			defer s.Close()
 			c.fault(fsys)
 			var err error

@@ -36,8 +36,6 @@ type Options struct {
 	Clock func() time.Time
 	// RetentionEvery is how often retention runs; default 1s.
 	RetentionEvery time.Duration
-	// WALFS lets tests inject faults under the logs.
-	WALFS wal.FS
 	// NoRetentionLoop disables the background retention pass (tests call
 	// EnforceRetention themselves).
 	NoRetentionLoop bool
@@ -45,6 +43,10 @@ type Options struct {
 	// tools such as `weir dump` must not make one by mistake).
 	OpenExistingOnly bool
 
+	// Test seams, set only through export_test.go: the logs' filesystem
+	// and the steps of metadata writes, for faults and crashes a real disk
+	// cannot produce on cue. Nil means the real ones.
+	walFS  wal.FS
 	metaFS fsutil.Steps
 }
 

@@ -339,7 +339,7 @@ func (st *Stream) openShard(info ShardInfo) (*Shard, error) {
 		Name:         st.name + "/" + info.ID,
 		SegmentSize:  cfg.SegmentSize.Bytes(),
 		FirstIndex:   info.StartSeq,
-		FS:           s.opts.WALFS,
+		FS:           s.opts.walFS,
 		Logger:       s.log.With().Str("stream", st.name).Str("shard", info.ID).Logger(),
 		Sync:         wal.SyncAlways,
 		SyncInterval: s.opts.Durability.Interval.D(),
