@@ -107,7 +107,7 @@ func (e *engine) run(ctx context.Context) error {
 
 	ckpts, err := e.f.ckpt.Get(e.cfg.Stream, e.f.consumer)
 	if err != nil {
-		e.publish(e.now(), "stopped")
+		e.publish(e.now(), true)
 		return fmt.Errorf("forwarder: read checkpoints of %s: %w", e.f.consumer, err)
 	}
 	e.ckpts = ckpts
@@ -132,7 +132,7 @@ func (e *engine) run(ctx context.Context) error {
 			e.commit()
 			e.nextCommit = now.Add(e.opts.CommitInterval)
 		}
-		e.publish(now, "")
+		e.publish(now, false)
 		for _, t := range []time.Time{e.nextMap, e.nextCommit} {
 			if wakeAt.IsZero() || t.Before(wakeAt) {
 				wakeAt = t
@@ -198,7 +198,7 @@ func (e *engine) shutdown() {
 		}
 	}
 	e.finalErr = e.commit()
-	e.publish(e.now(), "stopped")
+	e.publish(e.now(), true)
 	e.log.Info().Int64("sent", e.sent).Int64("resent", e.resent).Int64("lost", e.lost).
 		Dur("drain", e.now().Sub(start)).Msg("forwarder stopped")
 }
