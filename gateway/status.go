@@ -65,6 +65,8 @@ func writeIngestMetrics(m *api.MetricsWriter, s ingest.Stats) {
 		{"too_large", s.Refused.TooLarge},
 		{"payload_format", s.Refused.PayloadFormat},
 		{"unspecified", s.Refused.Unspecified},
+		{"retained_cap", s.Refused.Retained},
+		{"qos2_pending", s.Refused.QoS2Pending},
 	} {
 		m.Sample("weir_mqtt_refused_total", float64(r.v), "reason", r.reason)
 	}
@@ -72,6 +74,23 @@ func writeIngestMetrics(m *api.MetricsWriter, s ingest.Stats) {
 	counter("weir_mqtt_disconnected_total", "MQTT 3.1.1 clients disconnected because a QoS 1/2 publish was refused.", s.Disconnected)
 	m.Family("weir_mqtt_connections", "gauge", "TCP connections open now (including those before CONNECT).")
 	m.Sample("weir_mqtt_connections", float64(s.Connections))
+	m.Family("weir_mqtt_limit_refused_total", "counter", "Connections, subscriptions and publishes refused by an abuse limit or as a protocol error before the ingest hook.")
+	for _, r := range []struct {
+		limit string
+		v     uint64
+	}{
+		{"max_connections", s.Limits.Connections},
+		{"max_subscriptions", s.Limits.Subscriptions},
+		{"sys_publish", s.Limits.SysPublish},
+		{"topic_name_invalid", s.Limits.TopicName},
+		{"protocol_error", s.Limits.ProtocolError},
+	} {
+		m.Sample("weir_mqtt_limit_refused_total", float64(r.v), "limit", r.limit)
+	}
+	m.Family("weir_mqtt_retained_messages", "gauge", "Retained messages held (cap: mqtt.retained.max_messages).")
+	m.Sample("weir_mqtt_retained_messages", float64(s.Limits.RetainedMessages))
+	m.Family("weir_mqtt_retained_bytes", "gauge", "Bytes of retained messages held, topic + payload (cap: mqtt.retained.max_bytes).")
+	m.Sample("weir_mqtt_retained_bytes", float64(s.Limits.RetainedBytes))
 }
 
 func writeForwarderMetrics(m *api.MetricsWriter, fs []api.ForwarderStatus) {

@@ -20,10 +20,6 @@ import (
 // Limits the configuration does not expose. Each bounds what one client can
 // make the gateway hold.
 const (
-	// maxSessionExpiry caps how long a disconnected MQTT 5 session (its
-	// subscriptions and queued messages) is kept; mochi's default is
-	// forever (MaxUint32 seconds).
-	maxSessionExpiry = 24 * 60 * 60
 	// maxMessageExpiry caps how long a message waits for an offline
 	// subscriber.
 	maxMessageExpiry = 24 * 60 * 60
@@ -69,6 +65,7 @@ type Broker struct {
 	server   *mqtt.Server
 	listener *listener
 	hook     *publishHook
+	limits   *limitsHook
 	stats    counters
 
 	ctx    context.Context // parent of every connection context
@@ -110,7 +107,8 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
 	caps.ReceiveMaximum = uint16(cfg.ReceiveMaximum)
 	caps.MaximumInflight = uint16(cfg.MaxInflight)
-	caps.MaximumSessionExpiryInterval = maxSessionExpiry
+	caps.MaximumSessionExpiryInterval = uint32(cfg.SessionExpiryMax.D() / time.Second)
+	caps.MaximumClientSubscriptions = cfg.MaxSubscriptions
 	caps.MaximumMessageExpiryInterval = maxMessageExpiry
 	caps.TopicAliasMaximum = topicAliasMaximum
 	// mochi copies a publish's properties, user properties included,
@@ -150,7 +148,10 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		ph.logLimit[i].every = refusalLogInterval
 	}
 	b.hook = ph
-	for _, h := range []mqtt.Hook{&authHook{auth: opts.Auth, allowAnonymous: cfg.AllowAnonymous}, ph} {
+	lh := newLimitsHook(cfg, server, &b.stats, log)
+	ph.limits, b.limits = lh, lh
+	server.Options.OnRefused = lh.onMochiRefused
+	for _, h := range []mqtt.Hook{&authHook{auth: opts.Auth, allowAnonymous: cfg.AllowAnonymous}, ph, lh} {
 		if err := server.AddHook(h, nil); err != nil {
 			cancel()
 			return nil, fmt.Errorf("ingest: add hook %s: %w", h.ID(), err)
@@ -201,6 +202,7 @@ func (b *Broker) Addr() net.Addr {
 func (b *Broker) Stats() Stats {
 	s := b.stats.snapshot()
 	s.Connections = b.listener.open()
+	s.Limits.RetainedMessages, s.Limits.RetainedBytes = b.limits.retained.usage()
 	return s
 }
 

@@ -33,6 +33,13 @@ type Config struct {
 	MaxPendingWrites int `yaml:"max_pending_writes"`
 	ReceiveMaximum   int `yaml:"receive_maximum"`
 	MaxInflight      int `yaml:"max_inflight"`
+
+	// Abuse limits: what clients may make the gateway hold (limits.go).
+	MaxConnections   int            `yaml:"max_connections"`
+	MaxSubscriptions int            `yaml:"max_subscriptions"`
+	Retained         RetainedLimits `yaml:"retained"`
+	MaxQoS2Pending   int            `yaml:"max_qos2_pending"`
+	SessionExpiryMax conf.Duration  `yaml:"session_expiry_max"`
 }
 
 // Route is one entry of the `routes:` list: publishes whose topic matches
@@ -61,6 +68,7 @@ func (c *Config) Defaults() {
 	if c.MaxInflight == 0 {
 		c.MaxInflight = 64
 	}
+	c.limitDefaults()
 }
 
 // WithDefaults returns a copy of c with Defaults applied.
@@ -104,6 +112,7 @@ func (c Config) Validate() []error {
 	if c.MaxInflight < 1 || c.MaxInflight > 65535 {
 		errs.Add("max_inflight", "must be 1..65535, got %d", c.MaxInflight)
 	}
+	errs = append(errs, c.validateLimits()...)
 	return errs
 }
 

@@ -32,6 +32,7 @@ type publishHook struct {
 	closing    *atomic.Bool
 	packetSize uint32 // advertised in CONNACK to MQTT 5 clients
 	stats      *counters
+	limits     *limitsHook // publish-time abuse limits (limits.go)
 	log        zerolog.Logger
 	logLimit   [numRefusals]limiter
 }
@@ -50,6 +51,8 @@ var refusalCodes = [numRefusals]packets.Code{
 	refusedTooLarge:    {Code: packets.ErrPacketTooLarge.Code, Reason: "packet too large: payload exceeds the stream's max_record_size"},
 	refusedPayload:     {Code: packets.ErrPayloadFormatInvalid.Code, Reason: "payload format invalid: no valid partition key"},
 	refusedUnspecified: {Code: packets.ErrUnspecifiedError.Code, Reason: "unspecified error: not stored, try again later"},
+	refusedRetained:    {Code: packets.ErrQuotaExceeded.Code, Reason: "quota exceeded: retained message cap reached"},
+	refusedQoS2:        {Code: packets.ErrQuotaExceeded.Code, Reason: "quota exceeded: too many QoS 2 publishes awaiting PUBREL"},
 }
 
 var refusalNames = [numRefusals]string{
@@ -57,6 +60,8 @@ var refusalNames = [numRefusals]string{
 	refusedTooLarge:    "too_large",
 	refusedPayload:     "payload_format",
 	refusedUnspecified: "unspecified",
+	refusedRetained:    "retained_cap",
+	refusedQoS2:        "qos2_pending",
 }
 
 // classify maps a sink error to the refusal a client sees.
@@ -86,6 +91,9 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, nil
 	}
 	h.stats.received.Add(1)
+	if why, err := h.limits.admit(cl, &pk); err != nil {
+		return h.refuse(cl, &pk, nil, why, err)
+	}
 	rt := h.router.match(pk.TopicName)
 	if rt == nil {
 		h.stats.unrouted.Add(1)
@@ -186,13 +194,17 @@ func (h *publishHook) logRefusal(cl *mqtt.Client, pk *packets.Packet, rt *route,
 	if why == refusedUnspecified {
 		e = h.log.Error()
 	}
+	stream := "" // refused by a limit before routing
+	if rt != nil {
+		stream = rt.stream
+	}
 	e.Err(err).
 		Str("reason", refusalNames[why]).
 		Str("client_id", cl.ID).
 		Uint8("protocol", cl.Properties.ProtocolVersion).
 		Str("topic", pk.TopicName).
 		Uint8("qos", pk.FixedHeader.Qos).
-		Str("stream", rt.stream).
+		Str("stream", stream).
 		Uint64("suppressed", suppressed).
 		Msg("publish refused")
 }
