@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -319,4 +320,85 @@ func TestStrictV3BadPassword(t *testing.T) {
 	c.expectBytes([]byte{0x20, 0x02, 0x00, 0x04})
 	c = dialBytes(t, b.Addr(), 5, connectBytes("MQTT", 5, 0x02, nil, "a"))
 	c.expectReason(packets.Connack, 0x86)
+}
+
+// FuzzPropertiesDecode checks the patched property decoder against an
+// independent walk of the same bytes: whenever the walk finds a property
+// that may not repeat twice, or a Receive Maximum or Maximum Packet Size
+// of 0, decoding must fail; it must never panic.
+func FuzzPropertiesDecode(f *testing.F) {
+	f.Add(byte(packets.Publish), []byte{0x01, 1, 0x01, 1})
+	f.Add(byte(packets.Connect), []byte{0x11, 0, 0, 0, 10, 0x11, 0, 0, 0, 10})
+	f.Add(byte(packets.Connect), []byte{0x21, 0, 0})
+	f.Add(byte(packets.Connect), []byte{0x27, 0, 0, 0, 0, 0x26, 0, 1, 'k', 0, 1, 'v'})
+	f.Add(byte(packets.Publish), []byte{0x26, 0, 1, 'k', 0, 1, 'v', 0x26, 0, 1, 'k', 0, 1, 'v', 0x23, 0, 1})
+	f.Fuzz(func(t *testing.T, pkt byte, props []byte) {
+		pkt = []byte{packets.Connect, packets.Publish, packets.Subscribe, packets.Disconnect}[pkt%4]
+		var p packets.Properties
+		_, err := p.Decode(pkt, bytes.NewBuffer(append(varint(len(props)), props...)))
+		if bad, ok := walkProperties(pkt, props); ok && bad != "" && err == nil {
+			t.Fatalf("%s accepted in packet type %d: % x", bad, pkt, props)
+		}
+	})
+}
+
+// walkProperties parses a property block on its own; ok is false where it
+// cannot (an unknown property, truncated data), bad names the first rule
+// broken.
+func walkProperties(pkt byte, b []byte) (bad string, ok bool) {
+	seen := map[byte]bool{}
+	for len(b) > 0 {
+		k := b[0]
+		b = b[1:]
+		var n int
+		switch k {
+		case 1, 23, 25, 36, 37, 40, 41, 42:
+			n = 1
+		case 19, 33, 34, 35:
+			n = 2
+		case 2, 17, 24, 39:
+			n = 4
+		case 11:
+			_, used, err := packets.DecodeLength(bytes.NewBuffer(b))
+			if err != nil {
+				return "", false
+			}
+			n = used
+		case 3, 8, 9, 18, 21, 22, 26, 28, 31:
+			if len(b) < 2 {
+				return "", false
+			}
+			n = 2 + (int(b[0])<<8 | int(b[1]))
+		case 38:
+			if len(b) < 2 {
+				return "", false
+			}
+			l1 := 2 + (int(b[0])<<8 | int(b[1]))
+			if len(b) < l1+2 {
+				return "", false
+			}
+			n = l1 + 2 + (int(b[l1])<<8 | int(b[l1+1]))
+		default:
+			return "", false
+		}
+		if len(b) < n {
+			return "", false
+		}
+		val := b[:n]
+		b = b[n:]
+		if bad != "" {
+			continue
+		}
+		repeatable := k == 38 || (k == 11 && pkt == packets.Publish)
+		switch {
+		case seen[k] && !repeatable:
+			bad = fmt.Sprintf("property %d twice", k)
+		case k == 33 && val[0]|val[1] == 0:
+			bad = "receive maximum 0"
+		case k == 39 && val[0]|val[1]|val[2]|val[3] == 0:
+			bad = "maximum packet size 0"
+		}
+		seen[k] = true
+	}
+	return bad, true
 }
