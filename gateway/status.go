@@ -81,6 +81,7 @@ func writeIngestMetrics(m *api.MetricsWriter, s ingest.Stats) {
 	}{
 		{"max_connections", s.Limits.Connections},
 		{"max_subscriptions", s.Limits.Subscriptions},
+		{"max_subscriptions_total", s.Limits.SubsTotal},
 		{"sys_publish", s.Limits.SysPublish},
 		{"topic_name_invalid", s.Limits.TopicName},
 		{"protocol_error", s.Limits.ProtocolError},

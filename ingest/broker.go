@@ -109,6 +109,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 	caps.MaximumInflight = uint16(cfg.MaxInflight)
 	caps.MaximumSessionExpiryInterval = uint32(cfg.SessionExpiryMax.D() / time.Second)
 	caps.MaximumClientSubscriptions = cfg.MaxSubscriptions
+	caps.MaximumSubscriptions = int64(cfg.MaxSubsTotal)
 	caps.MaximumMessageExpiryInterval = maxMessageExpiry
 	caps.TopicAliasMaximum = topicAliasMaximum
 	// mochi copies a publish's properties, user properties included,

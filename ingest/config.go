@@ -37,6 +37,7 @@ type Config struct {
 	// Abuse limits: what clients may make the gateway hold (limits.go).
 	MaxConnections   int            `yaml:"max_connections"`
 	MaxSubscriptions int            `yaml:"max_subscriptions"`
+	MaxSubsTotal     int            `yaml:"max_subscriptions_total"`
 	Retained         RetainedLimits `yaml:"retained"`
 	MaxQoS2Pending   int            `yaml:"max_qos2_pending"`
 	SessionExpiryMax conf.Duration  `yaml:"session_expiry_max"`

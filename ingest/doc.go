@@ -85,7 +85,8 @@
 // session_expiry_max, the topic-alias table at 16 entries and the read
 // buffer is 1 KiB. The abuse limits (limits.go, configs/weir.example.yaml)
 // bound the rest: max_connections (CONNACK 0x97, 3.1.1: 3),
-// max_subscriptions per client (SUBACK 0x97, 3.1.1: 0x80), retained
+// max_subscriptions per client and max_subscriptions_total (SUBACK 0x97,
+// 3.1.1: 0x80), retained
 // messages in count and bytes (mqtt.retained; a publish over them is
 // refused like a full stream, with 0x97, before it is stored), QoS 2
 // publishes parked awaiting PUBREL (max_qos2_pending, 0x97), and how long a

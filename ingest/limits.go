@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,14 +19,21 @@ import (
 //   - 10,000 connections cost ~120 MiB idle (12 KiB each) and ~240 MiB
 //     right after each has published (the read loop's stack grows to
 //     16 KiB until GCs shrink it back);
-//   - 100 subscriptions per client: one client held 700-800 MB with
-//     200,000 (~4 KiB each in mochi's topic tree and maps);
-//   - 16 MiB of retained messages: mochi keeps a copy of each packet, and
-//     20 MB of them cost ~100 MB of RSS (10,000 capped at 16 MiB: ~80 MB);
+//   - 100 subscriptions per client and 50,000 in all: one client held
+//     700-800 MB with 200,000; a subscription to a filter of its own
+//     costs ~2.5 KiB in mochi's topic tree and maps, so 50,000 cost
+//     ~125 MiB at most;
+//   - 10,000 retained messages and 16 MiB of them: each costs its topic
+//     and payload plus ~1.5 KiB (mochi's packet struct, map entry and
+//     topic-tree node), so ~31 MiB live at most (~41 MiB of heap in use
+//     with 2 KB payloads: freed read buffers between them). Upstream
+//     also pinned each message's whole read buffer through its topic
+//     string, holding every retained byte twice (PATCHES.md);
 //   - disconnected sessions are kept an hour, not a day or forever.
 const (
 	DefaultMaxConnections   = 10000
 	DefaultMaxSubscriptions = 100
+	DefaultMaxSubsTotal     = 50000
 	DefaultRetainedMessages = 10000
 	DefaultRetainedBytes    = 16 * conf.MiB
 	DefaultMaxQoS2Pending   = 32
@@ -59,6 +67,9 @@ func (c *Config) limitDefaults() {
 	if c.MaxSubscriptions == 0 {
 		c.MaxSubscriptions = DefaultMaxSubscriptions
 	}
+	if c.MaxSubsTotal == 0 {
+		c.MaxSubsTotal = DefaultMaxSubsTotal
+	}
 	if c.Retained.MaxMessages == 0 {
 		c.Retained.MaxMessages = DefaultRetainedMessages
 	}
@@ -80,6 +91,9 @@ func (c Config) validateLimits() []error {
 	}
 	if c.MaxSubscriptions < 1 {
 		errs.Add("max_subscriptions", "must be at least 1, got %d", c.MaxSubscriptions)
+	}
+	if c.MaxSubsTotal < 1 {
+		errs.Add("max_subscriptions_total", "must be at least 1, got %d", c.MaxSubsTotal)
 	}
 	if c.Retained.MaxMessages < 1 {
 		errs.Add("retained.max_messages", "must be at least 1, got %d", c.Retained.MaxMessages)
@@ -103,6 +117,7 @@ type limitEvent uint8
 const (
 	limitConnections limitEvent = iota
 	limitSubscriptions
+	limitSubsTotal
 	limitSysPublish
 	limitTopicName
 	limitProtocolError
@@ -112,6 +127,7 @@ const (
 var limitNames = [numLimitEvents]string{
 	limitConnections:   "max_connections",
 	limitSubscriptions: "max_subscriptions",
+	limitSubsTotal:     "max_subscriptions_total",
 	limitSysPublish:    "sys_publish",
 	limitTopicName:     "topic_name_invalid",
 	limitProtocolError: "protocol_error",
@@ -120,16 +136,18 @@ var limitNames = [numLimitEvents]string{
 // mochiRefusals maps what the patched mochi reports through
 // Options.OnRefused to the counter it goes to.
 var mochiRefusals = map[mqtt.Refusal]limitEvent{
-	mqtt.RefusedSubscription:  limitSubscriptions,
-	mqtt.RefusedSysPublish:    limitSysPublish,
-	mqtt.RefusedTopicName:     limitTopicName,
-	mqtt.RefusedProtocolError: limitProtocolError,
+	mqtt.RefusedSubscription:      limitSubscriptions,
+	mqtt.RefusedSubscriptionTotal: limitSubsTotal,
+	mqtt.RefusedSysPublish:        limitSysPublish,
+	mqtt.RefusedTopicName:         limitTopicName,
+	mqtt.RefusedProtocolError:     limitProtocolError,
 }
 
 // limitsHook enforces the limits that need a hook: the connection cap (in
 // OnConnect, so the refused client gets a CONNACK that says why) and the
-// retained-message accounting. The subscription cap is mochi's
-// (Capabilities.MaximumClientSubscriptions, patched in); the publish-time
+// retained-message accounting. The subscription caps are mochi's
+// (Capabilities.MaximumClientSubscriptions and MaximumSubscriptions,
+// patched in); the publish-time
 // checks run from the publish hook (admit), so that a refused publish is
 // counted with the others and never stored.
 type limitsHook struct {
@@ -268,7 +286,13 @@ func (c *retainedCap) admit(topic string, size int64) bool {
 
 func (c *retainedCap) set(topic string, size int64) {
 	c.mu.Lock()
-	c.bytes += size - c.sizes[topic]
+	old, exists := c.sizes[topic]
+	if !exists {
+		// mochi's topic string points into the buffer the whole packet
+		// was read into; a key of our own does not keep it alive.
+		topic = strings.Clone(topic)
+	}
+	c.bytes += size - old
 	c.sizes[topic] = size
 	c.mu.Unlock()
 }

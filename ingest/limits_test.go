@@ -66,6 +66,24 @@ func TestMaxSubscriptions(t *testing.T) {
 	}
 }
 
+func TestMaxSubscriptionsTotal(t *testing.T) {
+	b := startBroker(t, &fakeSink{}, brokerOpts{cfg: func(c *Config) { c.MaxSubscriptions = 3; c.MaxSubsTotal = 4 }})
+	a, _ := dialRaw(t, b.Addr(), "a", 5)
+	if got := a.subscribeFilters(1, "a", "b", "c"); string(got) != "\x01\x01\x01" {
+		t.Fatalf("SUBACK codes % x, want 01 01 01", got)
+	}
+	c, _ := dialRaw(t, b.Addr(), "c", 5)
+	if got := c.subscribeFilters(1, "a", "b"); string(got) != "\x01\x97" {
+		t.Fatalf("SUBACK codes % x, want 01 97", got)
+	}
+	if got := c.subscribeFilters(2, "a"); string(got) != "\x01" {
+		t.Fatalf("re-subscribe: SUBACK codes % x, want 01", got)
+	}
+	if s := b.Stats().Limits; s.SubsTotal != 1 || s.Subscriptions != 0 {
+		t.Fatalf("Limits %+v, want SubsTotal 1, Subscriptions 0", s)
+	}
+}
+
 // publishRetained sends a retained QoS 1 publish and returns the PUBACK's
 // reason code.
 func (c *rawClient) publishRetained(topic string, id uint16, payload string) byte {
@@ -246,7 +264,7 @@ func TestLimitsConfig(t *testing.T) {
 	c := Config{}.WithDefaults()
 	if c.MaxConnections != DefaultMaxConnections || c.MaxSubscriptions != DefaultMaxSubscriptions ||
 		c.Retained.MaxMessages != DefaultRetainedMessages || c.Retained.MaxBytes != DefaultRetainedBytes ||
-		c.MaxQoS2Pending != DefaultMaxQoS2Pending || c.SessionExpiryMax != DefaultSessionExpiryMax {
+		c.MaxSubsTotal != DefaultMaxSubsTotal || c.MaxQoS2Pending != DefaultMaxQoS2Pending || c.SessionExpiryMax != DefaultSessionExpiryMax {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if errs := c.Validate(); len(errs) != 0 {
@@ -254,6 +272,7 @@ func TestLimitsConfig(t *testing.T) {
 	}
 	c.MaxConnections = -1
 	c.MaxSubscriptions = -1
+	c.MaxSubsTotal = -1
 	c.Retained = RetainedLimits{MaxMessages: -1, MaxBytes: 10}
 	c.MaxQoS2Pending = 70000
 	c.SessionExpiryMax = conf.Duration(time.Millisecond)
@@ -261,7 +280,7 @@ func TestLimitsConfig(t *testing.T) {
 	for _, err := range c.Validate() {
 		got = append(got, err.Error())
 	}
-	for _, key := range []string{"max_connections", "max_subscriptions", "retained.max_messages", "retained.max_bytes", "max_qos2_pending", "session_expiry_max"} {
+	for _, key := range []string{"max_connections", "max_subscriptions", "max_subscriptions_total", "retained.max_messages", "retained.max_bytes", "max_qos2_pending", "session_expiry_max"} {
 		found := false
 		for _, e := range got {
 			found = found || strings.HasPrefix(e, key+":")

@@ -30,6 +30,7 @@ type Stats struct {
 type LimitStats struct {
 	Connections   uint64 // CONNACK 0x97 (3.1.1: 3): mqtt.max_connections reached
 	Subscriptions uint64 // SUBACK 0x97 (3.1.1: 0x80) filters: mqtt.max_subscriptions reached
+	SubsTotal     uint64 // the same, mqtt.max_subscriptions_total reached
 	SysPublish    uint64 // publishes to $SYS/...: PUBACK/PUBREC 0x87, 3.1.1 QoS 1/2 disconnected, QoS 0 dropped
 	TopicName     uint64 // publishes to another topic clients may not use ($share/...): 0x90, as above
 	ProtocolError uint64 // clients disconnected for a protocol error or malformed packet
@@ -93,6 +94,7 @@ func (c *counters) snapshot() Stats {
 		Limits: LimitStats{
 			Connections:   c.limits[limitConnections].Load(),
 			Subscriptions: c.limits[limitSubscriptions].Load(),
+			SubsTotal:     c.limits[limitSubsTotal].Load(),
 			SysPublish:    c.limits[limitSysPublish].Load(),
 			TopicName:     c.limits[limitTopicName].Load(),
 			ProtocolError: c.limits[limitProtocolError].Load(),

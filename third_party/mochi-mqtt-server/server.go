@@ -61,8 +61,10 @@ type Capabilities struct {
 	RetainAvailable              byte            `yaml:"retain_available" json:"retain_available"`                 // support of retain messages
 	WildcardSubAvailable         byte            `yaml:"wildcard_sub_available" json:"wildcard_sub_available"`     // support of wildcard subscriptions
 	SubIDAvailable               byte            `yaml:"sub_id_available" json:"sub_id_available"`                 // support of subscription identifiers
-	// weir: the most topic filters one client may hold; 0 = no limit.
-	MaximumClientSubscriptions int `yaml:"maximum_client_subscriptions" json:"maximum_client_subscriptions"`
+	// weir: the most topic filters one client may hold, and all clients
+	// together; 0 = no limit.
+	MaximumClientSubscriptions int   `yaml:"maximum_client_subscriptions" json:"maximum_client_subscriptions"`
+	MaximumSubscriptions       int64 `yaml:"maximum_subscriptions" json:"maximum_subscriptions"`
 }
 
 // NewDefaultServerCapabilities defines the default features and capabilities provided by the server.
@@ -1054,6 +1056,11 @@ func (s *Server) retainMessage(cl *Client, pk packets.Packet) {
 	}
 
 	out := pk.Copy(false)
+	// weir: the decoder's topic string points into the buffer the whole
+	// packet was read into (bytesToString), so keeping it in the retained
+	// index kept that buffer, payload included, alive next to the payload
+	// copy: every retained byte was held twice. Keep a topic of its own.
+	out.TopicName = strings.Clone(pk.TopicName)
 	r := s.Topics.RetainMessage(out)
 	s.hooks.OnRetainMessage(cl, pk, r)
 	atomic.StoreInt64(&s.Info.Retained, int64(s.Topics.Retained.Len()))
@@ -1338,11 +1345,10 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 			if s.Options.Capabilities.Compatibilities.ObscureNotAuthorized {
 				reasonCodes[i] = packets.ErrUnspecifiedError.Code
 			}
-		} else if max := s.Options.Capabilities.MaximumClientSubscriptions; max > 0 && cl.State.Subscriptions.Len() >= max && !cl.State.Subscriptions.Has(sub.Filter) {
-			// weir: the per-client subscription cap; a filter the client
-			// already holds is replaced, not added, so it always passes.
+		} else if why, refused := s.subscriptionCapped(cl, sub.Filter); refused {
+			// weir: the subscription caps (weir.go).
 			reasonCodes[i] = packets.ErrQuotaExceeded.Code
-			s.refused(cl, RefusedSubscription)
+			s.refused(cl, why)
 		} else {
 			isNew := s.Topics.Subscribe(cl.ID, sub) // [MQTT-3.8.4-3]
 			if isNew {

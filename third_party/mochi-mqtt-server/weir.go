@@ -24,6 +24,10 @@ const (
 	// RefusedSubscription: a SUBSCRIBE filter past
 	// Capabilities.MaximumClientSubscriptions (SUBACK 0x97, 3.1.1: 0x80).
 	RefusedSubscription Refusal = iota + 1
+	// RefusedSubscriptionTotal: a SUBSCRIBE filter past
+	// Capabilities.MaximumSubscriptions, all clients together (the same
+	// codes).
+	RefusedSubscriptionTotal
 	// RefusedSysPublish: a PUBLISH to a $SYS topic (PUBACK/PUBREC 0x87;
 	// 3.1.1 QoS 1/2: disconnected; QoS 0: dropped).
 	RefusedSysPublish
@@ -199,6 +203,24 @@ func roomFor(cl *Client, qos byte) bool {
 	// A client that set no Receive Maximum (3.1.1) has no send quota.
 	return cl.State.Inflight.Len() < int(cl.ops.options.Capabilities.MaximumInflight) &&
 		(atomic.LoadInt32(&cl.State.Inflight.maximumSendQuota) == 0 || atomic.LoadInt32(&cl.State.Inflight.sendQuota) > 0)
+}
+
+// subscriptionCapped reports whether a new subscription of cl to filter
+// would pass a subscription cap. A filter cl holds already is replaced, not
+// added, so it always passes. Subscribes racing on other clients can pass
+// the total cap together: it is exceeded by at most one each.
+func (s *Server) subscriptionCapped(cl *Client, filter string) (Refusal, bool) {
+	perClient, total := s.Options.Capabilities.MaximumClientSubscriptions, s.Options.Capabilities.MaximumSubscriptions
+	if perClient <= 0 && total <= 0 || cl.State.Subscriptions.Has(filter) {
+		return 0, false
+	}
+	if perClient > 0 && cl.State.Subscriptions.Len() >= perClient {
+		return RefusedSubscription, true
+	}
+	if total > 0 && atomic.LoadInt64(&s.Info.Subscriptions) >= total {
+		return RefusedSubscriptionTotal, true
+	}
+	return 0, false
 }
 
 // Has reports whether the client holds a subscription to filter.
