@@ -170,7 +170,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		log:        log,
 	}
 	for i := range ph.logLimit {
-		ph.logLimit[i].every = refusalLogInterval
+		ph.logLimit[i] = newLimiter(refusalLogInterval)
 	}
 	b.hook = ph
 	guard := opts.guard

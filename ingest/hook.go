@@ -34,7 +34,7 @@ type publishHook struct {
 	stats      *counters
 	limits     *limitsHook // publish-time abuse limits (limits.go)
 	log        zerolog.Logger
-	logLimit   [numRefusals]limiter
+	logLimit   [numRefusals]*limiter
 }
 
 func (h *publishHook) ID() string { return "weir-ingest" }
