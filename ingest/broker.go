@@ -86,6 +86,9 @@ type Broker struct {
 	hook     *publishHook
 	stats    counters
 
+	routesMu sync.Mutex // serialises Apply; guards routes
+	routes   []Route    // as configured, for the next Apply's comparison
+
 	ctx    context.Context // parent of every connection context
 	cancel context.CancelFunc
 
@@ -162,7 +165,6 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		return nil, err
 	}
 	ph := &publishHook{
-		router:     rt,
 		sink:       sink,
 		ctx:        ctx,
 		closing:    &b.closing,
@@ -170,6 +172,8 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		stats:      &b.stats,
 		log:        log,
 	}
+	ph.router.Store(rt)
+	b.routes = append([]Route(nil), routes...)
 	for i := range ph.logLimit {
 		ph.logLimit[i].every = refusalLogInterval
 	}
