@@ -154,6 +154,9 @@ func (d *Daemon) Reload() error {
 	if d.started.Path() != "" {
 		_, err := d.reloadConfig()
 		errs = append(errs, err)
+	} else {
+		d.log.Info().Str("part", "reload").Str("config", d.started.Name()).
+			Msg("no configuration file to re-read; restart with --config FILE to change settings")
 	}
 	if d.reload != nil {
 		errs = append(errs, d.reload.ReloadAll())
