@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -45,17 +46,15 @@ func topLevelDiff(started, last, next *config.File) conf.Changes {
 	conf.Compare(&cs, conf.Restart, "log.format", started.Log.Format, next.Log.Format)
 	// The hooks re-read a file's new contents (Reload), but switching to
 	// another file, or from none to one, changes who may connect at all.
-	const authNote = "the running hooks re-read the files they have, they do not take new ones"
-	if started.Auth.PasswordFile != next.Auth.PasswordFile {
-		cs.Add(conf.Restart, "auth.password_file", started.Auth.PasswordFile, next.Auth.PasswordFile, authNote)
+	var auth conf.Changes
+	conf.DiffFields(&auth, conf.Restart, "auth", started.Auth, next.Auth)
+	for _, c := range auth {
+		if strings.HasSuffix(c.Path, "_file") {
+			c.Note = "the running hooks re-read the files they have, they do not take new ones"
+		}
+		cs = append(cs, c)
 	}
-	if started.Auth.ACLFile != next.Auth.ACLFile {
-		cs.Add(conf.Restart, "auth.acl_file", started.Auth.ACLFile, next.Auth.ACLFile, authNote)
-	}
-	conf.Compare(&cs, conf.Restart, "auth.client_id_must_match", started.Auth.ClientIDMustMatch, next.Auth.ClientIDMustMatch)
-	conf.Compare(&cs, conf.Restart, "durability.fsync", started.Durability.Fsync, next.Durability.Fsync)
-	conf.Compare(&cs, conf.Restart, "durability.interval", started.Durability.Interval, next.Durability.Interval)
-	conf.Compare(&cs, conf.Restart, "durability.commit_delay", started.Durability.CommitDelay, next.Durability.CommitDelay)
+	conf.DiffFields(&cs, conf.Restart, "durability", started.Durability, next.Durability)
 	if started.MQTT.MaxPacketSize == next.MQTT.MaxPacketSize && started.MQTTPacketSize() != next.MQTTPacketSize() {
 		cs.Add(conf.Restart, "mqtt.max_packet_size", started.MQTTPacketSize(), next.MQTTPacketSize(),
 			"derived from the largest streams[].max_record_size; the store takes the new record size now, MQTT at restart")

@@ -14,24 +14,7 @@ import (
 // own, see ReloadTLS.)
 func (c Config) Diff(next Config) conf.Changes {
 	var cs conf.Changes
-	conf.Compare(&cs, conf.Restart, "listen", c.Listen, next.Listen)
-	conf.Compare(&cs, conf.Restart, "allow_anonymous", c.AllowAnonymous, next.AllowAnonymous)
-	conf.Compare(&cs, conf.Restart, "max_packet_size", c.MaxPacketSize, next.MaxPacketSize)
-	conf.Compare(&cs, conf.Restart, "connect_timeout", c.ConnectTimeout, next.ConnectTimeout)
-	conf.Compare(&cs, conf.Restart, "max_pending_writes", c.MaxPendingWrites, next.MaxPendingWrites)
-	conf.Compare(&cs, conf.Restart, "receive_maximum", c.ReceiveMaximum, next.ReceiveMaximum)
-	conf.Compare(&cs, conf.Restart, "max_inflight", c.MaxInflight, next.MaxInflight)
-	for i := range max(len(c.Listeners), len(next.Listeners)) {
-		p := conf.Index("listeners", i)
-		switch {
-		case i >= len(c.Listeners):
-			cs.Add(conf.Restart, p, nil, next.Listeners[i].String(), "")
-		case i >= len(next.Listeners):
-			cs.Add(conf.Restart, p, c.Listeners[i].String(), nil, "")
-		case c.Listeners[i] != next.Listeners[i]:
-			cs.Add(conf.Restart, p, c.Listeners[i].String(), next.Listeners[i].String(), "")
-		}
-	}
+	conf.DiffFields(&cs, conf.Restart, "", c, next)
 	return cs
 }
 

@@ -20,13 +20,15 @@ func (c StreamConfig) Diff(next StreamConfig) conf.Changes {
 	}
 	conf.Compare(&cs, conf.Live, "max_record_size", c.MaxRecordSize, next.MaxRecordSize)
 	conf.Compare(&cs, conf.Live, "retention", c.Retention, next.Retention)
-	conf.Compare(&cs, conf.Restart, "segment_size", c.SegmentSize, next.SegmentSize)
 	conf.Compare(&cs, conf.Live, "max_bytes", c.MaxBytes, next.MaxBytes)
 	conf.Compare(&cs, conf.Live, "on_full", c.OnFull, next.OnFull)
-	conf.Compare(&cs, conf.Live, "rate.records_per_sec", c.Rate.RecordsPerSec, next.Rate.RecordsPerSec)
-	conf.Compare(&cs, conf.Live, "rate.bytes_per_sec", c.Rate.BytesPerSec, next.Rate.BytesPerSec)
-	conf.Compare(&cs, conf.Live, "rate.on_limit", c.Rate.OnLimit, next.Rate.OnLimit)
-	conf.Compare(&cs, conf.Live, "rate.max_wait", c.Rate.MaxWait, next.Rate.MaxWait)
+	conf.DiffFields(&cs, conf.Live, "rate", c.Rate, next.Rate)
+	// Every other key (segment_size) is given to a shard's log when it
+	// opens: a restart.
+	rest := c
+	rest.Shards, rest.MaxRecordSize, rest.Retention, rest.MaxBytes, rest.OnFull, rest.Rate =
+		next.Shards, next.MaxRecordSize, next.Retention, next.MaxBytes, next.OnFull, next.Rate
+	conf.DiffFields(&cs, conf.Restart, "", rest, next)
 	return cs
 }
 

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"fmt"
-
 	"github.com/weir-gateway/weir/internal/conf"
 )
 
@@ -15,16 +13,10 @@ import (
 // their own, see ReloadCredentials.)
 func (c Config) Diff(next Config) conf.Changes {
 	var cs conf.Changes
-	conf.Compare(&cs, conf.Restart, "listen", c.Listen, next.Listen)
-	conf.Compare(&cs, conf.Restart, "credentials_file", c.CredentialsFile, next.CredentialsFile)
-	conf.Compare(&cs, conf.Restart, "tls.cert_file", c.TLS.CertFile, next.TLS.CertFile)
-	conf.Compare(&cs, conf.Restart, "tls.key_file", c.TLS.KeyFile, next.TLS.KeyFile)
-	if fmt.Sprint(c.AllowedHosts) != fmt.Sprint(next.AllowedHosts) {
-		cs.Add(conf.Restart, "allowed_hosts", c.AllowedHosts, next.AllowedHosts, "")
-	}
-	conf.Compare(&cs, conf.Restart, "allow_anonymous", c.AllowAnonymous, next.AllowAnonymous)
-	conf.Compare(&cs, conf.Live, "read_limits.calls_per_sec", c.ReadLimits.CallsPerSec, next.ReadLimits.CallsPerSec)
-	conf.Compare(&cs, conf.Live, "read_limits.bytes_per_sec", c.ReadLimits.BytesPerSec, next.ReadLimits.BytesPerSec)
+	fixed, fixedNext := c, next
+	fixed.ReadLimits, fixedNext.ReadLimits = ReadLimits{}, ReadLimits{}
+	conf.DiffFields(&cs, conf.Restart, "", fixed, fixedNext)
+	conf.DiffFields(&cs, conf.Live, "read_limits", c.ReadLimits, next.ReadLimits)
 	return cs
 }
 

@@ -30,7 +30,7 @@ func TestApplyReadLimits(t *testing.T) {
 	want := []struct {
 		path   string
 		effect conf.Effect
-	}{{"api.listen", conf.Restart}, {"api.allowed_hosts", conf.Restart}, {"api.read_limits.calls_per_sec", conf.Live}}
+	}{{"api.listen", conf.Restart}, {"api.allowed_hosts[0]", conf.Restart}, {"api.read_limits.calls_per_sec", conf.Live}}
 	if len(cs) != len(want) {
 		t.Fatalf("changes = %+v", cs)
 	}

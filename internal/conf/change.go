@@ -2,6 +2,7 @@ package conf
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -105,5 +106,46 @@ func format(v any) string {
 		return v
 	default:
 		return fmt.Sprint(v)
+	}
+}
+
+// DiffFields records with effect e every key whose value differs between
+// old and next, two values of one struct type: structs are walked by
+// their yaml keys, lists compared by position (an element only on one
+// side is added or removed whole). Paths are prefix plus the keys.
+// Sections whose keys share one effect use it, so a key added to the
+// struct later is reported without anyone remembering to list it.
+func DiffFields(cs *Changes, e Effect, prefix string, old, next any) {
+	diffValue(cs, e, prefix, reflect.ValueOf(old), reflect.ValueOf(next))
+}
+
+func diffValue(cs *Changes, e Effect, path string, a, b reflect.Value) {
+	switch a.Kind() {
+	case reflect.Struct:
+		for i := range a.NumField() {
+			f := a.Type().Field(i)
+			key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if !f.IsExported() || key == "-" || key == "" {
+				continue
+			}
+			diffValue(cs, e, Join(path, key), a.Field(i), b.Field(i))
+		}
+		return
+	case reflect.Slice:
+		for i := range max(a.Len(), b.Len()) {
+			p := Index(path, i)
+			switch {
+			case i >= a.Len():
+				cs.Add(e, p, nil, b.Index(i).Interface(), "")
+			case i >= b.Len():
+				cs.Add(e, p, a.Index(i).Interface(), nil, "")
+			default:
+				diffValue(cs, e, p, a.Index(i), b.Index(i))
+			}
+		}
+		return
+	}
+	if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+		cs.Add(e, path, a.Interface(), b.Interface(), "")
 	}
 }

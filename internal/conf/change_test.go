@@ -40,3 +40,30 @@ func TestChanges(t *testing.T) {
 		t.Error("effect names")
 	}
 }
+
+func TestDiffFields(t *testing.T) {
+	type inner struct {
+		Cert string `yaml:"cert_file"`
+		Skip string `yaml:"-"`
+	}
+	type section struct {
+		Listen  string   `yaml:"listen"`
+		Wait    Duration `yaml:"wait"`
+		TLS     inner    `yaml:"tls"`
+		Hosts   []string `yaml:"hosts"`
+		private int
+	}
+	a := section{Listen: "a:1", Wait: Duration(time.Second), TLS: inner{Cert: "x", Skip: "1"}, Hosts: []string{"h1", "h2"}, private: 1}
+	b := section{Listen: "a:1", Wait: Duration(2 * time.Second), TLS: inner{Cert: "y", Skip: "2"}, Hosts: []string{"h1", "h3", "h4"}, private: 2}
+	var cs Changes
+	DiffFields(&cs, Restart, "mqtt", a, b)
+	want := []string{"mqtt.wait: 1s → 2s", "mqtt.tls.cert_file: x → y", "mqtt.hosts[1]: h2 → h3", "mqtt.hosts[2]: added h4"}
+	if len(cs) != len(want) {
+		t.Fatalf("changes = %+v", cs)
+	}
+	for i, w := range want {
+		if cs[i].String() != w || cs[i].Effect != Restart {
+			t.Errorf("change %d = %q (%v), want %q", i, cs[i], cs[i].Effect, w)
+		}
+	}
+}
