@@ -88,6 +88,7 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, nil
 	}
 	h.stats.received.Add(1)
+	notePublish(cl)
 	rt := h.router.match(pk.TopicName)
 	if rt == nil {
 		h.stats.unrouted.Add(1)
@@ -142,6 +143,7 @@ func userProps(in []packets.UserProperty) []shards.UserProperty {
 // nor forwarded to subscribers.
 func (h *publishHook) refuse(cl *mqtt.Client, pk *packets.Packet, rt *route, why refusal, err error) (packets.Packet, error) {
 	h.stats.refused[why].Add(1)
+	noteRefusal(cl)
 	qos, v5 := pk.FixedHeader.Qos, cl.Properties.ProtocolVersion >= 5
 	h.logRefusal(cl, pk, rt, why, err)
 	switch {
