@@ -90,6 +90,7 @@ func sse(w http.ResponseWriter) (http.Flusher, error) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	fl.Flush() // the page knows at once that the stream is open
 	return fl, nil
 }
 
