@@ -41,6 +41,7 @@ type ingestView struct {
 	Unrouted      uint64            `json:"unrouted"`
 	Refused       map[string]uint64 `json:"refused"`
 	LoginFailures map[string]uint64 `json:"login_failures"`
+	Limits        map[string]uint64 `json:"limits"`
 	Connections   int               `json:"connections"`
 }
 
@@ -62,7 +63,15 @@ type forwarderView struct {
 
 func refusedMap(r ingest.RefusedStats) map[string]uint64 {
 	return map[string]uint64{"quota_exceeded": r.QuotaExceeded, "too_large": r.TooLarge,
-		"payload_format": r.PayloadFormat, "unspecified": r.Unspecified, "not_authorized": r.NotAuthorized}
+		"payload_format": r.PayloadFormat, "unspecified": r.Unspecified, "not_authorized": r.NotAuthorized,
+		"retained_cap": r.Retained, "qos2_pending": r.QoS2Pending}
+}
+
+// limitMap names the abuse limits' refusals as the metrics label them.
+func limitMap(l ingest.LimitStats) map[string]uint64 {
+	return map[string]uint64{"max_connections": l.Connections, "max_subscriptions": l.Subscriptions,
+		"max_subscriptions_total": l.SubsTotal, "sys_publish": l.SysPublish, "topic_name_invalid": l.TopicName,
+		"protocol_error": l.ProtocolError}
 }
 
 func (c *Console) forwarders() []forwarderView {
@@ -89,7 +98,7 @@ func (c *Console) sample() {
 		st = c.src.Ingest()
 	}
 	snap.Ingest = ingestView{Received: st.Received, Stored: st.Stored, Unrouted: st.Unrouted,
-		Refused: refusedMap(st.Refused), LoginFailures: map[string]uint64{}, Connections: st.Connections}
+		Refused: refusedMap(st.Refused), LoginFailures: map[string]uint64{}, Limits: limitMap(st.Limits), Connections: st.Connections}
 	for _, r := range st.LoginFailures.Reasons() {
 		snap.Ingest.LoginFailures[r.Reason] = r.N
 	}

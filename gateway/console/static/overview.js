@@ -34,7 +34,8 @@ export async function overviewPage(main, ctx) {
       if (!first || !hist.samples.length || hist.samples[hist.samples.length - 1].t < s.t) pushSample(s);
       first = false;
       const rows = Object.entries(o.ingest.refused).map(([reason, n]) => ({ reason, n, kind: 'publish' }))
-        .concat(Object.entries(o.ingest.login_failures).map(([reason, n]) => ({ reason, n, kind: 'login' })));
+        .concat(Object.entries(o.ingest.login_failures).map(([reason, n]) => ({ reason, n, kind: 'login' })))
+        .concat(Object.entries(o.ingest.limits || {}).map(([reason, n]) => ({ reason, n, kind: 'limit' })));
       refusals.replaceChildren(table([
         { label: 'Kind', get: r => r.kind }, { label: 'Reason', get: r => r.reason },
         { label: 'Count', num: true, get: r => num(r.n) }], rows.filter(r => r.n > 0)));
