@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,4 +203,29 @@ func FuzzDecodeRaw(f *testing.F) {
 			t.Fatalf("decoded %d records that encode to other bytes", len(got))
 		}
 	})
+}
+
+// TestRawWorkedExample holds FORMAT.md's worked example to the encoder.
+func TestRawWorkedExample(t *testing.T) {
+	doc, err := os.ReadFile("FORMAT.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ex, _ := strings.Cut(string(doc), "Worked example")
+	_, ex, _ = strings.Cut(ex, "```\n")
+	ex, _, _ = strings.Cut(ex, "```")
+	var want []byte
+	for _, line := range strings.Split(ex, "\n") {
+		for _, f := range strings.Fields(line) {
+			var b byte
+			if _, err := fmt.Sscanf(f, "%02x", &b); err != nil || len(f) != 2 {
+				break // the comment after the bytes
+			}
+			want = append(want, b)
+		}
+	}
+	r := &shards.Record{Seq: 7, Arrival: 1772600767089, QoS: 1, Key: "k", Topic: "t/1", Data: []byte("hi")}
+	if got := encode(t, s3sink.FormatRaw, s3sink.CompressionNone, []*shards.Record{r}); !bytes.Equal(got, want) {
+		t.Errorf("FORMAT.md's example\n% x\nthe encoder\n% x", want, got)
+	}
 }

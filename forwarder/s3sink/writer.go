@@ -39,7 +39,8 @@ type Options struct {
 	// other's objects.
 	Gateway string
 	// HTTPClient carries the requests; nil is the SDK's client with a 10s
-	// dial timeout and a 60s wait for each response's headers.
+	// dial timeout and a 60s wait for each response's headers. With
+	// AWS_CA_BUNDLE set, the SDK insists on its own *BuildableClient.
 	HTTPClient aws.HTTPClient
 	Logger     zerolog.Logger
 	// Wait, if set, is called before each request body of n bytes is
@@ -140,7 +141,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Writer, error) {
 	lo = append(lo, opts.LoadOptions...)
 	awsCfg, err := config.LoadDefaultConfig(ctx, lo...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: load AWS config: %w", ErrCredentials, err)
+		return nil, fmt.Errorf("s3sink: load AWS config: %w", err)
 	}
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1" // a custom endpoint still needs a region to sign with
