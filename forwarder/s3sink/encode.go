@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/weir-gateway/weir/shards"
@@ -206,7 +207,10 @@ func (nopCompressor) Close() error { return nil }
 func (nopCompressor) abandon()     {}
 
 var (
-	gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	// klauspost's gzip writes the same format as the standard library's
+	// at a quarter to a sixth of the CPU per MiB on telemetry (see
+	// BENCHMARKS.md), for a ratio 5-10% lower.
+	gzipPool = sync.Pool{New: func() any { return kgzip.NewWriter(nil) }}
 	// One encoder per object at a time, without goroutines of its own: a
 	// gateway's cores belong to ingest.
 	zstdPool = sync.Pool{New: func() any {
@@ -215,7 +219,7 @@ var (
 	}}
 )
 
-type gzipCompressor struct{ *gzip.Writer }
+type gzipCompressor struct{ *kgzip.Writer }
 
 func (g gzipCompressor) Close() error {
 	err := g.Writer.Close()
@@ -240,7 +244,7 @@ func compressor(w io.Writer, compression string) (compressWriter, error) {
 	case CompressionNone:
 		return nopCompressor{w}, nil
 	case CompressionGzip:
-		g := gzipPool.Get().(*gzip.Writer)
+		g := gzipPool.Get().(*kgzip.Writer)
 		g.Reset(w)
 		return gzipCompressor{g}, nil
 	case CompressionZstd:
