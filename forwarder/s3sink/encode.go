@@ -113,9 +113,10 @@ func Encode(w io.Writer, format, compression string, src Source, recs []*shards.
 	}
 	switch format {
 	case FormatJSONL:
-		enc := json.NewEncoder(cw) // escapes HTML as json.Marshal does: lines match the forwarder's envelopes byte for byte
+		var line []byte
 		for _, r := range recs {
-			if err := enc.Encode(NewLine(src, r)); err != nil {
+			line = appendLine(line[:0], src, r)
+			if _, err := cw.Write(line); err != nil {
 				cw.abandon()
 				return err
 			}

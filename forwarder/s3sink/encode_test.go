@@ -229,3 +229,27 @@ func TestRawWorkedExample(t *testing.T) {
 		t.Errorf("FORMAT.md's example\n% x\nthe encoder\n% x", want, got)
 	}
 }
+
+// FuzzLineMatchesEnvelope holds the hand-written jsonl encoder to
+// json.Marshal of the forwarder's envelope, for any strings and bytes.
+func FuzzLineMatchesEnvelope(f *testing.F) {
+	f.Add("gw-1", "k", "a/b", "c", "n", "v", []byte("{}"), int64(1772600767089), uint64(7), byte(1), false)
+	f.Add("g\"w", "<&>\u2028\u2029", "\x00\x1f\b\f\n\r\t\\", "\xff\xfe", "é", "日本", []byte{0, 255}, int64(-5), uint64(1<<63), byte(2), true)
+	f.Fuzz(func(t *testing.T, gw, key, topic, client, pk, pv string, data []byte, arrival int64, seq uint64, qos byte, nilData bool) {
+		r := &shards.Record{Seq: seq, Key: key, Topic: topic, ClientID: client, Arrival: arrival, QoS: qos, Data: data}
+		if nilData {
+			r.Data = nil
+		}
+		if pk != "" {
+			r.Props = []shards.UserProperty{{Key: pk, Value: pv}, {Key: pv, Value: pk}}
+		}
+		s := s3sink.Source{Gateway: gw, Stream: topic, Shard: key}
+		want, err := json.Marshal(forwarder.NewEnvelope(s.Gateway, s.Stream, s.Shard, r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s3sink.AppendLine(nil, s, r); string(got) != string(want)+"\n" {
+			t.Fatalf("line\n%s\nenvelope\n%s", got, want)
+		}
+	})
+}
