@@ -29,12 +29,13 @@ const (
 // stream and UTC hour, as Firehose lays out its objects.
 const DefaultPrefix = "{stream}/{yyyy}/{MM}/{dd}/{HH}/"
 
-// Bounds of the buffering hints. Objects are built in memory, so the size
-// is capped well below what a small gateway can hold; the age is capped
-// at a day so that a quiet stream is still archived daily.
+// Bounds of the buffering hints. The size is capped at Firehose's
+// largest buffer: objects are built in memory (compressed, or up to 3.5
+// times the payload for small records in uncompressed jsonl). The age is
+// capped at a day so that a quiet stream is still archived daily.
 const (
 	minObjectBytes = 1 << 10
-	maxObjectBytes = 256 << 20
+	maxObjectBytes = 128 << 20
 	maxObjectAge   = 24 * time.Hour
 )
 
