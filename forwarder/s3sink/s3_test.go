@@ -351,3 +351,47 @@ func TestPermanentFaults(t *testing.T) {
 		t.Errorf("finding no credentials took %v: the instance metadata service should not be probed", d)
 	}
 }
+
+// TestPutRefuses: objects the engine must not build, a budget that says
+// no and a cancelled context end the Put before anything is written.
+func TestPutRefuses(t *testing.T) {
+	srv := server(t)
+	c := s3rver.NewClient(srv.Endpoint)
+	cfg := sinkConfig(t, srv.Endpoint, sharedBucket)
+	errBudget := errors.New("budget closed")
+	w := newWriter(t, cfg, s3sink.Options{Wait: func(ctx context.Context, n int) error {
+		if n > 1000 {
+			return errBudget
+		}
+		return ctx.Err()
+	}})
+	recs := telemetry(3, 1, 1)
+	for name, o := range map[string]s3sink.Object{
+		"empty":        {Stream: "s", Shard: "shardId-000000000000"},
+		"out of order": {Stream: "s", Shard: "shardId-000000000000", Records: []*shards.Record{recs[1], recs[0]}},
+		"no shard":     {Stream: "s", Records: recs},
+	} {
+		_, err := w.Put(ctxT(t), o)
+		if perm, _ := s3sink.Classify(err); !errors.Is(err, s3sink.ErrInvalidObject) || !perm {
+			t.Errorf("%s: %v, permanent %v", name, err, perm)
+		}
+	}
+	if _, err := w.Put(ctxT(t), s3sink.Object{Stream: "s", Shard: "shardId-000000000000", Records: telemetry(100, 1, 1)}); !errors.Is(err, errBudget) {
+		t.Errorf("budget refused: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := w.Put(ctx, s3sink.Object{Stream: "s", Shard: "shardId-000000000000", Records: recs[:1]})
+	if perm, reason := s3sink.Classify(err); perm || reason != "canceled" {
+		t.Errorf("cancelled: %v, permanent %v %q", err, perm, reason)
+	}
+	if keys := listKeys(t, c, sharedBucket, strings.SplitN(cfg.Prefix, "/", 2)[0]+"/"); len(keys) != 0 {
+		t.Errorf("objects written: %v", keys)
+	}
+	if _, err := s3sink.New(context.Background(), s3sink.Config{Bucket: "b"}, s3sink.Options{}); err == nil || !strings.Contains(err.Error(), "region") {
+		t.Errorf("New without region or endpoint: %v", err)
+	}
+	if _, err := s3sink.New(context.Background(), s3sink.Config{Bucket: "b", Region: "r"}, s3sink.Options{PartSize: 1 << 20}); err == nil {
+		t.Error("New accepted 1 MiB parts")
+	}
+}
