@@ -239,13 +239,13 @@ func TestMultipart(t *testing.T) {
 // a link that dies mid-upload would, and counts the aborts it sees.
 type failingPart struct {
 	next   aws.HTTPClient
-	part   string
+	part   atomic.Value // string: the part number to fail, "" for none
 	aborts atomic.Int32
 }
 
 func (f *failingPart) Do(r *http.Request) (*http.Response, error) {
 	q := r.URL.Query()
-	if r.Method == http.MethodPut && q.Get("partNumber") == f.part {
+	if r.Method == http.MethodPut && q.Get("partNumber") == f.part.Load() {
 		return nil, errors.New("injected: connection reset by peer")
 	}
 	if r.Method == http.MethodDelete && q.Has("uploadId") {
@@ -256,7 +256,8 @@ func (f *failingPart) Do(r *http.Request) (*http.Response, error) {
 
 // TestMultipartFailureAborts loses the second part of an upload: the Put
 // fails as transient, the upload is aborted (s3rver does not implement
-// the abort and says so; the Writer logs it) and no object appears.
+// the abort and says so; the Writer logs it) and no object appears. The
+// retry writes the whole object.
 func TestMultipartFailureAborts(t *testing.T) {
 	srv := server(t)
 	c := s3rver.NewClient(srv.Endpoint)
@@ -265,7 +266,8 @@ func TestMultipartFailureAborts(t *testing.T) {
 	// The SDK adds AWS_CA_BUNDLE only to its own buildable client.
 	t.Setenv("AWS_CA_BUNDLE", "")
 	os.Unsetenv("AWS_CA_BUNDLE")
-	hc := &failingPart{next: awshttp.NewBuildableClient(), part: "2"}
+	hc := &failingPart{next: awshttp.NewBuildableClient()}
+	hc.part.Store("2")
 	w := newWriter(t, cfg, s3sink.Options{PartSize: s3sink.MinPartSize, HTTPClient: hc})
 	o := s3sink.Object{Stream: "s", Shard: "shardId-000000000001", Records: incompressible(44, 256<<10)}
 	_, err := w.Put(ctxT(t), o)
@@ -278,9 +280,24 @@ func TestMultipartFailureAborts(t *testing.T) {
 	if hc.aborts.Load() != 1 {
 		t.Errorf("%d aborts sent, want 1", hc.aborts.Load())
 	}
-	if keys := listKeys(t, c, sharedBucket, strings.SplitN(cfg.Prefix, "/", 2)[0]+"/"); len(keys) != 0 {
+	dir := strings.SplitN(cfg.Prefix, "/", 2)[0] + "/"
+	if keys := listKeys(t, c, sharedBucket, dir); len(keys) != 0 {
 		t.Errorf("objects after a failed upload: %v", keys)
 	}
+	hc.part.Store("")
+	res, err := w.Put(ctxT(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := listKeys(t, c, sharedBucket, dir); len(keys) != 1 || keys[0] != res.Key {
+		t.Fatalf("objects after the retry: %v", keys)
+	}
+	_, body := getObject(t, c, sharedBucket, res.Key)
+	got, err := s3sink.Decode(bytes.NewReader(body), s3sink.FormatRaw, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, got, o.Records)
 }
 
 // TestTransientFaults puts through the fault proxy: an unreachable store
@@ -393,5 +410,48 @@ func TestPutRefuses(t *testing.T) {
 	}
 	if _, err := s3sink.New(context.Background(), s3sink.Config{Bucket: "b", Region: "r"}, s3sink.Options{PartSize: 1 << 20}); err == nil {
 		t.Error("New accepted 1 MiB parts")
+	}
+}
+
+// TestReadAll reads an archive of several objects back in key order.
+func TestReadAll(t *testing.T) {
+	srv := server(t)
+	c := s3rver.NewClient(srv.Endpoint)
+	cfg := sinkConfig(t, srv.Endpoint, sharedBucket)
+	w := newWriter(t, cfg, s3sink.Options{})
+	recs := telemetry(90, 4, 1)
+	var want []string
+	for i := 0; i < len(recs); i += 30 {
+		res, err := w.Put(ctxT(t), s3sink.Object{Stream: "telemetry", Shard: "shardId-000000000003", Records: recs[i : i+30]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, res.Key)
+	}
+	dir := strings.SplitN(cfg.Prefix, "/", 2)[0] + "/"
+	objs, err := s3sink.ReadAll(ctxT(t), c, sharedBucket, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	var got []*shards.Record
+	for _, o := range objs {
+		keys = append(keys, o.Key)
+		got = append(got, o.Records...)
+		if o.Metadata["shard"] != "shardId-000000000003" {
+			t.Errorf("%s: metadata %v", o.Key, o.Metadata)
+		}
+	}
+	if fmt.Sprint(keys) != fmt.Sprint(want) {
+		t.Errorf("keys %v, want %v", keys, want)
+	}
+	sameRecords(t, got, recs)
+	// Something that is not an object of the sink fails the read.
+	if _, err := c.PutObject(ctxT(t), &s3.PutObjectInput{Bucket: aws.String(sharedBucket), Key: aws.String(dir + "zz-not-ours.jsonl"),
+		Body: strings.NewReader("hello\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3sink.ReadAll(ctxT(t), c, sharedBucket, dir); !errors.Is(err, s3sink.ErrCorrupt) || !strings.Contains(err.Error(), "zz-not-ours") {
+		t.Errorf("a foreign object: %v", err)
 	}
 }
