@@ -143,3 +143,29 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+func TestKey(t *testing.T) {
+	o := s3sink.Object{Stream: "telemetry", Shard: "shardId-000000000002", Records: telemetry(2, 1, 42)}
+	for _, tc := range []struct {
+		prefix, gateway, compression, want string
+	}{
+		{"", "gw-1", "gzip", "telemetry/2026/03/04/05/telemetry-shardId-000000000002-00000000000000000042-gw-1.jsonl.gz"},
+		{"{gateway}/{shard}/{yyyy}{MM}{dd}-{HH}{mm}/", "gw-2", "zstd", "gw-2/shardId-000000000002/20260304-0506/telemetry-shardId-000000000002-00000000000000000042-gw-2.jsonl.zst"},
+		{"", "", "zstd", "telemetry/2026/03/04/05/telemetry-shardId-000000000002-00000000000000000042.jsonl.zst"},
+		{"archive-", "edge:7", "none", "archive-telemetry-shardId-000000000002-00000000000000000042-edge:7.jsonl"},
+	} {
+		cfg := s3sink.Config{Bucket: "b", Region: "eu-west-1", Prefix: tc.prefix, Compression: tc.compression}
+		w, err := s3sink.New(context.Background(), cfg, s3sink.Options{Gateway: tc.gateway})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := w.Key(o); got != tc.want {
+			t.Errorf("prefix %q gateway %q: %s, want %s", tc.prefix, tc.gateway, got, tc.want)
+		}
+		w.Close()
+	}
+	_, err := s3sink.New(context.Background(), s3sink.Config{Bucket: "b", Region: "r", Prefix: "{gateway}/"}, s3sink.Options{})
+	if !errors.Is(err, s3sink.ErrInvalidObject) {
+		t.Errorf("{gateway} without a gateway id: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -98,6 +99,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("%w: config: %w", ErrInvalidObject, errors.Join(errs...))
 	}
 	prefix, _ := parsePrefix(cfg.Prefix)
+	if opts.Gateway == "" && strings.Contains(cfg.Prefix, "{gateway}") {
+		return nil, fmt.Errorf("%w: prefix %q uses {gateway} but no gateway id was given", ErrInvalidObject, cfg.Prefix)
+	}
 	if opts.PartSize == 0 {
 		opts.PartSize = DefaultPartSize
 	}
