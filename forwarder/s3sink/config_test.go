@@ -165,7 +165,7 @@ func TestKey(t *testing.T) {
 		w.Close()
 	}
 	_, err := s3sink.New(context.Background(), s3sink.Config{Bucket: "b", Region: "r", Prefix: "{gateway}/"}, s3sink.Options{})
-	if !errors.Is(err, s3sink.ErrInvalidObject) {
+	if !errors.Is(err, s3sink.ErrInvalidConfig) {
 		t.Errorf("{gateway} without a gateway id: %v", err)
 	}
 }

@@ -20,6 +20,9 @@ var (
 	// ErrInvalidObject says an Object or a setting cannot be written:
 	// no records, records out of order, a record the format cannot hold.
 	ErrInvalidObject = errors.New("s3sink: invalid object")
+	// ErrInvalidConfig says New was given a Config or Options it cannot
+	// work with.
+	ErrInvalidConfig = errors.New("s3sink: invalid configuration")
 	// ErrCorrupt says an object's contents do not decode.
 	ErrCorrupt = errors.New("s3sink: corrupt object")
 )

@@ -405,10 +405,10 @@ func TestPutRefuses(t *testing.T) {
 	if keys := listKeys(t, c, sharedBucket, strings.SplitN(cfg.Prefix, "/", 2)[0]+"/"); len(keys) != 0 {
 		t.Errorf("objects written: %v", keys)
 	}
-	if _, err := s3sink.New(context.Background(), s3sink.Config{Bucket: "b"}, s3sink.Options{}); err == nil || !strings.Contains(err.Error(), "region") {
+	if _, err := s3sink.New(context.Background(), s3sink.Config{Bucket: "b"}, s3sink.Options{}); !errors.Is(err, s3sink.ErrInvalidConfig) || !strings.Contains(err.Error(), "region") {
 		t.Errorf("New without region or endpoint: %v", err)
 	}
-	if _, err := s3sink.New(context.Background(), s3sink.Config{Bucket: "b", Region: "r"}, s3sink.Options{PartSize: 1 << 20}); err == nil {
+	if _, err := s3sink.New(context.Background(), s3sink.Config{Bucket: "b", Region: "r"}, s3sink.Options{PartSize: 1 << 20}); !errors.Is(err, s3sink.ErrInvalidConfig) {
 		t.Error("New accepted 1 MiB parts")
 	}
 }

@@ -96,17 +96,17 @@ type Writer struct {
 func New(ctx context.Context, cfg Config, opts Options) (*Writer, error) {
 	cfg.Defaults()
 	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("%w: config: %w", ErrInvalidObject, errors.Join(errs...))
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 	}
 	prefix, _ := parsePrefix(cfg.Prefix)
 	if opts.Gateway == "" && strings.Contains(cfg.Prefix, "{gateway}") {
-		return nil, fmt.Errorf("%w: prefix %q uses {gateway} but no gateway id was given", ErrInvalidObject, cfg.Prefix)
+		return nil, fmt.Errorf("%w: prefix %q uses {gateway} but no gateway id was given", ErrInvalidConfig, cfg.Prefix)
 	}
 	if opts.PartSize == 0 {
 		opts.PartSize = DefaultPartSize
 	}
 	if opts.PartSize < MinPartSize {
-		return nil, fmt.Errorf("%w: part size %d is below S3's minimum of %d", ErrInvalidObject, opts.PartSize, MinPartSize)
+		return nil, fmt.Errorf("%w: part size %d is below S3's minimum of %d", ErrInvalidConfig, opts.PartSize, MinPartSize)
 	}
 	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = 10 * time.Minute
