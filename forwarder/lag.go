@@ -9,11 +9,11 @@ import (
 // snapshot is what the engine last published for Lag, which may be called
 // from any goroutine.
 type snapshot struct {
-	sent, resent, lost int64
-	state              string
-	lastErr            string
-	avgSize            float64
-	lanes              []laneSnap
+	sent, resent, lost, filtered int64
+	state                        string
+	lastErr                      string
+	avgSize                      float64
+	lanes                        []laneSnap
 }
 
 type laneSnap struct {
@@ -30,7 +30,7 @@ func (e *engine) publish(now time.Time, state string) {
 	if state == "" {
 		state = e.state(now)
 	}
-	s := snapshot{sent: e.sent, resent: e.resent, lost: e.lost, state: state, lastErr: e.lastErr,
+	s := snapshot{sent: e.sent, resent: e.resent, lost: e.lost, filtered: e.filtered, state: state, lastErr: e.lastErr,
 		lanes: make([]laneSnap, 0, len(e.order))}
 	if e.sizeN > 0 {
 		s.avgSize = e.sizeSum / e.sizeN
@@ -69,7 +69,7 @@ func (f *Forwarder) Lag() Lag {
 	f.mu.Lock()
 	s, started := f.snap, f.started
 	f.mu.Unlock()
-	lag := Lag{State: s.state, LastError: s.lastErr, Sent: s.sent, Resent: s.resent, Lost: s.lost}
+	lag := Lag{State: s.state, LastError: s.lastErr, Sent: s.sent, Resent: s.resent, Lost: s.lost, Filtered: s.filtered}
 	if lag.State == "" {
 		lag.State = "running"
 		if !started {

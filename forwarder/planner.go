@@ -16,8 +16,14 @@ const (
 type limits struct {
 	maxItems      int
 	maxBatchBytes int
-	maxItemBytes  int
+	maxItemBytes  int // per item; one record larger than this is never sent
 	aggregate     bool
+	// multi lets an item hold several consecutive records of its key, sent
+	// in order in one request that succeeds or fails whole (http, mqtt);
+	// the sink encodes the batch from the entries, so item.data is unset.
+	multi bool
+	// maxRecords bounds the records of a batch with multi (0: maxItems).
+	maxRecords int
 }
 
 func defaultLimits(aggregate bool) limits {
@@ -42,12 +48,13 @@ type item struct {
 	ks        *keyState
 	entries   []*entry
 	data      []byte
+	bytes     int       // size: data (or the entries' payloads) and the key
 	sends     int       // requests it was part of
 	fails     int       // entry-level failures (InternalFailure), for its own backoff
 	notBefore time.Time // earliest resend after an entry-level failure
 }
 
-func (it *item) size() int { return len(it.data) + len(it.ks.key) }
+func (it *item) size() int { return it.bytes }
 
 // batch is one PutRecords request.
 type batch struct {
@@ -248,7 +255,12 @@ func (p *planner) build(now time.Time, maxBytes int) *batch {
 	p.promote(now)
 	maxBytes = min(maxBytes, p.lim.maxBatchBytes)
 	b := &batch{}
-	for len(b.items) < p.lim.maxItems {
+	maxRecords := p.lim.maxRecords
+	if maxRecords <= 0 {
+		maxRecords = p.lim.maxItems
+	}
+	recs := 0
+	for len(b.items) < p.lim.maxItems && recs < maxRecords {
 		ks := p.popReady()
 		if ks == nil {
 			break
@@ -259,14 +271,17 @@ func (p *planner) build(now time.Time, maxBytes int) *batch {
 			continue
 		}
 		room := maxBytes - b.bytes
-		if len(b.items) == 0 {
+		// The first item always goes, however small the budget: with
+		// multi it is one record plus what fits, otherwise up to an item.
+		first := len(b.items) == 0
+		if first && !p.lim.multi {
 			room = max(room, p.lim.maxItemBytes)
 		}
 		it := ks.retry
-		if it != nil && it.size() > room {
+		if it != nil && it.size() > room && !first {
 			it = nil
 		} else if it == nil {
-			it = p.makeItem(ks, room)
+			it = p.makeItem(ks, room, first, maxRecords-recs)
 		}
 		if it == nil {
 			ks.queued = true
@@ -278,6 +293,7 @@ func (p *planner) build(now time.Time, maxBytes int) *batch {
 		it.sends++
 		b.items = append(b.items, it)
 		b.bytes += it.size()
+		recs += len(it.entries)
 	}
 	if len(b.items) == 0 {
 		return nil
@@ -287,14 +303,30 @@ func (p *planner) build(now time.Time, maxBytes int) *batch {
 
 // makeItem takes the key's next record, or with aggregation as many of its
 // next records as fit in one aggregate of at most room bytes (key
-// included). It returns nil if not even one record fits.
-func (p *planner) makeItem(ks *keyState, room int) *item {
-	room = min(room, p.lim.maxItemBytes)
+// included), or with multi as many as fit in room and maxRecs (at least
+// one when force). It returns nil if not even one record fits.
+func (p *planner) makeItem(ks *keyState, room int, force bool, maxRecs int) *item {
+	if !p.lim.multi {
+		room = min(room, p.lim.maxItemBytes)
+	}
 	first := ks.q[0]
-	if first.size() > room {
+	if first.size() > room && !(force && p.lim.multi) {
 		return nil
 	}
 	n := 1
+	if p.lim.multi {
+		size := first.size()
+		for n < len(ks.q) && n < maxRecs && size+ks.q[n].size() <= room {
+			size += ks.q[n].size()
+			n++
+		}
+		it := &item{ks: ks, entries: ks.q[:n:n], bytes: size}
+		ks.q = ks.q[n:]
+		if len(ks.q) == 0 {
+			ks.q = nil
+		}
+		return it
+	}
 	if p.lim.aggregate {
 		size := len(ks.key) + kplOverhead + 1 + varintLen(uint64(len(ks.key))) + len(ks.key)
 		fit := 0
@@ -324,6 +356,7 @@ func (p *planner) makeItem(ks *keyState, room int) *item {
 		}
 		it.data = EncodeAggregate(ks.key, datas)
 	}
+	it.bytes = len(it.data) + len(ks.key)
 	return it
 }
 

@@ -132,7 +132,7 @@ func TestExampleFile(t *testing.T) {
 	if f.Streams[0] != d.Streams[0] || !reflect.DeepEqual(f.MQTT, d.MQTT) || f.Durability != d.Durability || !reflect.DeepEqual(f.API, d.API) || f.Log != d.Log || f.Auth != d.Auth {
 		t.Errorf("example values differ from the defaults:\nexample %+v\ndefault %+v", f, d)
 	}
-	if fw := f.Forwarders[0]; fw != fw.WithDefaults() {
+	if fw := f.Forwarders[0]; !reflect.DeepEqual(fw, fw.WithDefaults()) {
 		t.Errorf("example forwarder differs from its defaults: %+v", fw)
 	}
 }
