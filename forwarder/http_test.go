@@ -166,10 +166,22 @@ func TestHTTPSinkLedgerUnderFaults(t *testing.T) {
 			rnd := rand.New(rand.NewPCG(7, 8))
 			var mu sync.Mutex
 			var throttled, timedOut, failed atomic.Int64
-			be.fate = func(int) (int, string, time.Duration, bool) {
+			be.fate = func(n int) (int, string, time.Duration, bool) {
 				mu.Lock()
 				x := rnd.IntN(100)
 				mu.Unlock()
+				// The first requests meet every fault once, then they come
+				// at random.
+				switch n {
+				case 1:
+					x = 17
+				case 2:
+					x = 0
+				case 3:
+					x = 12
+				case 4:
+					x = 22
+				}
 				switch {
 				case x < 10:
 					failed.Add(1)
@@ -181,7 +193,7 @@ func TestHTTPSinkLedgerUnderFaults(t *testing.T) {
 					// Stored, but the answer comes after the client gave up:
 					// the ambiguous failure that makes duplicates.
 					timedOut.Add(1)
-					return 200, "", 400 * time.Millisecond, true
+					return 200, "", 1200 * time.Millisecond, true
 				case x < 25:
 					failed.Add(1)
 					return 500, "", 0, true // stored and still failed: duplicates
@@ -190,7 +202,7 @@ func TestHTTPSinkLedgerUnderFaults(t *testing.T) {
 			}
 			cfg := httpCfg(be.srv.URL)
 			cfg.HTTP.Format, cfg.HTTP.Compression = tc.format, tc.compression
-			cfg.RequestTimeout = conf.Duration(200 * time.Millisecond)
+			cfg.RequestTimeout = conf.Duration(time.Second)
 			src := newMemSource("shardId-000000000000", "shardId-000000000001")
 			ck := newMemCkpt()
 			f, err := New(cfg, src, ck, testOpts(t, nil))
@@ -205,7 +217,10 @@ func TestHTTPSinkLedgerUnderFaults(t *testing.T) {
 			const perKey = 300
 			writeRecords(shs, keys, 0, perKey/2)
 			stop := start(t, f)
-			writeRecords(shs, keys, perKey/2, perKey)
+			for n := perKey / 2; n < perKey; n += 10 { // live records, in many small batches
+				writeRecords(shs, keys, n, n+10)
+				time.Sleep(20 * time.Millisecond)
+			}
 			waitFor(t, 30*time.Second, "every record delivered", func() bool {
 				return f.Lag().Sent == int64(perKey*len(keys))
 			})
@@ -306,5 +321,29 @@ func TestHTTPSinkFilter(t *testing.T) {
 	}
 	if lag := f.Lag(); lag.Filtered != 3 || lag.Sent != 2 || lag.Lost != 0 || lag.Records != 0 {
 		t.Errorf("lag %+v", lag)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for in, want := range map[string]time.Duration{
+		"": 0, "0": 0, "3": 3 * time.Second, " 7 ": 7 * time.Second, "-5": 0, "soon": 0, "99999": 10 * time.Minute,
+		now.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
+		now.Add(-time.Hour).Format(http.TimeFormat):       0,
+	} {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
+		}
+	}
+	// The engine waits at least what the server asked for.
+	s := &httpSink{}
+	fl := s.classify(&HTTPStatusError{Status: 429, RetryAfter: 3 * time.Second})
+	if fl.kind != transient || fl.retryAfter != 3*time.Second || fl.code != "HTTP429" {
+		t.Errorf("429 classified %+v", fl)
+	}
+	for status, kind := range map[int]failKind{400: permanent, 401: permanent, 404: permanent, 408: transient, 413: permanent, 500: transient, 503: transient} {
+		if fl := s.classify(&HTTPStatusError{Status: status}); fl.kind != kind || (kind == permanent && fl.fix == "") {
+			t.Errorf("HTTP %d classified %+v", status, fl)
+		}
 	}
 }
