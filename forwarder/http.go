@@ -216,8 +216,11 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = t.Sub(now)
 	}
-	return min(max(d, 0), 10*time.Minute)
+	return min(max(d, 0), maxRetryAfter)
 }
+
+// maxRetryAfter bounds what a Retry-After can make the sink wait.
+const maxRetryAfter = 10 * time.Minute
 
 func (s *httpSink) classify(err error) failure {
 	var se *HTTPStatusError

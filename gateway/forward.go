@@ -7,25 +7,29 @@ import (
 
 	"github.com/weir-gateway/weir/forwarder"
 	"github.com/weir-gateway/weir/gateway/config"
+	"github.com/weir-gateway/weir/internal/conf"
 )
 
-// startForwarders starts one forwarder per configured upstream. Each runs
-// until ctx ends; a failure of one is logged and never stops ingest.
+// startForwarders starts one forwarder per configured sink (kinesis,
+// http, mqtt), all sharing the uplink budget. Each runs until ctx ends; a
+// failure of one is logged and never stops ingest.
 func (d *Daemon) startForwarders(ctx context.Context, cfg *config.File) error {
-	for _, fc := range cfg.Forwarders {
+	uplink := forwarder.NewUplink(cfg.Uplink)
+	for i, fc := range cfg.Forwarders {
 		f, err := forwarder.Open(ctx, fc, d.store, forwarder.Options{
-			Logger:    d.log.With().Str("part", "forwarder").Str("target", fc.TargetStream).Logger(),
+			Logger:    d.log.With().Str("part", "forwarder").Str("target", fc.Target()).Logger(),
 			GatewayID: cfg.ID(),
+			Uplink:    uplink,
 		})
 		if err != nil {
-			return fmt.Errorf("%s: forwarder %s -> %s: %w", cfg.Where("forwarders"), fc.Stream, fc.TargetStream, err)
+			return fmt.Errorf("%s: forwarder %s -> %s: %w", cfg.Where(conf.Index("forwarders", i)), fc.Stream, fc.Target(), err)
 		}
 		d.fwds = append(d.fwds, f)
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
 			if err := f.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				d.log.Error().Err(err).Str("target", fc.TargetStream).Msg("forwarder stopped")
+				d.log.Error().Err(err).Str("target", fc.Target()).Msg("forwarder stopped")
 			}
 		}()
 	}

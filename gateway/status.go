@@ -25,9 +25,9 @@ func (d *Daemon) forwarderStatus() []api.ForwarderStatus {
 	for _, f := range p.fwds {
 		cfg, lag := f.Config(), f.Lag()
 		out = append(out, api.ForwarderStatus{
-			Stream: cfg.Stream, TargetStream: cfg.TargetStream, Consumer: f.Consumer(),
+			Stream: cfg.Stream, TargetStream: cfg.Target(), Consumer: f.Consumer(), Kind: cfg.Kind, Sink: cfg.SinkName(),
 			Records: lag.Records, Bytes: lag.Bytes, OldestAge: lag.OldestAge,
-			State: lag.State, LastError: lag.LastError, Sent: lag.Sent, Resent: lag.Resent, Lost: lag.Lost,
+			State: lag.State, LastError: lag.LastError, Sent: lag.Sent, Resent: lag.Resent, Lost: lag.Lost, Filtered: lag.Filtered,
 		})
 	}
 	return out
@@ -93,6 +93,7 @@ func writeForwarderMetrics(m *api.MetricsWriter, fs []api.ForwarderStatus) {
 		{"weir_forwarder_sent_records_total", "counter", "Records acknowledged upstream since start.", func(f api.ForwarderStatus) float64 { return float64(f.Sent) }},
 		{"weir_forwarder_resent_records_total", "counter", "Record retransmissions since start.", func(f api.ForwarderStatus) float64 { return float64(f.Resent) }},
 		{"weir_forwarder_lost_records_total", "counter", "Records deleted or refused before they were sent, since start.", func(f api.ForwarderStatus) float64 { return float64(f.Lost) }},
+		{"weir_forwarder_filtered_records_total", "counter", "Records the sink's filter passed over, since start.", func(f api.ForwarderStatus) float64 { return float64(f.Filtered) }},
 		{"weir_forwarder_up", "gauge", "1 while the forwarder is running normally, 0 in backoff, paused or stopped.", func(f api.ForwarderStatus) float64 {
 			if f.State == "running" {
 				return 1
@@ -102,7 +103,7 @@ func writeForwarderMetrics(m *api.MetricsWriter, fs []api.ForwarderStatus) {
 	} {
 		m.Family(mt.name, mt.typ, mt.help)
 		for _, f := range fs {
-			m.Sample(mt.name, mt.v(f), "stream", f.Stream, "target_stream", f.TargetStream)
+			m.Sample(mt.name, mt.v(f), "stream", f.Stream, "target_stream", f.TargetStream, "kind", f.Kind, "sink", f.Sink)
 		}
 	}
 }
