@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/weir-gateway/weir/internal/backoff"
 )
 
 // engine is one Run of a forwarder. A single goroutine (run) owns all of
@@ -28,7 +29,7 @@ type engine struct {
 	ckpts  map[string]uint64
 	plan   *planner
 	bucket *tokenBucket
-	bo     backoff // request-level backoff
+	bo     backoff.Exp // request-level backoff
 
 	results   chan result
 	wake      chan struct{}
@@ -73,7 +74,7 @@ func newEngine(f *Forwarder) *engine {
 	o := f.opts
 	rnd := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
 	lim := f.sink.limits()
-	bo := backoff{base: o.BackoffBase, cap: o.BackoffCap, rnd: rnd}
+	bo := backoff.Exp{Base: o.BackoffBase, Cap: o.BackoffCap, Rand: rnd}
 	return &engine{
 		f: f, cfg: f.cfg, opts: o, log: f.log, now: o.Clock, sink: f.sink, filter: f.cfg.Filter,
 		lanes:     map[string]*lane{},
@@ -109,7 +110,7 @@ func (e *engine) run(ctx context.Context) error {
 
 	ckpts, err := e.f.ckpt.Get(e.cfg.Stream, e.f.consumer)
 	if err != nil {
-		e.publish(e.now(), "stopped")
+		e.publish(e.now(), true)
 		return fmt.Errorf("forwarder: read checkpoints of %s: %w", e.f.consumer, err)
 	}
 	e.ckpts = ckpts
@@ -139,7 +140,7 @@ func (e *engine) run(ctx context.Context) error {
 			e.commit()
 			e.nextCommit = now.Add(e.opts.CommitInterval)
 		}
-		e.publish(now, "")
+		e.publish(now, false)
 		for _, t := range []time.Time{e.nextMap, e.nextCommit} {
 			if wakeAt.IsZero() || t.Before(wakeAt) {
 				wakeAt = t
@@ -205,7 +206,7 @@ func (e *engine) shutdown() {
 		}
 	}
 	e.finalErr = e.commit()
-	e.publish(e.now(), "stopped")
+	e.publish(e.now(), true)
 	e.log.Info().Int64("sent", e.sent).Int64("resent", e.resent).Int64("lost", e.lost).
 		Dur("drain", e.now().Sub(start)).Msg("forwarder stopped")
 }

@@ -265,7 +265,7 @@ func TestHTTPSinkPausesOn4xxAndResumes(t *testing.T) {
 	keys := []string{"k1", "k2"}
 	writeRecords([]*memShard{src.shard("shardId-000000000000")}, keys, 0, 50)
 	start(t, f)
-	waitFor(t, 10*time.Second, "paused", func() bool { return strings.HasPrefix(f.Lag().State, "paused: HTTP403") })
+	waitFor(t, 10*time.Second, "paused", func() bool { return strings.HasPrefix(f.Lag().State.String(), "paused: HTTP403") })
 	lag := f.Lag()
 	if lag.Sent != 0 || lag.Records != 100 || !strings.Contains(lag.LastError, "bad token") {
 		t.Fatalf("paused lag %+v", lag)
@@ -274,7 +274,7 @@ func TestHTTPSinkPausesOn4xxAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "resumed and delivered", func() bool { return f.Lag().Sent == 100 })
-	if st := f.Lag().State; st != "running" {
+	if st := f.Lag().State; st.Phase != Running {
 		t.Errorf("state after fix %q", st)
 	}
 	checkLedger(t, be.received(), keys, 50)

@@ -107,7 +107,7 @@ func (e *engine) handle(r result, now time.Time) {
 			return
 		}
 		e.gFails++
-		d := max(e.bo.delay(e.gFails-1), fl.retryAfter)
+		d := max(e.bo.Delay(e.gFails-1), fl.retryAfter)
 		e.gNotBefore = now.Add(d)
 		if e.gFails == 1 || now.Sub(e.lastWarn) > 10*time.Second {
 			e.lastWarn = now
