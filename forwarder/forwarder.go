@@ -165,6 +165,14 @@ func New(cfg Config, src Source, ckpt CheckpointStore, opts Options) (*Forwarder
 	return f, nil
 }
 
+// withSink replaces the sink New built (tests drive the engine with their
+// own sinks through it, see export_test.go).
+func (f *Forwarder) withSink(s sink) *Forwarder {
+	f.sink.close()
+	f.sink = s
+	return f
+}
+
 // newSink builds the sink of cfg.Kind.
 func newSink(cfg Config, opts Options, log zerolog.Logger) (sink, error) {
 	switch cfg.Kind {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/weir-gateway/weir/internal/backoff"
+	"github.com/weir-gateway/weir/shards"
 )
 
 // Kinesis PutRecords limits.
@@ -26,6 +27,20 @@ type limits struct {
 	multi bool
 	// maxRecords bounds the records of a batch with multi (0: maxItems).
 	maxRecords int
+	// byShard makes each local shard one "key" (runs): an item is then a
+	// run of consecutive records of one shard, one run per shard in flight
+	// and a failed run resent as it was, so the watermark moves a whole
+	// run at a time and a run retried after a restart starts at the same
+	// record (an object store names the object after it). With multi.
+	byShard bool
+	// keepRecords keeps each entry's local record for the sink (entry.rec).
+	keepRecords bool
+	// linger, when set, replaces the config's linger (s3: max_object_age).
+	linger time.Duration
+	// selfMetered: the sink meters its own uploads against the per-sink
+	// cap and the shared uplink (a meter), chunk by chunk, because its
+	// items are too large to take from the token buckets whole.
+	selfMetered bool
 }
 
 func defaultLimits(aggregate bool) limits {
@@ -37,8 +52,9 @@ type entry struct {
 	lane    *lane
 	seq     uint64
 	key     string
-	arrival int64  // unix ms
-	payload []byte // what goes upstream for it (after the envelope)
+	arrival int64          // unix ms
+	payload []byte         // what goes upstream for it (after the envelope)
+	rec     *shards.Record // with limits.keepRecords
 }
 
 func (e *entry) size() int { return len(e.payload) + len(e.key) }
@@ -79,6 +95,7 @@ func (b *batch) records() int {
 type keyState struct {
 	key    string
 	q      []*entry // read, not yet in an item, in sequence order
+	qBytes int      // sizes of q
 	retry  *item    // failed item; goes before q
 	busy   bool     // an item is in flight
 	queued bool     // in ready or delayed
@@ -121,12 +138,17 @@ func newPlanner(lim limits, pace *pacer, retryBo backoff.Exp) *planner {
 
 // push queues a record read from a local shard, in shard order.
 func (p *planner) push(e *entry, now time.Time) {
-	ks := p.keys[e.key]
+	k := e.key
+	if p.lim.byShard {
+		k = e.lane.id
+	}
+	ks := p.keys[k]
 	if ks == nil {
-		ks = &keyState{key: e.key, gidVer: -1}
-		p.keys[e.key] = ks
+		ks = &keyState{key: k, gidVer: -1}
+		p.keys[k] = ks
 	}
 	ks.q = append(ks.q, e)
+	ks.qBytes += e.size()
 	p.wake(ks, now)
 }
 
@@ -239,8 +261,11 @@ func (p *planner) due(now time.Time, linger time.Duration) (bool, time.Time) {
 		return true, time.Time{}
 	}
 	oldest := p.ready[p.rhead].headArrival()
-	for _, ks := range p.ready[p.rhead+1:] {
+	for _, ks := range p.ready[p.rhead:] {
 		oldest = min(oldest, ks.headArrival())
+		if p.lim.multi && ks.qBytes >= p.lim.maxItemBytes {
+			return true, time.Time{} // a whole item (an object's worth) is waiting
+		}
 	}
 	deadline := time.UnixMilli(oldest).Add(linger)
 	if !now.Before(deadline) {
@@ -317,6 +342,7 @@ func (p *planner) makeItem(ks *keyState, room int, force bool, maxRecs int) *ite
 	}
 	n := 1
 	if p.lim.multi {
+		room = min(room, p.lim.maxItemBytes)
 		size := first.size()
 		for n < len(ks.q) && n < maxRecs && size+ks.q[n].size() <= room {
 			size += ks.q[n].size()
@@ -324,8 +350,9 @@ func (p *planner) makeItem(ks *keyState, room int, force bool, maxRecs int) *ite
 		}
 		it := &item{ks: ks, entries: ks.q[:n:n], bytes: size}
 		ks.q = ks.q[n:]
+		ks.qBytes -= size
 		if len(ks.q) == 0 {
-			ks.q = nil
+			ks.q, ks.qBytes = nil, 0
 		}
 		return it
 	}
@@ -344,8 +371,11 @@ func (p *planner) makeItem(ks *keyState, room int, force bool, maxRecs int) *ite
 	}
 	it := &item{ks: ks, entries: ks.q[:n:n]}
 	ks.q = ks.q[n:]
+	for _, e := range it.entries {
+		ks.qBytes -= e.size()
+	}
 	if len(ks.q) == 0 {
-		ks.q = nil // let the backing array go
+		ks.q, ks.qBytes = nil, 0 // let the backing array go
 	}
 	if n == 1 {
 		// A lone record goes as itself, as the KPL does: de-aggregators

@@ -167,6 +167,9 @@ func (e *engine) read(l *lane, now time.Time) bool {
 			continue
 		}
 		ent := &entry{lane: l, seq: r.Seq, key: r.Key, arrival: r.Arrival, payload: payload}
+		if e.plan.lim.keepRecords {
+			ent.rec = r
+		}
 		l.read(ent)
 		e.plan.push(ent, now)
 		e.buffered++

@@ -25,6 +25,9 @@ func (e *engine) dispatch(now time.Time) time.Time {
 			return e.gNotBefore
 		}
 		linger := e.cfg.Linger.D()
+		if e.plan.lim.linger > 0 {
+			linger = e.plan.lim.linger
+		}
 		if e.draining {
 			linger = 0
 		}
@@ -33,26 +36,30 @@ func (e *engine) dispatch(now time.Time) time.Time {
 			e.up.idle()
 			return at
 		}
-		if w := e.bucket.wait(now); w > 0 {
-			e.up.idle()
-			return now.Add(w)
-		}
-		if ok, at := e.up.acquire(now); !ok {
-			return at
-		}
-		budget := maxBatchBytes
-		if rate := e.cfg.MaxBytesPerSec.Bytes(); rate > 0 {
-			budget = int(max(1, rate/2)) // half a second's worth keeps the link smooth
-		}
-		if e.up != nil {
-			budget = min(budget, e.up.budget())
+		budget := e.plan.lim.maxBatchBytes
+		if !e.plan.lim.selfMetered {
+			if w := e.bucket.wait(now); w > 0 {
+				e.up.idle()
+				return now.Add(w)
+			}
+			if ok, at := e.up.acquire(now); !ok {
+				return at
+			}
+			if rate := e.cfg.MaxBytesPerSec.Bytes(); rate > 0 {
+				budget = int(max(1, rate/2)) // half a second's worth keeps the link smooth
+			}
+			if e.up != nil {
+				budget = min(budget, e.up.budget())
+			}
 		}
 		b := e.plan.build(now, budget)
 		if b == nil {
 			continue // every ready key turned out to be backing off
 		}
-		e.bucket.take(b.bytes, now)
-		e.up.take(b.bytes, now)
+		if !e.plan.lim.selfMetered {
+			e.bucket.take(b.bytes, now)
+			e.up.take(b.bytes, now)
+		}
 		if e.paused != nil {
 			e.probing = true
 			e.log.Debug().Str("code", e.paused.code).Msg("probing upstream")

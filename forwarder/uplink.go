@@ -102,7 +102,7 @@ func (h *uplinkUser) acquire(now time.Time) (bool, time.Time) {
 			best = o
 		}
 	}
-	if best == h {
+	if best == h || best == nil { // nil: h has left; do not hold up a sink stopping
 		return true, time.Time{}
 	}
 	select {
