@@ -37,6 +37,9 @@ type limits struct {
 	keepRecords bool
 	// linger, when set, replaces the config's linger (s3: max_object_age).
 	linger time.Duration
+	// timeout, when set, replaces request_timeout as the deadline of one
+	// send (s3: a batch of objects at the uplink's pace).
+	timeout time.Duration
 	// selfMetered: the sink meters its own uploads against the per-sink
 	// cap and the shared uplink (a meter), chunk by chunk, because its
 	// items are too large to take from the token buckets whole.

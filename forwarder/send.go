@@ -82,7 +82,11 @@ func (e *engine) send(b *batch) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		ctx, cancel := context.WithTimeout(e.reqCtx, e.cfg.RequestTimeout.D())
+		timeout := e.cfg.RequestTimeout.D()
+		if e.plan.lim.timeout > 0 {
+			timeout = e.plan.lim.timeout
+		}
+		ctx, cancel := context.WithTimeout(e.reqCtx, timeout)
 		out, err := e.sink.send(ctx, b)
 		cancel()
 		e.results <- result{b: b, out: out, err: err}
