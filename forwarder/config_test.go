@@ -84,7 +84,7 @@ func TestSinkConfigValidate(t *testing.T) {
 			c.Kind, c.Priority = "kafka", 101
 			c.HTTP = HTTPConfig{}
 			c.Filter = Filter{Topics: []string{"a/b+"}, JSON: []JSONCond{{Path: "a..b"}}}
-		}, []string{`kind: must be one of kinesis, http, mqtt, s3, got "kafka"`, "priority: must be 0..100", "filter.topics[0]:", "filter.json[0].path:"}},
+		}, []string{`kind: must be one of kinesis, http, mqtt, got "kafka"`, "priority: must be 0..100", "filter.topics[0]:", "filter.json[0].path:"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,7 +5,8 @@
 // drop the build tag, add `S3 s3sink.Config `yaml:"s3"`` to Config (with
 // c.S3.Defaults() in Config.Defaults and an entry
 // {KindS3, c.S3, s3sink.Config{}.WithDefaults(), c.S3.Validate} in
-// Validate's sections), and return newS3Sink in newSink's case KindS3.
+// Validate's sections, and "s3" in its kind check instead of the "not
+// available" error), and return newS3Sink in newSink's case KindS3.
 
 package forwarder
 
