@@ -274,4 +274,7 @@ func TestMQTTSinkBridgeAcrossRemoteRestart(t *testing.T) {
 		}
 	}
 	t.Logf("%d lines, %d duplicates, resent %d", len(got), dups, f.Lag().Resent)
+	if f.Lag().Resent == 0 {
+		t.Error("nothing was resent: the remote restart did not hit the bridge")
+	}
 }
