@@ -23,18 +23,31 @@ type Daemon struct {
 	store  *shards.Store
 	broker *ingest.Broker
 	api    *api.Server
-	fwds   []*forwarder.Forwarder
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	live   atomic.Pointer[liveParts] // for the API's status hooks, see status.go
 	reload *reloader
 	creds  *auth.Store // nil without auth.password_file and auth.acl_file
+
+	// Forwarders: the set changes on reload (forward.go).
+	fwdCtx    context.Context
+	gatewayID string
+	uplink    *forwarder.Uplink // shared by every forwarder; nil without uplink.max_bytes_per_sec
+	fwdMu     sync.Mutex        // guards fwds and closed
+	fwds      []*forwarder.Forwarder
+	closed    bool
+
+	// Configuration reload (reload_config.go). started is what runs for
+	// every key a reload cannot change; cfg is the file last applied.
+	cfgMu   sync.Mutex // serialises reloads
+	started *config.File
+	cfg     *config.File
 }
 
 // Start opens the data directory and starts every listener and forwarder
 // the configuration names. On error everything started so far is stopped.
 func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
-	d = &Daemon{log: log}
+	d = &Daemon{log: log, started: cfg, cfg: cfg}
 	defer func() {
 		if err != nil {
 			d.Close(context.Background())
@@ -125,15 +138,26 @@ func CheckFiles(cfg *config.File) error {
 	return errors.Join(errs...)
 }
 
-// Reload re-reads every file the gateway can take without a restart
-// (credentials, ACLs, certificates), as on SIGHUP. A bad new file is
-// logged and returned, and the old contents stay in force. The files are
-// also watched and reloaded when they change.
+// Reload is SIGHUP: it re-reads the configuration file the gateway was
+// started with (when it was started from one, see config.File.Path) and
+// applies what can change while running (reload_config.go), then re-reads
+// the credential, ACL and certificate files. An invalid file is logged
+// with every error and returned, and the running configuration stays
+// whole; a bad credential file leaves its old contents in force. Those
+// files are also watched and reloaded when they change.
 func (d *Daemon) Reload() error {
-	if d.reload == nil {
-		return nil
+	var errs []error
+	if d.started.Path() != "" {
+		_, err := d.reloadConfig()
+		errs = append(errs, err)
+	} else {
+		d.log.Info().Str("part", "reload").Str("config", d.started.Name()).
+			Msg("no configuration file to re-read; restart with --config FILE to change settings")
 	}
-	return d.reload.ReloadAll()
+	if d.reload != nil {
+		errs = append(errs, d.reload.ReloadAll())
+	}
+	return errors.Join(errs...)
 }
 
 // reloadables lists the parts that re-read their files, with the files.
@@ -183,7 +207,11 @@ func (d *Daemon) Close(ctx context.Context) error {
 	if d.cancel != nil {
 		d.cancel()
 	}
-	for _, f := range d.fwds {
+	d.fwdMu.Lock()
+	d.closed = true // a reload in progress starts nothing more
+	fwds := d.fwds
+	d.fwdMu.Unlock()
+	for _, f := range fwds {
 		errs = append(errs, f.Close())
 	}
 	d.wg.Wait()

@@ -128,3 +128,24 @@ func TestHTTPSinkInDaemon(t *testing.T) {
 		t.Errorf("/metrics lacks %s:\n%s", want, b)
 	}
 }
+
+// A reload matches sinks by stream and name and compares their slices
+// (headers, filters) without panicking.
+func TestDiffForwardersWithSinks(t *testing.T) {
+	hook := forwarder.Config{Stream: "telemetry", Kind: forwarder.KindHTTP, Name: "hook",
+		HTTP: forwarder.HTTPConfig{URL: "https://h/x", Headers: []forwarder.Header{{Name: "X-A", Value: "1"}}}}
+	changed := hook
+	changed.HTTP.Headers = []forwarder.Header{{Name: "X-A", Value: "2"}}
+	changed.Filter.Topics = []string{"a/#"}
+	kin := forwarder.Config{Stream: "telemetry", TargetStream: "hook", Region: "r"} // same checkpoint name, other kind
+	cs := diffForwarders([]forwarder.Config{hook}, []forwarder.Config{changed})
+	if len(cs) != 1 || !strings.Contains(cs[0].Note, "restarted") {
+		t.Fatalf("changed headers: %+v", cs)
+	}
+	if cs := diffForwarders([]forwarder.Config{hook}, []forwarder.Config{hook}); len(cs) != 0 {
+		t.Fatalf("unchanged: %+v", cs)
+	}
+	if cs := diffForwarders([]forwarder.Config{hook}, []forwarder.Config{kin}); len(cs) != 1 || !strings.Contains(cs[0].Note, "restarted") {
+		t.Fatalf("same checkpoint, other kind: %+v", cs)
+	}
+}

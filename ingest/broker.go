@@ -83,6 +83,9 @@ type Broker struct {
 	limits   *limitsHook
 	stats    counters
 
+	routesMu sync.Mutex // serialises Apply; guards routes
+	routes   []Route    // as configured, for the next Apply's comparison
+
 	ctx    context.Context // parent of every connection context
 	cancel context.CancelFunc
 
@@ -161,7 +164,6 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		return nil, err
 	}
 	ph := &publishHook{
-		router:     rt,
 		sink:       sink,
 		ctx:        ctx,
 		closing:    &b.closing,
@@ -169,6 +171,8 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		stats:      &b.stats,
 		log:        log,
 	}
+	ph.router.Store(rt)
+	b.routes = append([]Route(nil), routes...)
 	for i := range ph.logLimit {
 		ph.logLimit[i].every = refusalLogInterval
 	}

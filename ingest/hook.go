@@ -26,7 +26,7 @@ type Sink interface {
 // sink, that client's next packets wait too, and other clients do not.
 type publishHook struct {
 	mqtt.HookBase
-	router     *router
+	router     atomic.Pointer[router] // swapped whole by Broker.Apply
 	sink       Sink
 	ctx        context.Context // ends when the broker is forced to stop
 	closing    *atomic.Bool
@@ -96,7 +96,7 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	if why, err := h.limits.admit(cl, &pk); err != nil {
 		return h.refuse(cl, &pk, nil, why, err)
 	}
-	rt := h.router.match(pk.TopicName)
+	rt := h.router.Load().match(pk.TopicName)
 	if rt == nil {
 		h.stats.unrouted.Add(1)
 		return pk, nil

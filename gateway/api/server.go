@@ -87,8 +87,9 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 
-	limMu    sync.Mutex
-	limiters map[string]*readLimiter // by stream + "/" + shard id
+	limMu      sync.Mutex
+	limiters   map[string]*readLimiter // by stream + "/" + shard id
+	readLimits ReadLimits              // cfg.ReadLimits until Apply changes them
 
 	mu   sync.Mutex
 	ln   net.Listener
@@ -130,10 +131,10 @@ func New(cfg Config, store *shards.Store, opts Options) (*Server, error) {
 		region: opts.Region, account: opts.AccountID,
 		forwarders: opts.Forwarders, extraMetrics: opts.ExtraMetrics,
 		closing:  make(chan struct{}),
-		limiters: map[string]*readLimiter{},
-		metrics:  newAPIMetrics(),
-		hosts:    newHostPolicy(cfg.AllowedHosts),
-		guard:    opts.guard,
+		limiters: map[string]*readLimiter{}, readLimits: cfg.ReadLimits,
+		metrics: newAPIMetrics(),
+		hosts:   newHostPolicy(cfg.AllowedHosts),
+		guard:   opts.guard,
 	}
 	if s.guard == nil {
 		s.guard = newFailureGuard()
@@ -487,7 +488,7 @@ func (s *Server) limiter(stream, shard string) *readLimiter {
 	defer s.limMu.Unlock()
 	l, ok := s.limiters[key]
 	if !ok {
-		l = newReadLimiter(s.cfg.ReadLimits.CallsPerSec, s.cfg.ReadLimits.BytesPerSec.Bytes(), s.now())
+		l = newReadLimiter(s.readLimits.CallsPerSec, s.readLimits.BytesPerSec.Bytes(), s.now())
 		s.limiters[key] = l
 	}
 	return l
