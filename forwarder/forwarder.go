@@ -135,6 +135,7 @@ type Forwarder struct {
 	done      chan struct{}
 	finalErr  error
 	snap      snapshot
+	ctl       control // control.go
 }
 
 // New makes a forwarder for cfg reading src and keeping its watermarks in
@@ -157,6 +158,7 @@ func New(cfg Config, src Source, ckpt CheckpointStore, opts Options) (*Forwarder
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	f.ctl.init()
 	s, err := newSink(cfg, opts, log)
 	if err != nil {
 		return nil, err
@@ -165,8 +167,8 @@ func New(cfg Config, src Source, ckpt CheckpointStore, opts Options) (*Forwarder
 	return f, nil
 }
 
-// withSink replaces the sink New built (tests drive the engine with their
-// own sinks through it, see export_test.go).
+// withSink replaces the sink New built; tests drive the engine with their
+// own sinks through it.
 func (f *Forwarder) withSink(s sink) *Forwarder {
 	f.sink.close()
 	f.sink = s

@@ -110,6 +110,9 @@ func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
 		return d, err
 	}
 	d.live.Store(&liveParts{broker: d.broker, fwds: d.fwds})
+	if err := d.startConsole(ctx, cfg); err != nil {
+		return d, err
+	}
 	d.reload = newReloader(log.With().Str("part", "reload").Logger(), reloadInterval, d.reloadables(cfg))
 	d.wg.Add(1)
 	go func() {

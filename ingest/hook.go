@@ -93,6 +93,7 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, nil
 	}
 	h.stats.received.Add(1)
+	notePublish(cl)
 	if why, err := h.limits.admit(cl, &pk); err != nil {
 		return h.refuse(cl, &pk, nil, why, err)
 	}
@@ -150,6 +151,7 @@ func userProps(in []packets.UserProperty) []shards.UserProperty {
 // nor forwarded to subscribers.
 func (h *publishHook) refuse(cl *mqtt.Client, pk *packets.Packet, rt *route, why refusal, err error) (packets.Packet, error) {
 	h.stats.refused[why].Add(1)
+	noteRefusal(cl)
 	qos, v5 := pk.FixedHeader.Qos, cl.Properties.ProtocolVersion >= 5
 	h.logRefusal(cl, pk, rt, why, err)
 	switch {

@@ -73,6 +73,7 @@ type Server struct {
 
 	ops     map[string]opSpec
 	handler http.Handler
+	mux     *http.ServeMux // console.go: Handle
 	metrics *apiMetrics
 
 	// creds are the access keys (nil: none configured, signatures are not
@@ -147,6 +148,7 @@ func New(cfg Config, store *shards.Store, opts Options) (*Server, error) {
 	mux.HandleFunc("GET /metrics", s.serveMetrics)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("/", s.serveAPI)
+	s.mux = mux
 	s.handler = s.checkHost(mux)
 	return s, nil
 }
