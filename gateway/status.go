@@ -31,9 +31,9 @@ func forwarderStatuses(fwds []*forwarder.Forwarder, up *[]bool) []api.ForwarderS
 	for _, f := range fwds {
 		cfg, lag := f.Config(), f.Lag()
 		out = append(out, api.ForwarderStatus{
-			Stream: cfg.Stream, TargetStream: cfg.TargetStream, Consumer: f.Consumer(),
+			Stream: cfg.Stream, TargetStream: cfg.Target(), Consumer: f.Consumer(), Kind: cfg.Kind, Sink: cfg.SinkName(),
 			Records: lag.Records, Bytes: lag.Bytes, OldestAge: lag.OldestAge,
-			State: lag.State.String(), LastError: lag.LastError, Sent: lag.Sent, Resent: lag.Resent, Lost: lag.Lost,
+			State: lag.State.String(), LastError: lag.LastError, Sent: lag.Sent, Resent: lag.Resent, Lost: lag.Lost, Filtered: lag.Filtered,
 		})
 		if up != nil {
 			*up = append(*up, lag.State.Phase == forwarder.Running)
@@ -126,6 +126,7 @@ func writeForwarderMetrics(m *api.MetricsWriter, fs []api.ForwarderStatus, up []
 		{"weir_forwarder_sent_records_total", "counter", "Records acknowledged upstream since start.", func(i int) float64 { return float64(fs[i].Sent) }},
 		{"weir_forwarder_resent_records_total", "counter", "Record retransmissions since start.", func(i int) float64 { return float64(fs[i].Resent) }},
 		{"weir_forwarder_lost_records_total", "counter", "Records deleted or refused before they were sent, since start.", func(i int) float64 { return float64(fs[i].Lost) }},
+		{"weir_forwarder_filtered_records_total", "counter", "Records the sink's filter passed over, since start.", func(i int) float64 { return float64(fs[i].Filtered) }},
 		{"weir_forwarder_up", "gauge", "1 while the forwarder is running normally, 0 in backoff, paused or stopped.", func(i int) float64 {
 			if up[i] {
 				return 1
@@ -135,7 +136,7 @@ func writeForwarderMetrics(m *api.MetricsWriter, fs []api.ForwarderStatus, up []
 	} {
 		m.Family(mt.name, mt.typ, mt.help)
 		for i, f := range fs {
-			m.Sample(mt.name, mt.v(i), "stream", f.Stream, "target_stream", f.TargetStream)
+			m.Sample(mt.name, mt.v(i), "stream", f.Stream, "target_stream", f.TargetStream, "kind", f.Kind, "sink", f.Sink)
 		}
 	}
 }
