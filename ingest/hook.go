@@ -34,6 +34,7 @@ type publishHook struct {
 	stats      *counters
 	log        zerolog.Logger
 	logLimit   [numRefusals]limiter
+	unrouted   *unroutedLog
 }
 
 func (h *publishHook) ID() string { return "weir-ingest" }
@@ -91,6 +92,7 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	rt := h.router.match(pk.TopicName)
 	if rt == nil {
 		h.stats.unrouted.Add(1)
+		h.unrouted.note(pk.TopicName, cl.ID, time.Now())
 		return pk, nil
 	}
 	var username string
