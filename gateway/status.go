@@ -21,14 +21,23 @@ func (d *Daemon) forwarderStatus() []api.ForwarderStatus {
 	if p == nil {
 		return nil
 	}
-	out := make([]api.ForwarderStatus, 0, len(p.fwds))
-	for _, f := range p.fwds {
+	return forwarderStatuses(p.fwds, nil)
+}
+
+// forwarderStatuses reads each forwarder's Lag once; up, when not nil,
+// gets whether each is running normally.
+func forwarderStatuses(fwds []*forwarder.Forwarder, up *[]bool) []api.ForwarderStatus {
+	out := make([]api.ForwarderStatus, 0, len(fwds))
+	for _, f := range fwds {
 		cfg, lag := f.Config(), f.Lag()
 		out = append(out, api.ForwarderStatus{
 			Stream: cfg.Stream, TargetStream: cfg.TargetStream, Consumer: f.Consumer(),
 			Records: lag.Records, Bytes: lag.Bytes, OldestAge: lag.OldestAge,
-			State: lag.State, LastError: lag.LastError, Sent: lag.Sent, Resent: lag.Resent, Lost: lag.Lost,
+			State: lag.State.String(), LastError: lag.LastError, Sent: lag.Sent, Resent: lag.Resent, Lost: lag.Lost,
 		})
+		if up != nil {
+			*up = append(*up, lag.State.Phase == forwarder.Running)
+		}
 	}
 	return out
 }
@@ -44,7 +53,9 @@ func (d *Daemon) writeMetrics(m *api.MetricsWriter) {
 		writeIngestMetrics(m, p.broker.Stats())
 	}
 	if len(p.fwds) > 0 {
-		writeForwarderMetrics(m, d.forwarderStatus())
+		var up []bool
+		fs := forwarderStatuses(p.fwds, &up)
+		writeForwarderMetrics(m, fs, up)
 	}
 }
 
@@ -81,28 +92,30 @@ func writeIngestMetrics(m *api.MetricsWriter, s ingest.Stats) {
 	counter("weir_mqtt_delivery_denied_total", "Messages not delivered to a subscriber the ACL does not let read the topic.", s.DeliveryDenied)
 }
 
-func writeForwarderMetrics(m *api.MetricsWriter, fs []api.ForwarderStatus) {
+// writeForwarderMetrics writes the families of fs; up[i] says whether
+// fs[i] is running normally.
+func writeForwarderMetrics(m *api.MetricsWriter, fs []api.ForwarderStatus, up []bool) {
 	type metric struct {
 		name, typ, help string
-		v               func(api.ForwarderStatus) float64
+		v               func(i int) float64
 	}
 	for _, mt := range []metric{
-		{"weir_forwarder_lag_records", "gauge", "Local records not yet acknowledged upstream.", func(f api.ForwarderStatus) float64 { return float64(f.Records) }},
-		{"weir_forwarder_lag_bytes", "gauge", "Payload bytes of those records (unread ones estimated).", func(f api.ForwarderStatus) float64 { return float64(f.Bytes) }},
-		{"weir_forwarder_lag_seconds", "gauge", "Age of the oldest record not yet acknowledged upstream.", func(f api.ForwarderStatus) float64 { return f.OldestAge.Seconds() }},
-		{"weir_forwarder_sent_records_total", "counter", "Records acknowledged upstream since start.", func(f api.ForwarderStatus) float64 { return float64(f.Sent) }},
-		{"weir_forwarder_resent_records_total", "counter", "Record retransmissions since start.", func(f api.ForwarderStatus) float64 { return float64(f.Resent) }},
-		{"weir_forwarder_lost_records_total", "counter", "Records deleted or refused before they were sent, since start.", func(f api.ForwarderStatus) float64 { return float64(f.Lost) }},
-		{"weir_forwarder_up", "gauge", "1 while the forwarder is running normally, 0 in backoff, paused or stopped.", func(f api.ForwarderStatus) float64 {
-			if f.State == "running" {
+		{"weir_forwarder_lag_records", "gauge", "Local records not yet acknowledged upstream.", func(i int) float64 { return float64(fs[i].Records) }},
+		{"weir_forwarder_lag_bytes", "gauge", "Payload bytes of those records (unread ones estimated).", func(i int) float64 { return float64(fs[i].Bytes) }},
+		{"weir_forwarder_lag_seconds", "gauge", "Age of the oldest record not yet acknowledged upstream.", func(i int) float64 { return fs[i].OldestAge.Seconds() }},
+		{"weir_forwarder_sent_records_total", "counter", "Records acknowledged upstream since start.", func(i int) float64 { return float64(fs[i].Sent) }},
+		{"weir_forwarder_resent_records_total", "counter", "Record retransmissions since start.", func(i int) float64 { return float64(fs[i].Resent) }},
+		{"weir_forwarder_lost_records_total", "counter", "Records deleted or refused before they were sent, since start.", func(i int) float64 { return float64(fs[i].Lost) }},
+		{"weir_forwarder_up", "gauge", "1 while the forwarder is running normally, 0 in backoff, paused or stopped.", func(i int) float64 {
+			if up[i] {
 				return 1
 			}
 			return 0
 		}},
 	} {
 		m.Family(mt.name, mt.typ, mt.help)
-		for _, f := range fs {
-			m.Sample(mt.name, mt.v(f), "stream", f.Stream, "target_stream", f.TargetStream)
+		for i, f := range fs {
+			m.Sample(mt.name, mt.v(i), "stream", f.Stream, "target_stream", f.TargetStream)
 		}
 	}
 }
