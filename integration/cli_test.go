@@ -32,8 +32,8 @@ func TestSIGTERMExitsCleanly(t *testing.T) {
 }
 
 // TestDefaultsNoArgs runs plain `weir`: MQTT on 127.0.0.1:1883, data in
-// ./weir-data, stream "telemetry" of 4 shards, every topic stored keyed
-// by client id.
+// ./weir-data, stream "telemetry" of 4 shards, a topic outside devices/+/#
+// stored keyed by client id.
 func TestDefaultsNoArgs(t *testing.T) {
 	dir := t.TempDir()
 	w := harness.StartDefaults(t, dir)
@@ -240,7 +240,8 @@ func TestUnroutedDeliveredNotStored(t *testing.T) {
 	lines := harness.Dump(t, w.DataDir, "telemetry")
 	if len(lines) != 1 || string(lines[0].Data) != "stored" {
 		t.Errorf("stored %d records (%+v), want only the routed one", len(lines), lines)
-	}	// The operator hears about the unrouted topic once, not per publish.
+	}
+	// The operator hears about the unrouted topic once, not per publish.
 	if n := strings.Count(w.Log(), "matched no route"); n != 1 || !strings.Contains(w.Log(), "commands/device-1/reboot") {
 		t.Errorf("%d log lines about the unrouted topic, want 1 naming it:\n%s", n, w.Log())
 	}

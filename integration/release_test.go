@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/weir-gateway/weir/integration/harness"
 )
@@ -52,9 +53,11 @@ func TestRelease(t *testing.T) {
 	build := exec.Command("bash", "scripts/release.sh")
 	build.Dir = root
 	build.Env = append(os.Environ(), "OUT="+dist, "VERSION="+releaseVersion)
+	start := time.Now()
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("scripts/release.sh: %v\n%s", err, out)
 	}
+	t.Logf("scripts/release.sh built three binaries and packages in %v", time.Since(start).Round(time.Second))
 	bin := func(arch string) string { return filepath.Join(dist, "weir-"+releaseVersion+"-linux-"+arch) }
 	for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "armv7": elf.EM_ARM} {
 		checkStaticELF(t, bin(arch), machine)

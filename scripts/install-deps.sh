@@ -7,7 +7,9 @@
 #           mosquitto-clients (mosquitto_pub/mosquitto_sub: a separate Debian
 #           package, not pulled in by mosquitto without recommends),
 #           qemu-user-static (runs the arm64/armv7 builds),
-#           fuse3 (fusermount3 for integration/lazyfs).
+#           fuse3 (fusermount3 for integration/lazyfs),
+#           systemd (systemd-analyze verify of the packaged unit) and adduser
+#           (the package's postinst), for integration TestRelease.
 #   npm:    integration/package-lock.json, pinned: kinesalite 3.3.3,
 #           aws-kinesis-agg 4.2.8, @aws-sdk/client-kinesis 3.1143.0, mqtt 5.16.0,
 #           into integration/node_modules (cache in integration/.npm).
@@ -25,7 +27,7 @@ if [[ $(id -u) != 0 ]]; then
   fi
 fi
 
-apt_packages=(awscli mosquitto mosquitto-clients qemu-user-static fuse3)
+apt_packages=(awscli mosquitto mosquitto-clients qemu-user-static fuse3 systemd adduser)
 command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 
 missing=()

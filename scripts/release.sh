@@ -70,10 +70,17 @@ package() { # package BINARY DEBARCH
 	install -D -m 0755 "$bin" "$root/usr/bin/weir"
 	install -D -m 0644 packaging/weir.yaml "$root/etc/weir/weir.yaml"
 	install -d -m 0755 "$root/lib/systemd/system"
-	sed -e 's#/usr/local/bin/weir#/usr/bin/weir#g' \
-		-e 's#^DynamicUser=yes$#User=weir\nGroup=weir#' \
-		-e 's#^\(\# /var/lib/weir, owned by the\) dynamic user\(.*\)#\1 weir user (the package creates it)\2#' \
-		configs/weir.service >"$root/lib/systemd/system/weir.service"
+	{
+		# The tree's header tells how to install by hand; the package did.
+		printf '# weir.service from the weir package (configs/weir.service, run as user weir).\n'
+		printf '# Override with systemctl edit weir; check a changed config with\n'
+		printf '# weir check-config /etc/weir/weir.yaml\n\n'
+		sed -e '1,/^\[Unit\]/{/^\[Unit\]/!d}' \
+			-e 's#/usr/local/bin/weir#/usr/bin/weir#g' \
+			-e 's#^DynamicUser=yes$#User=weir\nGroup=weir#' \
+			-e 's#^\(\# /var/lib/weir, owned by the\) dynamic user\(.*\)#\1 weir user (the package creates it)\2#' \
+			configs/weir.service
+	} >"$root/lib/systemd/system/weir.service"
 	chmod 0644 "$root/lib/systemd/system/weir.service"
 	install -D -m 0644 configs/weir.example.yaml "$root/usr/share/doc/weir/examples/weir.example.yaml"
 	install -D -m 0644 configs/weir.secure.yaml "$root/usr/share/doc/weir/examples/weir.secure.yaml"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"strings"
@@ -181,4 +182,22 @@ func TestStreamsNoteFitsARow(t *testing.T) {
 
 func consumerRecord(data string) consumer.Record {
 	return consumer.Record{ShardID: "shardId-000000000000", SeqNum: 1, Key: "k", Data: []byte(data), Arrival: time.Now()}
+}
+
+// TestPackageConfigIsTheDefaults: the package's /etc/weir/weir.yaml is the
+// embedded defaults with the data in /var/lib/weir, so installing the
+// package behaves as a plain `weir` does.
+func TestPackageConfigIsTheDefaults(t *testing.T) {
+	f, err := config.Load(filepath.Join("..", "..", "..", "packaging", "weir.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := config.Default()
+	if f.DataDir != "/var/lib/weir" {
+		t.Errorf("data_dir %q, want /var/lib/weir", f.DataDir)
+	}
+	if !reflect.DeepEqual(f.Routes, d.Routes) || !reflect.DeepEqual(f.Streams, d.Streams) || !reflect.DeepEqual(f.MQTT, d.MQTT) ||
+		!reflect.DeepEqual(f.API, d.API) || f.Auth != d.Auth || f.Durability != d.Durability || len(f.Forwarders) != 0 {
+		t.Errorf("packaging/weir.yaml differs from the embedded defaults:\n%+v\n%+v", f, d)
+	}
 }
