@@ -106,7 +106,8 @@ Description: edge telemetry gateway: MQTT in, Kinesis-style streams on disk
  Revision $revision. The gateway listens on loopback only until configured.
 CONTROL
 	log "packaging $deb"
-	dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+	# gzip: a quarter of xz's CPU for a package a quarter bigger (5 MiB).
+	dpkg-deb --root-owner-group -Zgzip --build "$root" "$deb" >/dev/null
 }
 
 IFS=, read -ra list <<<"$archs"
