@@ -82,3 +82,21 @@ func TestUnroutedLoggedOncePerTopic(t *testing.T) {
 		t.Fatalf("%d topics remembered, want at most %d", len(u.seen), unroutedTopicsMax)
 	}
 }
+
+// FuzzFilterCovers: whenever a is said to cover b, every topic b matches
+// is matched by a, so a shadow warning is never a false alarm.
+func FuzzFilterCovers(f *testing.F) {
+	f.Add("devices/#", "devices/+/events/#", "devices/d1/events/x")
+	f.Add("+/+", "a/b", "a/b")
+	f.Add("#", "$SYS/#", "$SYS/x")
+	f.Add("a/+/#", "a/b", "a/b")
+	f.Fuzz(func(t *testing.T, a, b, topic string) {
+		ra, rb := Route{Filter: a}, Route{Filter: b}
+		if ra.filterProblem() != "" || rb.filterProblem() != "" || strings.ContainsAny(topic, "+#") || topic == "" {
+			return
+		}
+		if FilterCovers(a, b) && rb.Matches(topic) && !ra.Matches(topic) {
+			t.Fatalf("FilterCovers(%q, %q) but %q matches only the second", a, b, topic)
+		}
+	})
+}

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -199,5 +201,38 @@ func TestPackageConfigIsTheDefaults(t *testing.T) {
 	if !reflect.DeepEqual(f.Routes, d.Routes) || !reflect.DeepEqual(f.Streams, d.Streams) || !reflect.DeepEqual(f.MQTT, d.MQTT) ||
 		!reflect.DeepEqual(f.API, d.API) || f.Auth != d.Auth || f.Durability != d.Durability || len(f.Forwarders) != 0 {
 		t.Errorf("packaging/weir.yaml differs from the embedded defaults:\n%+v\n%+v", f, d)
+	}
+}
+
+// TestQuickStartPublishes runs the README's quick start against the
+// embedded defaults: mosquitto_pub, which makes up a client id per run,
+// publishes twice to devices/d1/telemetry, and both records carry key d1;
+// weir read --format raw prints the data as sent.
+func TestQuickStartPublishes(t *testing.T) {
+	pub, err := exec.LookPath("mosquitto_pub")
+	if err != nil {
+		t.Fatal("mosquitto_pub is not installed (Debian: mosquitto-clients; or run scripts/install-deps.sh)")
+	}
+	g := startGateway(t, gatewayOptions{})
+	host, port, err := net.SplitHostPort(g.d.MQTTAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if out, err := exec.Command(pub, "-h", host, "-p", port, "-q", "1", "-t", "devices/d1/telemetry", "-m", "hi").CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_pub: %v: %s", err, out)
+		}
+	}
+	out, errs, code := weir(t, "read", "telemetry", "--api", g.api)
+	if code != 0 || len(lines(out)) != 2 {
+		t.Fatalf("read: exit %d, %q, %q", code, out, errs)
+	}
+	for _, l := range lines(out) {
+		if r := parseLine(t, l); r.Key != "d1" || r.ClientID == "d1" {
+			t.Errorf("record %+v: want key d1 from the topic, whatever client id mosquitto_pub made up", r)
+		}
+	}
+	if out, _, code := weir(t, "read", "telemetry", "--api", g.api, "--format", "raw"); code != 0 || out != "hi\nhi\n" {
+		t.Fatalf("read --format raw: exit %d, %q", code, out)
 	}
 }
