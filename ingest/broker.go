@@ -169,7 +169,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		packetSize: packetSize,
 		stats:      &b.stats,
 		log:        log,
-		unrouted:   newUnroutedLog(log, refusalLogInterval),
+		unrouted:   newUnroutedLog(log, unroutedLogInterval),
 	}
 	for i := range ph.logLimit {
 		ph.logLimit[i].every = refusalLogInterval

@@ -7,6 +7,11 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// unroutedLogInterval is the least time between two lines about unrouted
+// topics: publishing to topics no route takes is also normal broker use
+// (commands to devices), which must not fill the log.
+const unroutedLogInterval = 10 * time.Second
+
 // unroutedTopicsMax bounds the memory of topics already logged; past it
 // the set starts over, and the rate limit still caps the lines.
 const unroutedTopicsMax = 1024
@@ -43,6 +48,8 @@ func (u *unroutedLog) note(topic, clientID string, now time.Time) {
 	}
 	u.seen[topic] = struct{}{}
 	u.mu.Unlock()
-	u.log.Warn().Str("topic", topic).Str("client_id", clientID).Uint64("suppressed", suppressed).
+	// Info, not Warn: such publishes are delivered as by any broker, and
+	// only a missing route makes them a mistake.
+	u.log.Info().Str("topic", topic).Str("client_id", clientID).Uint64("suppressed", suppressed).
 		Msg("publish matched no route: acknowledged and delivered to subscribers, not stored (add a route, see weir check-config --route)")
 }

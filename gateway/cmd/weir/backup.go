@@ -226,7 +226,11 @@ func (b *backup) copyStream(rel string) error {
 	if err := json.Unmarshal(data, &meta); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(b.dir, rel, "stream.json"), err)
 	}
-	if err := b.add(filepath.Join(rel, "stream.json"), data, time.Now()); err != nil {
+	st, err := os.Stat(filepath.Join(b.dir, rel, "stream.json"))
+	if err != nil {
+		return err
+	}
+	if err := b.addReader(filepath.Join(rel, "stream.json"), bytes.NewReader(data), int64(len(data)), st); err != nil {
 		return err
 	}
 	for _, sh := range meta.Shards {
@@ -286,7 +290,7 @@ func (b *backup) copyShard(rel string) error {
 		if err != nil {
 			return err
 		}
-		if err := b.addReader(filepath.Join(rel, filepath.Base(f.Name())), io.NewSectionReader(f, 0, end), end, st.ModTime()); err != nil {
+		if err := b.addReader(filepath.Join(rel, filepath.Base(f.Name())), io.NewSectionReader(f, 0, end), end, st); err != nil {
 			return err
 		}
 	}
@@ -303,22 +307,20 @@ func (b *backup) copyFile(rel string) error {
 	if err != nil {
 		return err
 	}
-	mt := time.Now()
-	if st, err := os.Stat(p); err == nil {
-		mt = st.ModTime()
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
 	}
-	return b.add(rel, data, mt)
+	return b.addReader(rel, bytes.NewReader(data), int64(len(data)), st)
 }
 
-func (b *backup) add(rel string, data []byte, mt time.Time) error {
-	return b.addReader(rel, bytes.NewReader(data), int64(len(data)), mt)
-}
-
-func (b *backup) addReader(rel string, r io.Reader, size int64, mt time.Time) error {
+// addReader adds a file of size bytes read from r, with the mode and time
+// of the original (api.key stays 0600).
+func (b *backup) addReader(rel string, r io.Reader, size int64, st fs.FileInfo) error {
 	if err := b.mkdir(filepath.Dir(rel)); err != nil {
 		return err
 	}
-	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: filepath.ToSlash(rel), Size: size, Mode: 0o640, ModTime: mt, Format: tar.FormatPAX}
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: filepath.ToSlash(rel), Size: size, Mode: int64(st.Mode().Perm()), ModTime: st.ModTime(), Format: tar.FormatPAX}
 	if err := b.tw.WriteHeader(hdr); err != nil {
 		return err
 	}

@@ -45,6 +45,13 @@ func TestBackupOffline(t *testing.T) {
 		t.Fatalf("offline backup: exit %d, %q, %q", code, out, errs)
 	}
 	restored := restore(t, to)
+	for _, f := range []string{"api.key", "streams/telemetry/stream.json"} {
+		a, errA := os.Stat(filepath.Join(g.dir, f))
+		b, errB := os.Stat(filepath.Join(restored, f))
+		if errA != nil || errB != nil || a.Mode() != b.Mode() {
+			t.Errorf("%s: original %v (%v), restored %v (%v): want the same mode", f, a, errA, b, errB)
+		}
+	}
 	if a, b := dump(t, g.dir), dump(t, restored); a != b || strings.Count(a, "\n") != 500 {
 		t.Fatalf("restored dump differs from the original (%d and %d lines)", strings.Count(a, "\n"), strings.Count(b, "\n"))
 	}

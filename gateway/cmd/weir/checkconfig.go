@@ -74,8 +74,10 @@ func (d *dryRunFlags) run(cfg *config.File, stdout, stderr io.Writer) int {
 	for _, s := range cfg.Streams {
 		if s.Name == rt.Stream {
 			fmt.Fprintf(stdout, "shard:  %s (of %d)\n", shardOf(key, s.Shards), s.Shards)
+			return 0
 		}
 	}
+	fmt.Fprintln(stdout, "shard:  unknown (the stream is not declared in this file)")
 	return 0
 }
 
