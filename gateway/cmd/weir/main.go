@@ -47,7 +47,8 @@ Usage:
   weir dump --data-dir DIR --stream NAME [--shard ID]
                                 print a stopped gateway's records as JSON lines
   weir read STREAM [flags]      read a stream through a running gateway's API
-  weir streams [--api URL]      list streams, shards, retention and consumer lag
+  weir streams [--api URL] [--verbose]
+                                list streams, shards, retention and consumer lag
   weir passwd [-c] FILE USER    set a password in a password file (Mosquitto's format)
   weir backup --data-dir DIR --to FILE.tar [--api URL]
                                 copy a data directory into a tar file, offline or
