@@ -131,6 +131,7 @@ type Forwarder struct {
 	done      chan struct{}
 	finalErr  error
 	snap      snapshot
+	ctl       control // control.go
 }
 
 // New makes a forwarder for cfg reading src and keeping its watermarks in
@@ -150,6 +151,7 @@ func New(cfg Config, src Source, ckpt CheckpointStore, opts Options) (*Forwarder
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	f.ctl.init()
 	if cfg.Envelope == EnvelopeJSON {
 		f.envelope = jsonEnvelope(opts.GatewayID, cfg.Stream)
 	}

@@ -23,63 +23,104 @@ type Daemon struct {
 	store  *shards.Store
 	broker *ingest.Broker
 	api    *api.Server
-	fwds   []*forwarder.Forwarder
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	live   atomic.Pointer[liveParts] // for the API's status hooks, see status.go
 	reload *reloader
 	creds  *auth.Store // nil without auth.password_file and auth.acl_file
+
+	// Forwarders: the set changes on reload (forward.go).
+	fwdCtx    context.Context
+	gatewayID string
+	fwdMu     sync.Mutex // guards fwds and closed
+	fwds      []*forwarder.Forwarder
+	closed    bool
+
+	// Configuration reload (reload_config.go). started is what runs for
+	// every key a reload cannot change; cfg is the file last applied.
+	cfgMu   sync.Mutex // serialises reloads
+	started *config.File
+	cfg     *config.File
 }
 
 // Start opens the data directory and starts every listener and forwarder
 // the configuration names. On error everything started so far is stopped.
 func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
-	d = &Daemon{log: log}
+	d = &Daemon{log: log, started: cfg, cfg: cfg}
 	defer func() {
 		if err != nil {
 			d.Close(context.Background())
 		}
 	}()
-	var maxRecord int64
-	for _, s := range cfg.Streams {
-		maxRecord = max(maxRecord, s.MaxRecordSize.Bytes())
-	}
-	d.store, err = shards.Open(cfg.DataDir, shards.Options{
-		Durability:    cfg.Durability,
-		Streams:       cfg.Streams,
-		DefaultStream: shards.StreamConfig{}.WithDefaults(),
-		Logger:        log.With().Str("part", "shards").Logger(),
-	})
-	if err != nil {
+	if err := d.openStore(cfg); err != nil {
 		return d, err
 	}
-	if cfg.API.Listen != "" {
-		secret, err := iteratorKey(cfg.DataDir, log)
-		if err != nil {
-			return d, err
-		}
-		d.api, err = api.New(cfg.API, d.store, api.Options{Logger: log.With().Str("part", "api").Logger(), Secret: secret,
-			Forwarders: d.forwarderStatus, ExtraMetrics: d.writeMetrics})
-		if err != nil {
-			return d, err
-		}
-		if err := d.api.Start(); err != nil {
-			return d, err
-		}
+	if err := d.startAPI(cfg); err != nil {
+		return d, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	if err := d.startForwarders(ctx, cfg); err != nil {
 		return d, err
 	}
+	if err := d.startBroker(cfg); err != nil {
+		return d, err
+	}
+	d.live.Store(&liveParts{broker: d.broker, fwds: d.fwds})
+	if err := d.startConsole(ctx, cfg); err != nil {
+		return d, err
+	}
+	d.startReloader(ctx, cfg)
+	ev := log.Info().Str("mqtt", d.broker.Addr().String()).Str("data_dir", cfg.DataDir).Str("fsync", cfg.Durability.Fsync)
+	if d.api != nil {
+		ev = ev.Str("api", d.api.Addr().String())
+	}
+	ev.Msg("weir ready")
+	return d, nil
+}
+
+// openStore opens the streams in the data directory.
+func (d *Daemon) openStore(cfg *config.File) (err error) {
+	d.store, err = shards.Open(cfg.DataDir, shards.Options{
+		Durability:    cfg.Durability,
+		Streams:       cfg.Streams,
+		DefaultStream: shards.StreamConfig{}.WithDefaults(),
+		Logger:        d.log.With().Str("part", "shards").Logger(),
+	})
+	return err
+}
+
+// startAPI starts the HTTP API, if the configuration has one.
+func (d *Daemon) startAPI(cfg *config.File) error {
+	if cfg.API.Listen == "" {
+		return nil
+	}
+	secret, err := iteratorKey(cfg.DataDir, d.log)
+	if err != nil {
+		return err
+	}
+	d.api, err = api.New(cfg.API, d.store, api.Options{Logger: d.log.With().Str("part", "api").Logger(), Secret: secret,
+		Forwarders: d.forwarderStatus, ExtraMetrics: d.writeMetrics})
+	if err != nil {
+		return err
+	}
+	return d.api.Start()
+}
+
+// startBroker reads the auth files and starts the MQTT broker.
+func (d *Daemon) startBroker(cfg *config.File) (err error) {
+	var maxRecord int64
+	for _, s := range cfg.Streams {
+		maxRecord = max(maxRecord, s.MaxRecordSize.Bytes())
+	}
 	mqttOpts := ingest.Options{
-		Logger:            log.With().Str("part", "mqtt").Logger(),
+		Logger:            d.log.With().Str("part", "mqtt").Logger(),
 		MaxRecordSize:     maxRecord,
 		ClientIDMustMatch: cfg.Auth.ClientIDMustMatch,
 	}
 	if cfg.Auth.PasswordFile != "" || cfg.Auth.ACLFile != "" {
 		if d.creds, err = auth.NewStore(cfg.Auth); err != nil {
-			return d, err
+			return err
 		}
 		// Typed nils would read as "configured": set only what exists.
 		if cfg.Auth.PasswordFile != "" {
@@ -91,24 +132,20 @@ func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
 	}
 	d.broker, err = ingest.New(cfg.MQTT, cfg.Routes, d.store, mqttOpts)
 	if err != nil {
-		return d, err
+		return err
 	}
-	if err := d.broker.Start(); err != nil {
-		return d, err
-	}
-	d.live.Store(&liveParts{broker: d.broker, fwds: d.fwds})
-	d.reload = newReloader(log.With().Str("part", "reload").Logger(), reloadInterval, d.reloadables(cfg))
+	return d.broker.Start()
+}
+
+// startReloader watches the files the running parts can re-read, until
+// ctx ends.
+func (d *Daemon) startReloader(ctx context.Context, cfg *config.File) {
+	d.reload = newReloader(d.log.With().Str("part", "reload").Logger(), reloadInterval, d.reloadables(cfg))
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		d.reload.run(ctx)
 	}()
-	ev := log.Info().Str("mqtt", d.broker.Addr().String()).Str("data_dir", cfg.DataDir).Str("fsync", cfg.Durability.Fsync)
-	if d.api != nil {
-		ev = ev.Str("api", d.api.Addr().String())
-	}
-	ev.Msg("weir ready")
-	return d, nil
 }
 
 // CheckFiles reads the credential and ACL files cfg names, as Start
@@ -125,15 +162,26 @@ func CheckFiles(cfg *config.File) error {
 	return errors.Join(errs...)
 }
 
-// Reload re-reads every file the gateway can take without a restart
-// (credentials, ACLs, certificates), as on SIGHUP. A bad new file is
-// logged and returned, and the old contents stay in force. The files are
-// also watched and reloaded when they change.
+// Reload is SIGHUP: it re-reads the configuration file the gateway was
+// started with (when it was started from one, see config.File.Path) and
+// applies what can change while running (reload_config.go), then re-reads
+// the credential, ACL and certificate files. An invalid file is logged
+// with every error and returned, and the running configuration stays
+// whole; a bad credential file leaves its old contents in force. Those
+// files are also watched and reloaded when they change.
 func (d *Daemon) Reload() error {
-	if d.reload == nil {
-		return nil
+	var errs []error
+	if d.started.Path() != "" {
+		_, err := d.reloadConfig()
+		errs = append(errs, err)
+	} else {
+		d.log.Info().Str("part", "reload").Str("config", d.started.Name()).
+			Msg("no configuration file to re-read; restart with --config FILE to change settings")
 	}
-	return d.reload.ReloadAll()
+	if d.reload != nil {
+		errs = append(errs, d.reload.ReloadAll())
+	}
+	return errors.Join(errs...)
 }
 
 // reloadables lists the parts that re-read their files, with the files.
@@ -183,7 +231,11 @@ func (d *Daemon) Close(ctx context.Context) error {
 	if d.cancel != nil {
 		d.cancel()
 	}
-	for _, f := range d.fwds {
+	d.fwdMu.Lock()
+	d.closed = true // a reload in progress starts nothing more
+	fwds := d.fwds
+	d.fwdMu.Unlock()
+	for _, f := range fwds {
 		errs = append(errs, f.Close())
 	}
 	d.wg.Wait()

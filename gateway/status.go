@@ -77,6 +77,8 @@ func writeIngestMetrics(m *api.MetricsWriter, s ingest.Stats) {
 		{"payload_format", s.Refused.PayloadFormat},
 		{"unspecified", s.Refused.Unspecified},
 		{"not_authorized", s.Refused.NotAuthorized},
+		{"retained_cap", s.Refused.Retained},
+		{"qos2_pending", s.Refused.QoS2Pending},
 	} {
 		m.Sample("weir_mqtt_refused_total", float64(r.v), "reason", r.reason)
 	}
@@ -90,6 +92,24 @@ func writeIngestMetrics(m *api.MetricsWriter, s ingest.Stats) {
 	}
 	counter("weir_mqtt_subscribe_denied_total", "SUBSCRIBE filters the ACL refused.", s.SubscribeDenied)
 	counter("weir_mqtt_delivery_denied_total", "Messages not delivered to a subscriber the ACL does not let read the topic.", s.DeliveryDenied)
+	m.Family("weir_mqtt_limit_refused_total", "counter", "Connections, subscriptions and publishes refused by an abuse limit or as a protocol error before the ingest hook.")
+	for _, r := range []struct {
+		limit string
+		v     uint64
+	}{
+		{"max_connections", s.Limits.Connections},
+		{"max_subscriptions", s.Limits.Subscriptions},
+		{"max_subscriptions_total", s.Limits.SubsTotal},
+		{"sys_publish", s.Limits.SysPublish},
+		{"topic_name_invalid", s.Limits.TopicName},
+		{"protocol_error", s.Limits.ProtocolError},
+	} {
+		m.Sample("weir_mqtt_limit_refused_total", float64(r.v), "limit", r.limit)
+	}
+	m.Family("weir_mqtt_retained_messages", "gauge", "Retained messages held (cap: mqtt.retained.max_messages).")
+	m.Sample("weir_mqtt_retained_messages", float64(s.Limits.RetainedMessages))
+	m.Family("weir_mqtt_retained_bytes", "gauge", "Bytes of retained messages held, topic + payload (cap: mqtt.retained.max_bytes).")
+	m.Sample("weir_mqtt_retained_bytes", float64(s.Limits.RetainedBytes))
 }
 
 // writeForwarderMetrics writes the families of fs; up[i] says whether

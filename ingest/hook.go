@@ -26,14 +26,15 @@ type Sink interface {
 // sink, that client's next packets wait too, and other clients do not.
 type publishHook struct {
 	mqtt.HookBase
-	router     *router
+	router     atomic.Pointer[router] // swapped whole by Broker.Apply
 	sink       Sink
 	ctx        context.Context // ends when the broker is forced to stop
 	closing    *atomic.Bool
 	packetSize uint32 // advertised in CONNACK to MQTT 5 clients
 	stats      *counters
+	limits     *limitsHook // publish-time abuse limits (limits.go)
 	log        zerolog.Logger
-	logLimit   [numRefusals]limiter
+	logLimit   [numRefusals]*limiter
 	unrouted   *unroutedLog
 }
 
@@ -52,6 +53,8 @@ var refusalCodes = [numRefusals]packets.Code{
 	refusedPayload:       {Code: packets.ErrPayloadFormatInvalid.Code, Reason: "payload format invalid: no valid partition key"},
 	refusedUnspecified:   {Code: packets.ErrUnspecifiedError.Code, Reason: "unspecified error: not stored, try again later"},
 	refusedNotAuthorized: {Code: packets.ErrNotAuthorized.Code, Reason: "not authorized: the ACL does not allow this client to publish to this topic"},
+	refusedRetained:      {Code: packets.ErrQuotaExceeded.Code, Reason: "quota exceeded: retained message cap reached"},
+	refusedQoS2:          {Code: packets.ErrQuotaExceeded.Code, Reason: "quota exceeded: too many QoS 2 publishes awaiting PUBREL"},
 }
 
 var refusalNames = [numRefusals]string{
@@ -60,6 +63,8 @@ var refusalNames = [numRefusals]string{
 	refusedPayload:       "payload_format",
 	refusedUnspecified:   "unspecified",
 	refusedNotAuthorized: "not_authorized",
+	refusedRetained:      "retained_cap",
+	refusedQoS2:          "qos2_pending",
 }
 
 // classify maps a sink error to the refusal a client sees.
@@ -89,7 +94,11 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, nil
 	}
 	h.stats.received.Add(1)
-	rt := h.router.match(pk.TopicName)
+	notePublish(cl)
+	if why, err := h.limits.admit(cl, &pk); err != nil {
+		return h.refuse(cl, &pk, nil, why, err)
+	}
+	rt := h.router.Load().match(pk.TopicName)
 	if rt == nil {
 		h.stats.unrouted.Add(1)
 		h.unrouted.note(pk.TopicName, cl.ID, time.Now())
@@ -144,6 +153,7 @@ func userProps(in []packets.UserProperty) []shards.UserProperty {
 // nor forwarded to subscribers.
 func (h *publishHook) refuse(cl *mqtt.Client, pk *packets.Packet, rt *route, why refusal, err error) (packets.Packet, error) {
 	h.stats.refused[why].Add(1)
+	noteRefusal(cl)
 	qos, v5 := pk.FixedHeader.Qos, cl.Properties.ProtocolVersion >= 5
 	h.logRefusal(cl, pk, rt, why, err)
 	switch {

@@ -22,13 +22,13 @@ const unroutedTopicsMax = 1024
 // log while the first occurrence of each mistake still shows.
 type unroutedLog struct {
 	log   zerolog.Logger
-	limit limiter
+	limit *limiter
 	mu    sync.Mutex
 	seen  map[string]struct{}
 }
 
 func newUnroutedLog(log zerolog.Logger, every time.Duration) *unroutedLog {
-	return &unroutedLog{log: log, limit: limiter{every: every}, seen: map[string]struct{}{}}
+	return &unroutedLog{log: log, limit: newLimiter(every), seen: map[string]struct{}{}}
 }
 
 func (u *unroutedLog) note(topic, clientID string, now time.Time) {

@@ -75,6 +75,10 @@ type Store struct {
 	streams map[string]*Stream
 	closed  bool
 
+	// applyMu serialises Apply (apply.go); it guards opts.Streams after
+	// Open, the declared streams the next Apply compares against.
+	applyMu sync.Mutex
+
 	metrics storeMetrics
 	stop    chan struct{}
 	done    sync.WaitGroup

@@ -73,6 +73,7 @@ type Server struct {
 
 	ops     map[string]opSpec
 	handler http.Handler
+	mux     *http.ServeMux // console.go: Handle
 	metrics *apiMetrics
 
 	// creds are the access keys (nil: none configured, signatures are not
@@ -87,8 +88,9 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 
-	limMu    sync.Mutex
-	limiters map[string]*readLimiter // by stream + "/" + shard id
+	limMu      sync.Mutex
+	limiters   map[string]*readLimiter // by stream + "/" + shard id
+	readLimits ReadLimits              // cfg.ReadLimits until Apply changes them
 
 	mu   sync.Mutex
 	ln   net.Listener
@@ -130,10 +132,10 @@ func New(cfg Config, store *shards.Store, opts Options) (*Server, error) {
 		region: opts.Region, account: opts.AccountID,
 		forwarders: opts.Forwarders, extraMetrics: opts.ExtraMetrics,
 		closing:  make(chan struct{}),
-		limiters: map[string]*readLimiter{},
-		metrics:  newAPIMetrics(),
-		hosts:    newHostPolicy(cfg.AllowedHosts),
-		guard:    opts.guard,
+		limiters: map[string]*readLimiter{}, readLimits: cfg.ReadLimits,
+		metrics: newAPIMetrics(),
+		hosts:   newHostPolicy(cfg.AllowedHosts),
+		guard:   opts.guard,
 	}
 	if s.guard == nil {
 		s.guard = newFailureGuard()
@@ -146,6 +148,7 @@ func New(cfg Config, store *shards.Store, opts Options) (*Server, error) {
 	mux.HandleFunc("GET /metrics", s.serveMetrics)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("/", s.serveAPI)
+	s.mux = mux
 	s.handler = s.checkHost(mux)
 	return s, nil
 }
@@ -487,7 +490,7 @@ func (s *Server) limiter(stream, shard string) *readLimiter {
 	defer s.limMu.Unlock()
 	l, ok := s.limiters[key]
 	if !ok {
-		l = newReadLimiter(s.cfg.ReadLimits.CallsPerSec, s.cfg.ReadLimits.BytesPerSec.Bytes(), s.now())
+		l = newReadLimiter(s.readLimits.CallsPerSec, s.readLimits.BytesPerSec.Bytes(), s.now())
 		s.limiters[key] = l
 	}
 	return l

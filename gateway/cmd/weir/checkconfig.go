@@ -12,7 +12,7 @@ import (
 	"github.com/weir-gateway/weir/shards"
 )
 
-const checkConfigSynopsis = `weir check-config FILE [--route TOPIC [--payload DATA] [--client-id ID] [--username USER]]
+const checkConfigSynopsis = `weir check-config [--reload-from RUNNING.yaml] FILE [--route TOPIC [--payload DATA] [--client-id ID] [--username USER]]
 
 Validates a configuration file and the files it names (password file, ACL,
 certificates, API credentials) as the gateway would at start, printing every
