@@ -170,6 +170,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		packetSize: packetSize,
 		stats:      &b.stats,
 		log:        log,
+		unrouted:   newUnroutedLog(log, unroutedLogInterval),
 	}
 	ph.router.Store(rt)
 	b.routes = append([]Route(nil), routes...)

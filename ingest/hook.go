@@ -35,6 +35,7 @@ type publishHook struct {
 	limits     *limitsHook // publish-time abuse limits (limits.go)
 	log        zerolog.Logger
 	logLimit   [numRefusals]*limiter
+	unrouted   *unroutedLog
 }
 
 func (h *publishHook) ID() string { return "weir-ingest" }
@@ -100,6 +101,7 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	rt := h.router.Load().match(pk.TopicName)
 	if rt == nil {
 		h.stats.unrouted.Add(1)
+		h.unrouted.note(pk.TopicName, cl.ID, time.Now())
 		return pk, nil
 	}
 	var username string

@@ -144,7 +144,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("shards: data dir %s is in use by another weir process: %w", dir, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrDataDirLocked, dir, err)
 	}
 	s := &Store{dir: dir, opts: opts, log: opts.Logger, lock: lock, streams: map[string]*Stream{}, stop: make(chan struct{})}
 	s.ckpts = &Checkpoints{dir: filepath.Join(dir, "checkpoints"), fs: opts.metaFS, clock: opts.Clock, files: map[string]*ckptFile{}}
