@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/weir-gateway/weir/shards"
@@ -63,6 +64,9 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Seed seeds the backoff jitter; 0 picks one at random.
 	Seed uint64
+	// Registerer, if set, gets the forwarder's metrics (labelled with its
+	// stream and target stream) from New until Close.
+	Registerer prometheus.Registerer
 }
 
 func (o *Options) defaults() {
@@ -126,6 +130,7 @@ type Forwarder struct {
 	client   PutRecordsAPI
 	consumer string
 	envelope envelopeFunc
+	metrics  *collector
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -162,6 +167,12 @@ func New(cfg Config, src Source, ckpt CheckpointStore, opts Options) (*Forwarder
 			return nil, err
 		}
 		f.client = c
+	}
+	f.metrics = newCollector(f)
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(f.metrics); err != nil {
+			return nil, fmt.Errorf("forwarder: %s -> %s: register metrics: %w", cfg.Stream, cfg.TargetStream, err)
+		}
 	}
 	return f, nil
 }
@@ -216,7 +227,12 @@ func (f *Forwarder) Run(ctx context.Context) error {
 // Close stops Run (if it runs) and waits for it to commit its final
 // watermarks. It returns the final commit's error. Safe to call twice.
 func (f *Forwarder) Close() error {
-	f.closeOnce.Do(func() { close(f.closing) })
+	f.closeOnce.Do(func() {
+		close(f.closing)
+		if f.opts.Registerer != nil {
+			f.opts.Registerer.Unregister(f.metrics)
+		}
+	})
 	f.mu.Lock()
 	started := f.started
 	f.mu.Unlock()

@@ -64,13 +64,16 @@ func (e *engine) send(b *batch) {
 		}
 	}
 	e.resent += int64(resent)
+	e.f.metrics.batch.Observe(float64(b.records()))
 	in := &kinesis.PutRecordsInput{StreamName: aws.String(e.cfg.TargetStream), Records: recs}
 	e.inflight++
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		ctx, cancel := context.WithTimeout(e.reqCtx, e.cfg.RequestTimeout.D())
+		start := time.Now()
 		out, err := e.f.client.PutRecords(ctx, in)
+		e.f.metrics.latency.Observe(time.Since(start).Seconds())
 		cancel()
 		e.results <- result{b: b, out: out, err: err}
 	}()

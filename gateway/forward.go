@@ -14,8 +14,9 @@ import (
 func (d *Daemon) startForwarders(ctx context.Context, cfg *config.File) error {
 	for _, fc := range cfg.Forwarders {
 		f, err := forwarder.Open(ctx, fc, d.store, forwarder.Options{
-			Logger:    d.log.With().Str("part", "forwarder").Str("target", fc.TargetStream).Logger(),
-			GatewayID: cfg.ID(),
+			Logger:     d.log.With().Str("part", "forwarder").Str("target", fc.TargetStream).Logger(),
+			GatewayID:  cfg.ID(),
+			Registerer: d.reg,
 		})
 		if err != nil {
 			return fmt.Errorf("%s: forwarder %s -> %s: %w", cfg.Where("forwarders"), fc.Stream, fc.TargetStream, err)

@@ -12,6 +12,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/weir-gateway/weir/internal/conf"
@@ -72,6 +73,10 @@ type Options struct {
 	// client whose client id differs is refused.
 	ClientIDMustMatch string
 
+	// Registerer, if set, gets the broker's metrics (counters and the
+	// publish→PUBACK histogram) until Close.
+	Registerer prometheus.Registerer
+
 	// guard replaces the login slow-down (tests: a clock of their own).
 	guard *loginGuard
 }
@@ -85,6 +90,8 @@ type Broker struct {
 	extra    []*listener // mqtt.listeners, in order
 	hook     *publishHook
 	stats    counters
+	metrics  *collector
+	reg      prometheus.Registerer
 
 	ctx    context.Context // parent of every connection context
 	cancel context.CancelFunc
@@ -155,6 +162,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		ctx:    ctx,
 		cancel: cancel,
 	}
+	b.metrics = newCollector(b)
 	b.listener = newListener("mqtt", cfg.Listen, cfg.ConnectTimeout.D(), ctx, log)
 	b.listener.disconnectClients = func() { b.disconnectClients(b.listener.id) }
 	if err := b.addListeners(); err != nil {
@@ -168,6 +176,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		closing:    &b.closing,
 		packetSize: packetSize,
 		stats:      &b.stats,
+		ackLatency: b.metrics.ack,
 		log:        log,
 	}
 	for i := range ph.logLimit {
@@ -196,6 +205,13 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 			cancel()
 			return nil, fmt.Errorf("ingest: add hook %s: %w", h.ID(), err)
 		}
+	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(b.metrics); err != nil {
+			cancel()
+			return nil, fmt.Errorf("ingest: register metrics: %w", err)
+		}
+		b.reg = opts.Registerer
 	}
 	return b, nil
 }
@@ -253,6 +269,10 @@ func (b *Broker) Addr() net.Addr {
 	return b.listener.ln.Addr()
 }
 
+// Listening reports whether the broker accepts connections: started and
+// not closing.
+func (b *Broker) Listening() bool { return b.started.Load() && !b.closing.Load() }
+
 // Stats returns the publish counters.
 func (b *Broker) Stats() Stats {
 	s := b.stats.snapshot()
@@ -298,6 +318,9 @@ func (b *Broker) Close(ctx context.Context) error {
 func (b *Broker) close(ctx context.Context) error {
 	b.closing.Store(true)
 	defer b.cancel()
+	if b.reg != nil {
+		defer b.reg.Unregister(b.metrics)
+	}
 	if !b.started.Load() {
 		return nil
 	}
