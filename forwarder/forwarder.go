@@ -162,7 +162,8 @@ func New(cfg Config, src Source, ckpt CheckpointStore, opts Options) (*Forwarder
 		f.envelope = jsonEnvelope(opts.GatewayID, cfg.Stream)
 	}
 	if f.client == nil {
-		c, err := NewClient(context.Background(), cfg, opts.HTTPClient, opts.LoadOptions...)
+		load := append([]func(*config.LoadOptions) error{config.WithLogger(sdkLogger{f.log})}, opts.LoadOptions...)
+		c, err := NewClient(context.Background(), cfg, opts.HTTPClient, load...)
 		if err != nil {
 			return nil, err
 		}

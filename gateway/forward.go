@@ -14,7 +14,7 @@ import (
 func (d *Daemon) startForwarders(ctx context.Context, cfg *config.File) error {
 	for _, fc := range cfg.Forwarders {
 		f, err := forwarder.Open(ctx, fc, d.store, forwarder.Options{
-			Logger:     d.log.With().Str("part", "forwarder").Str("target", fc.TargetStream).Logger(),
+			Logger:     d.log.With().Str("part", "forwarder").Logger(), // the forwarder adds stream and target_stream
 			GatewayID:  cfg.ID(),
 			Registerer: d.reg,
 		})
@@ -26,7 +26,7 @@ func (d *Daemon) startForwarders(ctx context.Context, cfg *config.File) error {
 		go func() {
 			defer d.wg.Done()
 			if err := f.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				d.log.Error().Err(err).Str("target", fc.TargetStream).Msg("forwarder stopped")
+				d.log.Error().Err(err).Str("part", "forwarder").Str("stream", fc.Stream).Str("target_stream", fc.TargetStream).Msg("forwarder stopped")
 			}
 		}()
 	}

@@ -131,7 +131,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 	}
 	packetSize := uint32(min(cfg.PacketSize(maxRecord), conf.ByteSize(math.MaxUint32)))
 
-	log := opts.Logger.With().Str("component", "ingest").Logger()
+	log := opts.Logger
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = packetSize
 	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
@@ -183,6 +183,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		ph.logLimit[i].every = refusalLogInterval
 	}
 	b.hook = ph
+	lines := newConnLog(log)
 	guard := opts.guard
 	if guard == nil {
 		guard = newLoginGuard(cfg.ConnectTimeout.D())
@@ -197,10 +198,11 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		pub:            ph,
 		stats:          &b.stats,
 		log:            log,
+		lines:          lines,
 	}
 	// The auth hook goes first: its OnPublish must refuse a denied
 	// publish before the ingest hook stores it.
-	for _, h := range []mqtt.Hook{ah, ph} {
+	for _, h := range []mqtt.Hook{ah, ph, &sessionLogHook{lines: lines}} {
 		if err := server.AddHook(h, nil); err != nil {
 			cancel()
 			return nil, fmt.Errorf("ingest: add hook %s: %w", h.ID(), err)
