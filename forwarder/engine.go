@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/rs/zerolog"
+	"github.com/weir-gateway/weir/internal/backoff"
 )
 
 // engine is one Run of a forwarder. A single goroutine (run) owns all of
@@ -27,7 +28,7 @@ type engine struct {
 	ckpts  map[string]uint64
 	plan   *planner
 	bucket *tokenBucket
-	bo     backoff // request-level backoff
+	bo     backoff.Exp // request-level backoff
 
 	results   chan result
 	wake      chan struct{}
@@ -71,7 +72,7 @@ func newEngine(f *Forwarder) *engine {
 	o := f.opts
 	rnd := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
 	lim := defaultLimits(f.cfg.Aggregate)
-	bo := backoff{base: o.BackoffBase, cap: o.BackoffCap, rnd: rnd}
+	bo := backoff.Exp{Base: o.BackoffBase, Cap: o.BackoffCap, Rand: rnd}
 	return &engine{
 		f: f, cfg: f.cfg, opts: o, log: f.log, now: o.Clock,
 		lanes:     map[string]*lane{},
@@ -107,7 +108,7 @@ func (e *engine) run(ctx context.Context) error {
 
 	ckpts, err := e.f.ckpt.Get(e.cfg.Stream, e.f.consumer)
 	if err != nil {
-		e.publish(e.now(), "stopped")
+		e.publish(e.now(), true)
 		return fmt.Errorf("forwarder: read checkpoints of %s: %w", e.f.consumer, err)
 	}
 	e.ckpts = ckpts
@@ -132,7 +133,7 @@ func (e *engine) run(ctx context.Context) error {
 			e.commit()
 			e.nextCommit = now.Add(e.opts.CommitInterval)
 		}
-		e.publish(now, "")
+		e.publish(now, false)
 		for _, t := range []time.Time{e.nextMap, e.nextCommit} {
 			if wakeAt.IsZero() || t.Before(wakeAt) {
 				wakeAt = t
@@ -198,7 +199,7 @@ func (e *engine) shutdown() {
 		}
 	}
 	e.finalErr = e.commit()
-	e.publish(e.now(), "stopped")
+	e.publish(e.now(), true)
 	e.log.Info().Int64("sent", e.sent).Int64("resent", e.resent).Int64("lost", e.lost).
 		Dur("drain_ms", e.now().Sub(start)).Msg("forwarder stopped")
 }

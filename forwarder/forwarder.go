@@ -110,10 +110,7 @@ type Lag struct {
 	Records   int64         // local records not yet acknowledged upstream
 	Bytes     int64         // their payload bytes (read ones exactly, unread ones estimated from the average)
 	OldestAge time.Duration // age of the oldest of them
-	// State is "running", "backoff" (retrying after throttling or errors),
-	// "paused: <why>" (an operator must fix something; probing goes on)
-	// or "stopped".
-	State     string
+	State     State
 	LastError string
 	Sent      int64 // local records acknowledged upstream (each counted once)
 	Resent    int64 // record transmissions after the first (retries)

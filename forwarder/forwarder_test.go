@@ -170,7 +170,7 @@ func TestForwarderOrderUnderRandomFailures(t *testing.T) {
 			}
 			dups := checkOrder(t, got, keys, perKey)
 			lag := f.Lag()
-			if lag.Records != 0 || lag.Lost != 0 || lag.State != "stopped" {
+			if lag.Records != 0 || lag.Lost != 0 || lag.State.Phase != Stopped {
 				t.Fatalf("lag after drain: %+v", lag)
 			}
 			if lag.Resent == 0 {
@@ -284,11 +284,11 @@ func TestForwarderPermanentErrorPausesAndResumes(t *testing.T) {
 	}
 	start(t, f)
 	waitFor(t, 5*time.Second, "paused state", func() bool {
-		return strings.HasPrefix(f.Lag().State, "paused: ResourceNotFoundException: create the upstream stream")
+		return strings.HasPrefix(f.Lag().State.String(), "paused: ResourceNotFoundException: create the upstream stream")
 	})
 	for _, code := range []string{"AccessDeniedException", "UnrecognizedClientException", "KMSAccessDeniedException"} {
 		broken.Store(code)
-		waitFor(t, 5*time.Second, code, func() bool { return strings.HasPrefix(f.Lag().State, "paused: "+code) })
+		waitFor(t, 5*time.Second, code, func() bool { return strings.HasPrefix(f.Lag().State.String(), "paused: "+code) })
 	}
 	calls := kin.callCount
 	c0 := calls()
@@ -302,7 +302,7 @@ func TestForwarderPermanentErrorPausesAndResumes(t *testing.T) {
 	}
 	broken.Store("")
 	waitFor(t, 5*time.Second, "resumed and drained", func() bool { return f.Lag().Sent == 50 })
-	if st := f.Lag().State; st != "running" {
+	if st := f.Lag().State; st.Phase != Running {
 		t.Fatalf("state after recovery %q", st)
 	}
 	if dups := checkOrder(t, kin.snapshot(), keys, 5); dups != 0 {
@@ -461,18 +461,18 @@ func TestForwarderWaitsForLocalStream(t *testing.T) {
 	src.err = shards.ErrStreamNotFound
 	kin := newFakeKinesis(t)
 	f, _ := New(testCfg(), src, newMemCkpt(), testOpts(t, kin))
-	if st := f.Lag().State; st != "stopped" {
+	if st := f.Lag().State; st.Phase != Stopped {
 		t.Fatalf("state before Run %q", st)
 	}
 	start(t, f)
 	waitFor(t, 5*time.Second, "paused on the local stream", func() bool {
-		return strings.HasPrefix(f.Lag().State, "paused: local stream telemetry unavailable")
+		return strings.HasPrefix(f.Lag().State.String(), "paused: local stream telemetry unavailable")
 	})
 	src.mu.Lock()
 	src.err = nil
 	src.mu.Unlock()
 	src.shard("shardId-000000000000").append(shards.Record{Key: "k", Data: payload("k", 0)})
-	waitFor(t, 5*time.Second, "sent", func() bool { return f.Lag().Sent == 1 && f.Lag().State == "running" })
+	waitFor(t, 5*time.Second, "sent", func() bool { return f.Lag().Sent == 1 && f.Lag().State.Phase == Running })
 }
 
 func TestForwarderLingerBatchesLiveRecords(t *testing.T) {

@@ -285,7 +285,7 @@ func TestKinesaliteUpstreamDown(t *testing.T) {
 	r.waitSent(f, r.total(5), 10*time.Second)
 	r.proxy.Set(faultproxy.Faults{Down: true})
 	r.write(5, 15) // arrives while the upstream is unreachable
-	waitFor(t, 5*time.Second, "backoff state", func() bool { return f.Lag().State == "backoff" })
+	waitFor(t, 5*time.Second, "backoff state", func() bool { return f.Lag().State.Phase == Backoff })
 	time.Sleep(2 * time.Second)
 	lag := f.Lag()
 	if lag.Records != r.total(10) || lag.OldestAge < time.Second || lag.LastError == "" {
@@ -311,7 +311,7 @@ func TestKinesaliteStreamNotFoundPausesAndResumes(t *testing.T) {
 	f := r.forwarder(cfg, r.options())
 	start(t, f)
 	waitFor(t, 5*time.Second, "paused", func() bool {
-		return strings.HasPrefix(f.Lag().State, "paused: ResourceNotFoundException")
+		return strings.HasPrefix(f.Lag().State.String(), "paused: ResourceNotFoundException")
 	})
 	time.Sleep(time.Second)
 	if lag := f.Lag(); lag.Sent != 0 || lag.Records != r.total(10) {
@@ -319,7 +319,7 @@ func TestKinesaliteStreamNotFoundPausesAndResumes(t *testing.T) {
 	}
 	r.proxy.Set(faultproxy.Faults{})
 	r.waitSent(f, r.total(10), 10*time.Second)
-	if st := f.Lag().State; st != "running" {
+	if st := f.Lag().State; st.Phase != Running {
 		t.Fatalf("state %q after recovery", st)
 	}
 	if dups := checkOrder(t, r.readBack(cfg), r.keys, 10); dups != 0 {
@@ -343,7 +343,7 @@ func TestKinesaliteNoCredentialsPauses(t *testing.T) {
 	f := r.forwarder(cfg, opts)
 	start(t, f)
 	waitFor(t, 5*time.Second, "paused on credentials", func() bool {
-		return strings.HasPrefix(f.Lag().State, "paused: NoCredentials: provide credentials")
+		return strings.HasPrefix(f.Lag().State.String(), "paused: NoCredentials: provide credentials")
 	})
 	haveCreds.Store(true)
 	r.waitSent(f, r.total(3), 10*time.Second)
@@ -466,7 +466,7 @@ func TestKinesaliteThrottledShardDoesNotStallOthers(t *testing.T) {
 	}
 	// Between a backoff's end and the next throttled answer the state is
 	// briefly "running"; it must be "backoff" most of the time.
-	waitFor(t, 3*time.Second, "backoff state", func() bool { return f.Lag().State == "backoff" })
+	waitFor(t, 3*time.Second, "backoff state", func() bool { return f.Lag().State.Phase == Backoff })
 	r.proxy.Set(faultproxy.Faults{})
 	r.waitSent(f, r.total(10), 10*time.Second)
 	if dups := checkOrder(t, r.readBack(cfg), r.keys, 10); dups != 0 {

@@ -10,7 +10,8 @@ import (
 // from any goroutine.
 type snapshot struct {
 	sent, resent, lost int64
-	state              string
+	state              State
+	published          bool // state is set; before the engine's first event it is not
 	lastErr            string
 	avgSize            float64
 	lanes              []laneSnap
@@ -26,11 +27,12 @@ type laneSnap struct {
 
 // publish refreshes the snapshot; the loop calls it after every event, so
 // Lag is never more than one event behind.
-func (e *engine) publish(now time.Time, state string) {
-	if state == "" {
+func (e *engine) publish(now time.Time, stopped bool) {
+	state := State{Phase: Stopped}
+	if !stopped {
 		state = e.state(now)
 	}
-	s := snapshot{sent: e.sent, resent: e.resent, lost: e.lost, state: state, lastErr: e.lastErr,
+	s := snapshot{sent: e.sent, resent: e.resent, lost: e.lost, state: state, published: true, lastErr: e.lastErr,
 		lanes: make([]laneSnap, 0, len(e.order))}
 	if e.sizeN > 0 {
 		s.avgSize = e.sizeSum / e.sizeN
@@ -47,21 +49,21 @@ func (e *engine) publish(now time.Time, state string) {
 	e.f.mu.Unlock()
 }
 
-func (e *engine) state(now time.Time) string {
+func (e *engine) state(now time.Time) State {
 	switch {
 	case e.localErr != nil:
-		return "paused: local stream " + e.cfg.Stream + " unavailable: " + e.localErr.Error()
+		return State{Phase: Paused, Reason: "local stream " + e.cfg.Stream + " unavailable: " + e.localErr.Error()}
 	case e.paused != nil:
-		return "paused: " + e.paused.code + ": " + e.paused.fix
+		return State{Phase: Paused, Reason: e.paused.code + ": " + e.paused.fix}
 	case e.gFails > 0:
-		return "backoff"
+		return State{Phase: Backoff}
 	}
 	for _, g := range e.plan.pace.groups {
 		if g.notBefore.After(now) {
-			return "backoff"
+			return State{Phase: Backoff}
 		}
 	}
-	return "running"
+	return State{Phase: Running}
 }
 
 // Lag reports what is not yet upstream. Safe to call at any time.
@@ -70,10 +72,10 @@ func (f *Forwarder) Lag() Lag {
 	s, started := f.snap, f.started
 	f.mu.Unlock()
 	lag := Lag{State: s.state, LastError: s.lastErr, Sent: s.sent, Resent: s.resent, Lost: s.lost}
-	if lag.State == "" {
-		lag.State = "running"
+	if !s.published {
+		lag.State = State{Phase: Running}
 		if !started {
-			lag.State = "stopped"
+			lag.State = State{Phase: Stopped}
 		}
 	}
 	var oldest int64

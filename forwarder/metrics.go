@@ -59,7 +59,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.batch.Collect(ch)
 	l := c.f.Lag()
 	up := 0.0
-	if l.State == "running" {
+	if l.State.Phase == Running {
 		up = 1
 	}
 	for _, m := range []struct {

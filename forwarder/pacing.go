@@ -1,35 +1,12 @@
 package forwarder
 
 import (
-	"math/rand/v2"
 	"sort"
 	"time"
 
+	"github.com/weir-gateway/weir/internal/backoff"
 	"github.com/weir-gateway/weir/shards"
 )
-
-// backoff is exponential backoff with full jitter: attempt n waits a
-// uniformly random time in [0, min(cap, base·2^n)]. Full jitter spreads
-// the retries of many keys hitting one throttled shard.
-type backoff struct {
-	base, cap time.Duration
-	rnd       *rand.Rand
-}
-
-func (b backoff) ceiling(attempt int) time.Duration {
-	if attempt > 30 {
-		return b.cap
-	}
-	d := b.base << attempt
-	if d <= 0 || d > b.cap {
-		d = b.cap
-	}
-	return d
-}
-
-func (b backoff) delay(attempt int) time.Duration {
-	return time.Duration(b.rnd.Int64N(int64(b.ceiling(attempt)) + 1))
-}
 
 // upShard is an open shard of the upstream stream, by hash range.
 type upShard struct {
@@ -43,7 +20,7 @@ type upShard struct {
 // same MD5 rule Kinesis uses). Without a shard map (no ListShards
 // permission, or not fetched yet) each key is paced on its own.
 type pacer struct {
-	bo      backoff
+	bo      backoff.Exp
 	up      []upShard // sorted by start; nil = unknown
 	version int       // bumped when up changes, so cached group ids refresh
 	groups  map[string]*group
@@ -54,7 +31,7 @@ type group struct {
 	notBefore time.Time
 }
 
-func newPacer(bo backoff) *pacer { return &pacer{bo: bo, groups: map[string]*group{}} }
+func newPacer(bo backoff.Exp) *pacer { return &pacer{bo: bo, groups: map[string]*group{}} }
 
 // setShards installs the upstream shard map (open shards only).
 func (p *pacer) setShards(up []upShard) {
@@ -84,7 +61,7 @@ func (p *pacer) throttled(gid string, now time.Time) time.Time {
 		g = &group{}
 		p.groups[gid] = g
 	}
-	g.notBefore = now.Add(p.bo.delay(g.fails))
+	g.notBefore = now.Add(p.bo.Delay(g.fails))
 	g.fails++
 	return g.notBefore
 }
@@ -98,7 +75,7 @@ func (p *pacer) nudge(gid string, now time.Time) time.Time {
 		g = &group{}
 		p.groups[gid] = g
 	}
-	g.notBefore = now.Add(p.bo.delay(0))
+	g.notBefore = now.Add(p.bo.Delay(0))
 	return g.notBefore
 }
 

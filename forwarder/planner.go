@@ -3,6 +3,8 @@ package forwarder
 import (
 	"container/heap"
 	"time"
+
+	"github.com/weir-gateway/weir/internal/backoff"
 )
 
 // Kinesis PutRecords limits.
@@ -99,14 +101,14 @@ type planner struct {
 	rhead   int
 	delayed delayQueue // keys waiting for a backoff to pass
 	pace    *pacer
-	retryBo backoff // for entries that failed with InternalFailure
+	retryBo backoff.Exp // for entries that failed with InternalFailure
 	// eligible, when set, keeps keys whose next record it rejects out of
 	// the queues (the shutdown drain sends only what lets the watermarks
 	// catch up). Once eligible, a key must stay eligible.
 	eligible func(*keyState) bool
 }
 
-func newPlanner(lim limits, pace *pacer, retryBo backoff) *planner {
+func newPlanner(lim limits, pace *pacer, retryBo backoff.Exp) *planner {
 	return &planner{lim: lim, keys: map[string]*keyState{}, pace: pace, retryBo: retryBo}
 }
 
@@ -384,7 +386,7 @@ func (p *planner) complete(b *batch, res []entryResult, now time.Time) completio
 			c.failed += len(it.entries)
 			c.throttled += len(it.entries)
 		default:
-			it.notBefore = now.Add(p.retryBo.delay(it.fails))
+			it.notBefore = now.Add(p.retryBo.Delay(it.fails))
 			it.fails++
 			ks.retry = it
 			c.failed += len(it.entries)

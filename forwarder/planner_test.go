@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weir-gateway/weir/internal/backoff"
 	"github.com/weir-gateway/weir/shards"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func testPlanner(lim limits) *planner {
-	bo := backoff{base: 100 * time.Millisecond, cap: time.Second, rnd: rand.New(rand.NewPCG(1, 2))}
+	bo := backoff.Exp{Base: 100 * time.Millisecond, Cap: time.Second, Rand: rand.New(rand.NewPCG(1, 2))}
 	return newPlanner(lim, newPacer(bo), bo)
 }
 
@@ -406,29 +407,6 @@ func TestPacerPacesOnlyTheThrottledShard(t *testing.T) {
 		if hot[it.ks.key] && it.sends != 2 {
 			t.Fatalf("hot key %s: newer record before its throttled one", it.ks.key)
 		}
-	}
-}
-
-func TestBackoffFullJitter(t *testing.T) {
-	bo := backoff{base: 100 * time.Millisecond, cap: 30 * time.Second, rnd: rand.New(rand.NewPCG(3, 4))}
-	for attempt, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
-		if got := bo.ceiling(attempt); got != want {
-			t.Fatalf("ceiling(%d) = %v, want %v", attempt, got, want)
-		}
-	}
-	if got := bo.ceiling(40); got != 30*time.Second {
-		t.Fatalf("ceiling(40) = %v", got)
-	}
-	var sum time.Duration
-	for range 1000 {
-		d := bo.delay(3)
-		if d < 0 || d > 800*time.Millisecond {
-			t.Fatalf("delay %v outside [0, 800ms]", d)
-		}
-		sum += d
-	}
-	if avg := sum / 1000; avg < 300*time.Millisecond || avg > 500*time.Millisecond {
-		t.Fatalf("average %v: not uniform over [0, 800ms]", avg)
 	}
 }
 

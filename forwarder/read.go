@@ -14,7 +14,7 @@ import (
 func (e *engine) refresh(now time.Time) {
 	infos, err := e.f.src.Shards()
 	if err != nil {
-		if e.localErr == nil || e.localErr.Error() != err.Error() {
+		if e.localErr == nil || !sameLocalErr(e.localErr, err) {
 			e.log.Warn().Err(err).Msg("local stream unavailable; forwarding waits for it")
 		}
 		e.localErr = err

@@ -108,7 +108,7 @@ func (e *engine) handle(r result, now time.Time) {
 			return
 		}
 		e.gFails++
-		d := e.bo.delay(e.gFails - 1)
+		d := e.bo.Delay(e.gFails - 1)
 		e.gNotBefore = now.Add(d)
 		if e.gFails == 1 || now.Sub(e.lastWarn) > 10*time.Second {
 			e.lastWarn = now

@@ -2,13 +2,8 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
-	"fmt"
-	"io/fs"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -70,7 +65,7 @@ func start(cfg *config.File, log zerolog.Logger, opts Options) (d *Daemon, err e
 		return d, err
 	}
 	if cfg.API.Listen != "" {
-		secret, err := iteratorKey(cfg.DataDir)
+		secret, err := iteratorKey(cfg.DataDir, log)
 		if err != nil {
 			return d, err
 		}
@@ -214,30 +209,4 @@ func (d *Daemon) Close(ctx context.Context) error {
 		errs = append(errs, d.store.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// iteratorKey returns the key that signs Kinesis shard iterators, created
-// once per data directory so iterators stay valid across restarts.
-func iteratorKey(dataDir string) ([]byte, error) {
-	path := filepath.Join(dataDir, "api.key")
-	b, err := os.ReadFile(path)
-	if err == nil && len(b) == 32 {
-		return b, nil
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	b = make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	// Durable before use: a key lost to a power cut would invalidate every
-	// iterator handed out before it.
-	if err := shards.WriteFileAtomic(path, b); err != nil {
-		return nil, fmt.Errorf("write iterator key: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil { // it signs iterators: keep it private
-		return nil, err
-	}
-	return b, nil
 }

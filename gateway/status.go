@@ -27,7 +27,7 @@ func (d *Daemon) forwarderStatus() []api.ForwarderStatus {
 		out = append(out, api.ForwarderStatus{
 			Stream: cfg.Stream, TargetStream: cfg.TargetStream, Consumer: f.Consumer(),
 			Records: lag.Records, Bytes: lag.Bytes, OldestAge: lag.OldestAge,
-			State: lag.State, LastError: lag.LastError, Sent: lag.Sent, Resent: lag.Resent, Lost: lag.Lost,
+			State: lag.State.String(), LastError: lag.LastError, Sent: lag.Sent, Resent: lag.Resent, Lost: lag.Lost,
 		})
 	}
 	return out

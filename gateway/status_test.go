@@ -112,7 +112,8 @@ func TestMetricsLintAndFamilies(t *testing.T) {
 		"weir_api_read_throttled_total", "weir_api_requests_total", "weir_api_put_records_total",
 		"weir_mqtt_received_total", "weir_mqtt_stored_total", "weir_mqtt_unrouted_total", "weir_mqtt_refused_total",
 		"weir_mqtt_dropped_qos0_total", "weir_mqtt_disconnected_total", "weir_mqtt_connections", "weir_mqtt_auth_failures_total",
-		"weir_mqtt_subscribe_denied_total", "weir_mqtt_delivery_denied_total",
+		"weir_mqtt_subscribe_denied_total", "weir_mqtt_delivery_denied_total", "weir_mqtt_limit_refused_total",
+		"weir_mqtt_retained_messages", "weir_mqtt_retained_bytes",
 		"weir_forwarder_lag_records", "weir_forwarder_lag_bytes", "weir_forwarder_lag_seconds", "weir_forwarder_sent_records_total",
 		"weir_forwarder_resent_records_total", "weir_forwarder_lost_records_total", "weir_forwarder_up",
 		// New.

@@ -21,10 +21,6 @@ import (
 // Limits the configuration does not expose. Each bounds what one client can
 // make the gateway hold.
 const (
-	// maxSessionExpiry caps how long a disconnected MQTT 5 session (its
-	// subscriptions and queued messages) is kept; mochi's default is
-	// forever (MaxUint32 seconds).
-	maxSessionExpiry = 24 * 60 * 60
 	// maxMessageExpiry caps how long a message waits for an offline
 	// subscriber.
 	maxMessageExpiry = 24 * 60 * 60
@@ -89,6 +85,7 @@ type Broker struct {
 	listener *listener
 	extra    []*listener // mqtt.listeners, in order
 	hook     *publishHook
+	limits   *limitsHook
 	stats    counters
 	metrics  *collector
 	reg      prometheus.Registerer
@@ -137,7 +134,9 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
 	caps.ReceiveMaximum = uint16(cfg.ReceiveMaximum)
 	caps.MaximumInflight = uint16(cfg.MaxInflight)
-	caps.MaximumSessionExpiryInterval = maxSessionExpiry
+	caps.MaximumSessionExpiryInterval = uint32(cfg.SessionExpiryMax.D() / time.Second)
+	caps.MaximumClientSubscriptions = cfg.MaxSubscriptions
+	caps.MaximumSubscriptions = int64(cfg.MaxSubsTotal)
 	caps.MaximumMessageExpiryInterval = maxMessageExpiry
 	caps.TopicAliasMaximum = topicAliasMaximum
 	// mochi copies a publish's properties, user properties included,
@@ -200,9 +199,13 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		log:            log,
 		lines:          lines,
 	}
-	// The auth hook goes first: its OnPublish must refuse a denied
-	// publish before the ingest hook stores it.
-	for _, h := range []mqtt.Hook{ah, ph, &sessionLogHook{lines: lines}} {
+	lh := newLimitsHook(cfg, server, &b.stats, log)
+	ph.limits, b.limits = lh, lh
+	server.Options.OnRefused = lh.onMochiRefused
+	// The limits hook goes first, so a gateway at max_connections refuses
+	// before it spends a password hash; the auth hook before the ingest
+	// hook, whose OnPublish must never see a publish the ACL denies.
+	for _, h := range []mqtt.Hook{lh, ah, ph, &sessionLogHook{lines: lines}} {
 		if err := server.AddHook(h, nil); err != nil {
 			cancel()
 			return nil, fmt.Errorf("ingest: add hook %s: %w", h.ID(), err)
@@ -281,6 +284,7 @@ func (b *Broker) Stats() Stats {
 	for _, l := range b.listeners() {
 		s.Connections += l.open()
 	}
+	s.Limits.RetainedMessages, s.Limits.RetainedBytes = b.limits.retained.usage()
 	return s
 }
 

@@ -37,6 +37,13 @@ type Config struct {
 	// Transport security (see tls.go): listeners besides Listen, each
 	// plain TCP or TLS.
 	Listeners []ListenerConfig `yaml:"listeners"`
+	// Abuse limits: what clients may make the gateway hold (limits.go).
+	MaxConnections   int            `yaml:"max_connections"`
+	MaxSubscriptions int            `yaml:"max_subscriptions"`
+	MaxSubsTotal     int            `yaml:"max_subscriptions_total"`
+	Retained         RetainedLimits `yaml:"retained"`
+	MaxQoS2Pending   int            `yaml:"max_qos2_pending"`
+	SessionExpiryMax conf.Duration  `yaml:"session_expiry_max"`
 }
 
 // Route is one entry of the `routes:` list: publishes whose topic matches
@@ -71,6 +78,7 @@ func (c *Config) Defaults() {
 	for i := range c.Listeners {
 		c.Listeners[i].Defaults()
 	}
+	c.limitDefaults()
 }
 
 // WithDefaults returns a copy of c with Defaults applied; the copy has
@@ -117,6 +125,7 @@ func (c Config) Validate() []error {
 		errs.Add("max_inflight", "must be 1..65535, got %d", c.MaxInflight)
 	}
 	errs = append(errs, c.validateListeners()...)
+	errs = append(errs, c.validateLimits()...)
 	return errs
 }
 

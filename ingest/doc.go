@@ -84,8 +84,35 @@
 // Packets larger than the maximum packet size (max_record_size + 64 KiB by
 // default) end the connection before their body is read, and the size is
 // advertised in CONNACK to MQTT 5 clients. The outbound queue holds
-// max_pending_writes packets, session expiry is capped at a day, the
-// topic-alias table at 16 entries and the read buffer is 1 KiB.
+// max_pending_writes packets, session expiry is capped by
+// session_expiry_max, the topic-alias table at 16 entries and the read
+// buffer is 1 KiB. The abuse limits (limits.go, configs/weir.example.yaml)
+// bound the rest: max_connections (CONNACK 0x97, 3.1.1: 3),
+// max_subscriptions per client and max_subscriptions_total (SUBACK 0x97,
+// 3.1.1: 0x80), retained
+// messages in count and bytes (mqtt.retained; a publish over them is
+// refused like a full stream, with 0x97, before it is stored), QoS 2
+// publishes parked awaiting PUBREL (max_qos2_pending, 0x97), and how long a
+// disconnected session is kept (session_expiry_max, for MQTT 5 and 3.1.1
+// persistent sessions alike). Each refusal is counted in Stats (Refused,
+// Limits) and logged, at most once a second per kind. A new subscriber
+// receives every matching retained message: the patched mochi sends them
+// from a goroutine of the client's that waits for room in its outbound
+// queue and in-flight window instead of dropping what does not fit.
+//
+// # Protocol strictness
+//
+// The patched mochi refuses, as MQTT 5 says: a PUBLISH with an empty topic
+// and a topic alias never set up (DISCONNECT 0x82; an alias above 16:
+// 0x94), a property repeated in any packet but User Property (0x82, as
+// CONNACK or DISCONNECT), Receive Maximum or Maximum Packet Size 0 in
+// CONNECT (CONNACK 0x82). A publish to $SYS/... is answered, never stored
+// or forwarded: PUBACK/PUBREC 0x87 Not authorized for MQTT 5 (as an ACL
+// denial: the topics exist but are the broker's), the connection closed for
+// a 3.1.1 QoS 1/2 publish, QoS 0 dropped; all counted. A client that is not
+// MQTT 5 only ever gets a 3.1.1 CONNACK return code (1 unacceptable
+// protocol version, 2 identifier rejected, 3 server unavailable, 4 bad user
+// name or password, 5 not authorized), or none for a malformed CONNECT.
 // BenchmarkIdleClientMemory measures what an idle device costs: about
 // 11 KiB, of which 6 KiB are the stacks of the two goroutines mochi keeps
 // per client (weir-bench's idle mode, which forces no GC, sees 12 KiB of

@@ -34,6 +34,7 @@ type publishHook struct {
 	packetSize uint32 // advertised in CONNACK to MQTT 5 clients
 	stats      *counters
 	ackLatency prometheus.Histogram // QoS ≥ 1 appends that were stored
+	limits     *limitsHook          // publish-time abuse limits (limits.go)
 	log        zerolog.Logger
 	logLimit   [numRefusals]limiter
 }
@@ -53,6 +54,8 @@ var refusalCodes = [numRefusals]packets.Code{
 	refusedPayload:       {Code: packets.ErrPayloadFormatInvalid.Code, Reason: "payload format invalid: no valid partition key"},
 	refusedUnspecified:   {Code: packets.ErrUnspecifiedError.Code, Reason: "unspecified error: not stored, try again later"},
 	refusedNotAuthorized: {Code: packets.ErrNotAuthorized.Code, Reason: "not authorized: the ACL does not allow this client to publish to this topic"},
+	refusedRetained:      {Code: packets.ErrQuotaExceeded.Code, Reason: "quota exceeded: retained message cap reached"},
+	refusedQoS2:          {Code: packets.ErrQuotaExceeded.Code, Reason: "quota exceeded: too many QoS 2 publishes awaiting PUBREL"},
 }
 
 var refusalNames = [numRefusals]string{
@@ -61,6 +64,8 @@ var refusalNames = [numRefusals]string{
 	refusedPayload:       "payload_format",
 	refusedUnspecified:   "unspecified",
 	refusedNotAuthorized: "not_authorized",
+	refusedRetained:      "retained_cap",
+	refusedQoS2:          "qos2_pending",
 }
 
 // classify maps a sink error to the refusal a client sees.
@@ -90,6 +95,9 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, nil
 	}
 	h.stats.received.Add(1)
+	if why, err := h.limits.admit(cl, &pk); err != nil {
+		return h.refuse(cl, &pk, nil, why, err)
+	}
 	rt := h.router.match(pk.TopicName)
 	if rt == nil {
 		h.stats.unrouted.Add(1)

@@ -13,6 +13,7 @@ type collector struct {
 
 	received, stored, unrouted, refused, droppedQoS0, disconnected *prometheus.Desc
 	connections, authFailures, subscribeDenied, deliveryDenied     *prometheus.Desc
+	limitRefused, retainedMessages, retainedBytes                  *prometheus.Desc
 }
 
 func newCollector(b *Broker) *collector {
@@ -37,6 +38,10 @@ func newCollector(b *Broker) *collector {
 		authFailures:    d("weir_mqtt_auth_failures_total", "Refused MQTT logins (CONNECTs), by reason.", "reason"),
 		subscribeDenied: d("weir_mqtt_subscribe_denied_total", "SUBSCRIBE filters the ACL refused."),
 		deliveryDenied:  d("weir_mqtt_delivery_denied_total", "Messages not delivered to a subscriber the ACL does not let read the topic."),
+		limitRefused: d("weir_mqtt_limit_refused_total",
+			"Connections, subscriptions and publishes refused by an abuse limit or as a protocol error before the ingest hook.", "limit"),
+		retainedMessages: d("weir_mqtt_retained_messages", "Retained messages held (cap: mqtt.retained.max_messages)."),
+		retainedBytes:    d("weir_mqtt_retained_bytes", "Bytes of retained messages held, topic + payload (cap: mqtt.retained.max_bytes)."),
 	}
 }
 
@@ -44,7 +49,8 @@ func newCollector(b *Broker) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	c.ack.Describe(ch)
 	for _, d := range []*prometheus.Desc{c.received, c.stored, c.unrouted, c.refused, c.droppedQoS0,
-		c.disconnected, c.connections, c.authFailures, c.subscribeDenied, c.deliveryDenied} {
+		c.disconnected, c.connections, c.authFailures, c.subscribeDenied, c.deliveryDenied,
+		c.limitRefused, c.retainedMessages, c.retainedBytes} {
 		ch <- d
 	}
 }
@@ -68,6 +74,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		{refusalNames[refusedPayload], s.Refused.PayloadFormat},
 		{refusalNames[refusedUnspecified], s.Refused.Unspecified},
 		{refusalNames[refusedNotAuthorized], s.Refused.NotAuthorized},
+		{refusalNames[refusedRetained], s.Refused.Retained},
+		{refusalNames[refusedQoS2], s.Refused.QoS2Pending},
 	} {
 		counter(c.refused, r.v, r.reason)
 	}
@@ -79,4 +87,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.subscribeDenied, s.SubscribeDenied)
 	counter(c.deliveryDenied, s.DeliveryDenied)
+	for _, r := range []struct {
+		limit string
+		v     uint64
+	}{
+		{"max_connections", s.Limits.Connections},
+		{"max_subscriptions", s.Limits.Subscriptions},
+		{"max_subscriptions_total", s.Limits.SubsTotal},
+		{"sys_publish", s.Limits.SysPublish},
+		{"topic_name_invalid", s.Limits.TopicName},
+		{"protocol_error", s.Limits.ProtocolError},
+	} {
+		counter(c.limitRefused, r.v, r.limit)
+	}
+	ch <- prometheus.MustNewConstMetric(c.retainedMessages, prometheus.GaugeValue, float64(s.Limits.RetainedMessages))
+	ch <- prometheus.MustNewConstMetric(c.retainedBytes, prometheus.GaugeValue, float64(s.Limits.RetainedBytes))
 }

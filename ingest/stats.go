@@ -20,6 +20,9 @@ type Stats struct {
 	// Connections is the number of TCP connections open now, including
 	// those that have not sent CONNECT yet.
 	Connections int
+	// Limits counts the refusals of the abuse limits and of protocol
+	// strictness that are not publishes refused by the hook.
+	Limits LimitStats
 
 	// Access control (auth.go).
 	LoginFailures LoginFailureStats
@@ -27,6 +30,21 @@ type Stats struct {
 	// DeliveryDenied messages not delivered to a subscriber because the
 	// ACL does not let it read the topic.
 	SubscribeDenied, DeliveryDenied uint64
+}
+
+// LimitStats are the refusals made before a publish reaches the hook, and
+// the retained messages held (limits.go).
+type LimitStats struct {
+	Connections   uint64 // CONNACK 0x97 (3.1.1: 3): mqtt.max_connections reached
+	Subscriptions uint64 // SUBACK 0x97 (3.1.1: 0x80) filters: mqtt.max_subscriptions reached
+	SubsTotal     uint64 // the same, mqtt.max_subscriptions_total reached
+	SysPublish    uint64 // publishes to $SYS/...: PUBACK/PUBREC 0x87, 3.1.1 QoS 1/2 disconnected, QoS 0 dropped
+	TopicName     uint64 // publishes to another topic clients may not use ($share/...): 0x90, as above
+	ProtocolError uint64 // clients disconnected for a protocol error or malformed packet
+	// RetainedMessages and RetainedBytes (topic + payload) are what the
+	// broker holds now, against mqtt.retained.
+	RetainedMessages int
+	RetainedBytes    int64
 }
 
 // LoginFailureStats counts refused CONNECTs by reason.
@@ -67,11 +85,13 @@ type RefusedStats struct {
 	PayloadFormat uint64 // 0x99: no usable partition key (template failed, invalid key)
 	Unspecified   uint64 // 0x80: store unavailable, closing, unknown stream, cancelled
 	NotAuthorized uint64 // 0x87: the ACL does not allow the client to publish to the topic
+	Retained      uint64 // 0x97: the retained cap (mqtt.retained) would be exceeded
+	QoS2Pending   uint64 // 0x97: mqtt.max_qos2_pending QoS 2 publishes await PUBREL
 }
 
 // Total is the number of refused publishes.
 func (r RefusedStats) Total() uint64 {
-	return r.QuotaExceeded + r.TooLarge + r.PayloadFormat + r.Unspecified + r.NotAuthorized
+	return r.QuotaExceeded + r.TooLarge + r.PayloadFormat + r.Unspecified + r.NotAuthorized + r.Retained + r.QoS2Pending
 }
 
 // refusal is why a publish was not stored; it indexes counters.
@@ -83,6 +103,8 @@ const (
 	refusedPayload
 	refusedUnspecified
 	refusedNotAuthorized
+	refusedRetained
+	refusedQoS2
 	numRefusals
 )
 
@@ -95,6 +117,7 @@ type counters struct {
 
 	loginFailures                   [numLoginFailures]atomic.Uint64
 	subscribeDenied, deliveryDenied atomic.Uint64
+	limits                          [numLimitEvents]atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -108,6 +131,16 @@ func (c *counters) snapshot() Stats {
 			PayloadFormat: c.refused[refusedPayload].Load(),
 			Unspecified:   c.refused[refusedUnspecified].Load(),
 			NotAuthorized: c.refused[refusedNotAuthorized].Load(),
+			Retained:      c.refused[refusedRetained].Load(),
+			QoS2Pending:   c.refused[refusedQoS2].Load(),
+		},
+		Limits: LimitStats{
+			Connections:   c.limits[limitConnections].Load(),
+			Subscriptions: c.limits[limitSubscriptions].Load(),
+			SubsTotal:     c.limits[limitSubsTotal].Load(),
+			SysPublish:    c.limits[limitSysPublish].Load(),
+			TopicName:     c.limits[limitTopicName].Load(),
+			ProtocolError: c.limits[limitProtocolError].Load(),
 		},
 		DroppedQoS0:  c.droppedQoS0.Load(),
 		Disconnected: c.disconnected.Load(),

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/weir-gateway/weir/internal/fsutil"
 )
 
 // ConsumerInfo describes a registered consumer of a stream.
@@ -30,7 +32,7 @@ type ConsumerInfo struct {
 // previous position or its new one, never garbage.
 type Checkpoints struct {
 	dir   string
-	fs    metaFS
+	fs    fsutil.Steps
 	clock func() time.Time
 
 	mu    sync.Mutex
@@ -85,7 +87,7 @@ func (c *Checkpoints) file(stream, consumer string, create bool) (*ckptFile, err
 		}
 		// checkpoints/<stream>/ and checkpoints/ may both be new.
 		for _, d := range []string{c.dir, filepath.Dir(c.dir)} {
-			if err := syncDir(d); err != nil {
+			if err := fsutil.SyncDir(d); err != nil {
 				return nil, err
 			}
 		}
@@ -108,7 +110,7 @@ func (c *Checkpoints) write(f *ckptFile) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(c.fs, f.path, b)
+	return fsutil.WriteFileSteps(c.fs, f.path, b, 0o644)
 }
 
 func (c *Checkpoints) info(d ckptData) ConsumerInfo {
@@ -148,7 +150,7 @@ func (c *Checkpoints) Deregister(stream, name string) error {
 	if err := os.Remove(f.path); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(f.path))
+	return fsutil.SyncDir(filepath.Dir(f.path))
 }
 
 // Consumer returns a registered consumer.

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
+	"github.com/weir-gateway/weir/wal"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,6 +57,9 @@ func TestDiskFullRefusesAndRecovers(t *testing.T) {
 	}
 	if full == nil {
 		t.Fatal("the disk never filled")
+	}
+	if !errors.Is(full, wal.ErrNoSpace) || !errors.Is(full, syscall.ENOSPC) {
+		t.Fatalf("a real full disk lost the log's chain: %v", full)
 	}
 	// Refused again, still cleanly.
 	if _, err := s.Append(ctx, "s", &Record{Key: "k", Data: make([]byte, 2004)}, AppendOptions{}); !errors.Is(err, ErrFull) {

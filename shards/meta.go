@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/weir-gateway/weir/internal/fsutil"
 )
 
 // metaFile is the name of a stream's shard map inside its directory.
@@ -72,10 +74,10 @@ func readMeta(dir string) (streamMeta, error) {
 	return m, nil
 }
 
-func writeMeta(fs metaFS, dir string, m streamMeta) error {
+func writeMeta(fs fsutil.Steps, dir string, m streamMeta) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeAtomic(fs, filepath.Join(dir, metaFile), append(b, '\n'))
+	return fsutil.WriteFileSteps(fs, filepath.Join(dir, metaFile), append(b, '\n'), 0o644)
 }

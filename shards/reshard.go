@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/weir-gateway/weir/internal/conf"
+	"github.com/weir-gateway/weir/internal/fsutil"
 )
 
 // MaxOpenShards bounds a stream's open shards; a gateway's disk and file
@@ -164,7 +165,7 @@ func (st *Stream) reshard(parents []*Shard, children []ShardInfo) error {
 	for _, p := range parents {
 		if err := p.wal().Seal(); err != nil {
 			st.unseal(parents)
-			return fmt.Errorf("%w: seal %s: %v", ErrUnavailable, p.ID(), err)
+			return fmt.Errorf("%w: seal %s: %w", ErrUnavailable, p.ID(), err)
 		}
 		endSeq = max(endSeq, p.Last())
 	}
@@ -198,7 +199,7 @@ func (st *Stream) reshard(parents []*Shard, children []ShardInfo) error {
 		next.Shards = append(next.Shards, metaOf(c))
 	}
 	if err := writeMeta(st.store.opts.metaFS, st.dir, next); err != nil {
-		var dse *dirSyncError
+		var dse *fsutil.DirSyncError
 		if errors.As(err, &dse) {
 			st.install(next, added, nil)
 			st.store.log.Error().Err(err).Str("stream", st.name).Msg("new shard map written but its directory could not be synced; a power cut may bring back the old map")

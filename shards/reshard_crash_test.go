@@ -6,41 +6,48 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/weir-gateway/weir/internal/fsutil"
 )
 
 // crashFS is the metadata seam that dies at a chosen step: every write
 // after the crash point is refused, as if the process had been killed there.
+// It passes everything through until a test sets at, so the store can open
+// and take data first.
 type crashFS struct {
-	osMetaFS
+	fsutil.OS
 	step, at int
 }
 
 var errCrash = errors.New("simulated crash")
 
 func (c *crashFS) tick() error {
+	if c.at == 0 {
+		return nil
+	}
 	c.step++
 	if c.step >= c.at {
 		return errCrash
 	}
 	return nil
 }
-func (c *crashFS) WriteTemp(p string, b []byte) error {
+func (c *crashFS) WriteTemp(p string, b []byte, perm os.FileMode) error {
 	if err := c.tick(); err != nil {
 		return err
 	}
-	return c.osMetaFS.WriteTemp(p, b)
+	return c.OS.WriteTemp(p, b, perm)
 }
 func (c *crashFS) Rename(a, b string) error {
 	if err := c.tick(); err != nil {
 		return err
 	}
-	return c.osMetaFS.Rename(a, b)
+	return c.OS.Rename(a, b)
 }
 func (c *crashFS) SyncDir(d string) error {
 	if err := c.tick(); err != nil {
 		return err
 	}
-	return c.osMetaFS.SyncDir(d)
+	return c.OS.SyncDir(d)
 }
 
 // TestCrashDuringSplit stops a split after each step of the shard-map write
@@ -53,11 +60,12 @@ func TestCrashDuringSplit(t *testing.T) {
 		t.Run(fmt.Sprintf("crash_at_step_%d", at), func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := testStream("s", 1)
-			s := openStore(t, dir, Options{Streams: []StreamConfig{cfg}})
+			crash := &crashFS{}
+			s := openStore(t, dir, withMetaFS(Options{Streams: []StreamConfig{cfg}}, crash))
 			for i := 0; i < 20; i++ {
 				put(t, s, "s", fmt.Sprintf("k%d", i%3), fmt.Sprint(i))
 			}
-			s.opts.metaFS = &crashFS{at: at}
+			crash.at = at
 			st, _ := s.Stream("s")
 			err := st.Split("shardId-000000000000", EvenRanges(2)[1][0])
 			if at <= 3 && err == nil {
@@ -121,7 +129,8 @@ func TestCrashDuringSplit(t *testing.T) {
 
 func TestCheckpointsDurableAndAtomic(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, dir, Options{Streams: []StreamConfig{testStream("s", 1)}})
+	crash := &crashFS{}
+	s := openStore(t, dir, withMetaFS(Options{Streams: []StreamConfig{testStream("s", 1)}}, crash))
 	c := s.Checkpoints()
 	if _, err := c.Register("s", "app"); err != nil {
 		t.Fatal(err)
@@ -135,8 +144,7 @@ func TestCheckpointsDurableAndAtomic(t *testing.T) {
 	must(t, c.Commit("s", "app", "shardId-000000000000", 7))
 	must(t, c.Commit("s", ForwarderPrefix+"cloud", "shardId-000000000000", 3))
 	// A failed commit leaves the previous position, in memory and on disk.
-	s.opts.metaFS = &crashFS{at: 1}
-	c.fs = s.opts.metaFS
+	crash.at = 1
 	if err := c.Commit("s", "app", "shardId-000000000000", 9); err == nil {
 		t.Fatal("commit succeeded through a crash")
 	}

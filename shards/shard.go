@@ -92,7 +92,7 @@ func (sh *Shard) Read(from uint64, maxRecords int, maxBytes int) ([]Record, erro
 		return nil, &TrimmedError{Shard: sh.ID(), Requested: from, TrimHorizon: sh.TrimHorizon()}
 	}
 	if errors.Is(err, wal.ErrClosed) {
-		return out, fmt.Errorf("%w: reading %s: %v", ErrClosed, sh.ID(), err)
+		return out, fmt.Errorf("%w: reading %s: %w", ErrClosed, sh.ID(), err)
 	}
 	if err != nil {
 		return out, fmt.Errorf("shards: read %s at %d: %w", sh.ID(), from, err)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/weir-gateway/weir/internal/conf"
+	"github.com/weir-gateway/weir/internal/fsutil"
 	"github.com/weir-gateway/weir/wal"
 )
 
@@ -36,8 +37,6 @@ type Options struct {
 	Clock func() time.Time
 	// RetentionEvery is how often retention runs; default 1s.
 	RetentionEvery time.Duration
-	// WALFS lets tests inject faults under the logs.
-	WALFS wal.FS
 	// NoRetentionLoop disables the background retention pass (tests call
 	// EnforceRetention themselves).
 	NoRetentionLoop bool
@@ -48,7 +47,11 @@ type Options struct {
 	// histograms (wal.Metrics) while the store is open.
 	Registerer prometheus.Registerer
 
-	metaFS metaFS
+	// Test seams, set only through export_test.go: the logs' filesystem
+	// and the steps of metadata writes, for faults and crashes a real disk
+	// cannot produce on cue. Nil means the real ones.
+	walFS  wal.FS
+	metaFS fsutil.Steps
 }
 
 // Appended tells where a record went.
@@ -117,7 +120,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.RetentionEvery = time.Second
 	}
 	if opts.metaFS == nil {
-		opts.metaFS = osMetaFS{}
+		opts.metaFS = fsutil.OS{}
 	}
 	opts.Durability = opts.Durability.WithDefaults()
 	if opts.OpenExistingOnly {
@@ -132,7 +135,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	// this a power cut right after the first start can take the whole data
 	// directory, and every record acknowledged in it, away.
 	for _, d := range []string{filepath.Dir(filepath.Clean(dir)), dir} {
-		if err := syncDir(d); err != nil {
+		if err := fsutil.SyncDir(d); err != nil {
 			return nil, fmt.Errorf("shards: sync %s: %w", d, err)
 		}
 	}
@@ -250,7 +253,7 @@ func (s *Store) openStream(dir string, m streamMeta, cfg StreamConfig) (*Stream,
 		st.shards[info.ID] = sh
 	}
 	// Make the shard directories the logs may just have created durable.
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		st.close()
 		return nil, fmt.Errorf("shards: stream %s: sync dir: %w", m.Name, err)
 	}
@@ -385,7 +388,7 @@ func (s *Store) createStream(cfg StreamConfig, declared bool) (*Stream, error) {
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("shards: create stream %s: %w", cfg.Name, err)
 	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(dir)); err != nil {
 		return nil, fmt.Errorf("shards: create stream %s: %w", cfg.Name, err)
 	}
 	st, err := s.openStream(dir, m, cfg)
@@ -416,7 +419,7 @@ func (s *Store) DeleteStream(name string) error {
 	if err := os.Rename(st.dir, gone); err != nil {
 		return fmt.Errorf("shards: delete stream %s: %w", name, err)
 	}
-	if err := syncDir(filepath.Dir(gone)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(gone)); err != nil {
 		return fmt.Errorf("shards: delete stream %s: %w", name, err)
 	}
 	s.ckpts.dropStream(name)

@@ -312,21 +312,22 @@ func (st *Stream) appendBatch(ctx context.Context, recs []*Record, opts []Append
 	return out, errs
 }
 
-// walErr translates a log failure into the store's vocabulary, keeping the
-// cause for the operator.
+// walErr translates a log failure into the store's vocabulary and keeps the
+// log's chain too, so callers can still match wal.ErrNoSpace, wal.ErrFailed
+// and syscall.ENOSPC, as wal/doc.go promises.
 func walErr(sh *Shard, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, wal.ErrNoSpace):
 		sh.stream.store.metrics.refusedFull.Add(1)
-		return fmt.Errorf("%w: disk full writing %s: %v", ErrFull, sh.ID(), err)
+		return fmt.Errorf("%w: disk full writing %s: %w", ErrFull, sh.ID(), err)
 	case errors.Is(err, wal.ErrClosed):
-		return fmt.Errorf("%w: %v", ErrClosed, err)
+		return fmt.Errorf("%w: %w", ErrClosed, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	default:
-		return fmt.Errorf("%w: %s: %v", ErrUnavailable, sh.ID(), err)
+		return fmt.Errorf("%w: %s: %w", ErrUnavailable, sh.ID(), err)
 	}
 }
 
@@ -338,7 +339,7 @@ func (st *Stream) openShard(info ShardInfo) (*Shard, error) {
 		Name:         st.name + "/" + info.ID,
 		SegmentSize:  cfg.SegmentSize.Bytes(),
 		FirstIndex:   info.StartSeq,
-		FS:           s.opts.WALFS,
+		FS:           s.opts.walFS,
 		Logger:       s.log.With().Str("stream", st.name).Str("shard", info.ID).Logger(),
 		Sync:         wal.SyncAlways,
 		SyncInterval: s.opts.Durability.Interval.D(),

@@ -4,6 +4,7 @@ import (
 	"os"
 	"sort"
 
+	"github.com/weir-gateway/weir/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,17 +69,7 @@ func (osFS) ReadDir(dir string) ([]string, error) {
 	return names, err
 }
 
-func (osFS) SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func (osFS) SyncDir(dir string) error { return fsutil.SyncDir(dir) }
 
 type osFile struct {
 	f  *os.File

@@ -168,14 +168,14 @@ func (l *Log) loadSegment(first, next uint64) error {
 		return corrupt(0, fmt.Errorf("%w: header says first index %d, file name %d", errBadSegHeader, hfirst, first))
 	}
 
-	max := ^uint64(0)
+	want := ^uint64(0) // records the segment must hold; a sealed one is complete
 	if !newest {
 		if next <= first {
 			return corrupt(0, fmt.Errorf("segment order: next segment starts at %d", next))
 		}
-		max = next - first
+		want = next - first
 	}
-	res, err := scanSegment(f, first, max)
+	res, err := scanSegment(f, first, want)
 	if err != nil {
 		return fmt.Errorf("wal: shard %q: read segment %s: %w", l.opts.Name, path, err)
 	}
@@ -189,7 +189,7 @@ func (l *Log) loadSegment(first, next uint64) error {
 	if !newest {
 		// A sealed segment was synced before its successor was named, so
 		// anything short of complete is damage, not a crash.
-		if res.count < max {
+		if res.count < want {
 			cause := res.stop
 			if cause == nil || errors.Is(cause, errZeroHeader) {
 				cause = fmt.Errorf("segment ends after %d records, next segment starts at %d: records %d..%d missing",

@@ -59,7 +59,7 @@ func (r Readiness) Ready() bool { return len(r.NotReady) == 0 }
 
 // readiness gathers what /readyz answers.
 func (s *Server) readiness() Readiness {
-	r := Readiness{FailedShards: FailedShards(s.store)}
+	r := Readiness{FailedShards: s.failedShards()}
 	for _, f := range r.FailedShards {
 		r.NotReady = append(r.NotReady, "shard "+f.Stream+"/"+f.Shard+" failed: "+f.Error)
 	}

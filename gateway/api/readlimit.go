@@ -1,8 +1,11 @@
 package api
 
 import (
+	"math"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // readLimiter enforces one shard's read limits (cfg.ReadLimits), shared by
@@ -16,32 +19,22 @@ import (
 // balance, rather than handing out 10 MiB and throttling for 5 s as Kinesis
 // does, gives readers a steady flow instead of bursts and long stalls.
 type readLimiter struct {
-	mu           sync.Mutex
-	callRate     float64
-	byteRate     float64
-	calls, bytes float64
-	last         time.Time
+	calls, bytes *rate.Limiter // nil = unlimited
+
+	mu   sync.Mutex
+	last time.Time // the latest admission, at which charge books the read
 }
 
 func newReadLimiter(callsPerSec int, bytesPerSec int64, now time.Time) *readLimiter {
-	return &readLimiter{
-		callRate: float64(callsPerSec), byteRate: float64(bytesPerSec),
-		calls: float64(callsPerSec), bytes: float64(bytesPerSec), last: now,
+	l := &readLimiter{last: now}
+	if callsPerSec > 0 {
+		l.calls = rate.NewLimiter(rate.Limit(callsPerSec), callsPerSec)
 	}
-}
-
-func (l *readLimiter) refillLocked(now time.Time) {
-	if !now.After(l.last) {
-		return
+	if bytesPerSec > 0 {
+		// The burst is an int: cap it for 32-bit gateways.
+		l.bytes = rate.NewLimiter(rate.Limit(bytesPerSec), int(min(bytesPerSec, math.MaxInt32)))
 	}
-	dt := now.Sub(l.last).Seconds()
-	l.last = now
-	if l.callRate > 0 {
-		l.calls = min(l.callRate, l.calls+dt*l.callRate)
-	}
-	if l.byteRate > 0 {
-		l.bytes = min(l.byteRate, l.bytes+dt*l.byteRate)
-	}
+	return l
 }
 
 // admit asks to read. countCall is false for a long-poll, which the call
@@ -49,34 +42,49 @@ func (l *readLimiter) refillLocked(now time.Time) {
 // read (maxBytes when bytes are unlimited), or ok=false and how long until
 // the call would be admitted.
 func (l *readLimiter) admit(now time.Time, countCall bool, maxBytes int) (budget int, wait time.Duration, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.refillLocked(now)
-	if countCall && l.callRate > 0 && l.calls < 1 {
-		return 0, time.Duration((1 - l.calls) / l.callRate * float64(time.Second)), false
+	var call *rate.Reservation
+	if countCall && l.calls != nil {
+		call = l.calls.ReserveN(now, 1)
+		if d := call.DelayFrom(now); d > 0 {
+			call.CancelAt(now)
+			return 0, d, false
+		}
 	}
 	budget = maxBytes
-	if l.byteRate > 0 {
-		if l.bytes <= 0 {
+	if l.bytes != nil {
+		balance := l.bytes.TokensAt(now)
+		if balance <= 0 {
+			if call != nil {
+				call.CancelAt(now)
+			}
 			// Wait until a tenth of a second's worth is back, so a woken
 			// reader gets a useful batch rather than one record.
-			need := -l.bytes + l.byteRate/10
-			return 0, time.Duration(need / l.byteRate * float64(time.Second)), false
+			r := float64(l.bytes.Limit())
+			return 0, time.Duration((-balance + r/10) / r * float64(time.Second)), false
 		}
-		budget = min(budget, int(l.bytes))
+		budget = min(budget, int(balance))
 	}
-	if countCall && l.callRate > 0 {
-		l.calls--
+	l.mu.Lock()
+	if now.After(l.last) {
+		l.last = now
 	}
+	l.mu.Unlock()
 	return max(budget, 1), 0, true
 }
 
-// charge accounts the bytes a read returned.
+// charge accounts the bytes a read returned, as debt when they exceed the
+// balance. A reservation cannot exceed the burst, so a read larger than a
+// second's allowance (one oversize record) is booked in bursts.
 func (l *readLimiter) charge(n int) {
-	if l.byteRate == 0 || n == 0 {
+	if l.bytes == nil || n <= 0 {
 		return
 	}
 	l.mu.Lock()
-	l.bytes -= float64(n)
+	at := l.last
 	l.mu.Unlock()
+	for burst := l.bytes.Burst(); n > 0; {
+		c := min(n, burst)
+		l.bytes.ReserveN(at, c)
+		n -= c
+	}
 }

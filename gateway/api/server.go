@@ -68,6 +68,9 @@ type Options struct {
 	// guard replaces the failure guard (tests: their own clock and
 	// limits); nil = newFailureGuard().
 	guard *failureGuard
+	// failedShards replaces FailedShards(store) for /readyz (tests: a
+	// shard failure without a failing disk); nil = the store's.
+	failedShards func() []FailedShard
 }
 
 // Server is the Kinesis-compatible HTTP API of one store.
@@ -96,6 +99,8 @@ type Server struct {
 	cert  atomic.Pointer[tls.Certificate]
 	hosts hostPolicy
 	guard *failureGuard
+
+	failedShards func() []FailedShard
 
 	// closing ends long-polls at Close, so Shutdown need not wait them out.
 	closing   chan struct{}
@@ -143,14 +148,18 @@ func New(cfg Config, store *shards.Store, opts Options) (*Server, error) {
 		sign:   signer{key: append([]byte(nil), key...)},
 		region: opts.Region, account: opts.AccountID,
 		forwarders: opts.Forwarders, notReady: opts.NotReady, registry: opts.Registry,
-		closing:  make(chan struct{}),
-		limiters: map[string]*readLimiter{},
-		metrics:  newAPIMetrics(),
-		hosts:    newHostPolicy(cfg.AllowedHosts),
-		guard:    opts.guard,
+		closing:      make(chan struct{}),
+		limiters:     map[string]*readLimiter{},
+		metrics:      newAPIMetrics(),
+		hosts:        newHostPolicy(cfg.AllowedHosts),
+		guard:        opts.guard,
+		failedShards: opts.failedShards,
 	}
 	if s.guard == nil {
 		s.guard = newFailureGuard()
+	}
+	if s.failedShards == nil {
+		s.failedShards = func() []FailedShard { return FailedShards(store) }
 	}
 	if err := s.ReloadCredentials(); err != nil {
 		return nil, err

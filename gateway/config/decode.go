@@ -7,7 +7,7 @@ import (
 	"io"
 	"math"
 	"reflect"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,6 +19,13 @@ import (
 // decoder fills a File from a yaml.v3 node tree, recording the line of
 // every key path it sees and an *Error for every key or value it cannot
 // take, and carrying on so that all problems are reported together.
+//
+// yaml.v3 does all of YAML: syntax, aliases, merge keys and duplicate keys
+// (each mapping is decoded by it into map[string]yaml.Node) and the
+// conversion of every scalar (Node.Decode). The decoder only matches keys
+// to the fields of the Go types, which is what Decoder.KnownFields does,
+// so that an unknown key can be named with its path, its line and the key
+// the operator probably meant.
 type decoder struct {
 	file  string
 	lines map[string]int  // key path -> line of the key
@@ -29,12 +36,9 @@ type decoder struct {
 var (
 	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 	defaulterType   = reflect.TypeFor[interface{ Defaults() }]()
-	yamlLineRE      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
 
-// maxAliasDepth bounds alias and merge chains, which a hostile or broken
-// file could make cyclic.
-const maxAliasDepth = 32
+const emptyConfig = "empty configuration: the file has no keys (run weir without --config for the built-in defaults)"
 
 func (d *decoder) fail(line int, path, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -48,9 +52,9 @@ func (d *decoder) document(data []byte) *yaml.Node {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			d.fail(0, "", "empty configuration: the file has no keys (run weir without --config for the built-in defaults)")
+			d.fail(0, "", emptyConfig)
 		} else {
-			d.yamlError(err)
+			d.syntaxError(err)
 		}
 		return nil
 	}
@@ -60,19 +64,19 @@ func (d *decoder) document(data []byte) *yaml.Node {
 		d.fail(extra.Line, "", "a second YAML document (---) is not allowed; put everything in one")
 		return nil
 	case !errors.Is(err, io.EOF):
-		d.yamlError(err)
+		d.syntaxError(err)
 		return nil
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
 		if len(root.Content) == 0 {
-			d.fail(0, "", "empty configuration: the file has no keys (run weir without --config for the built-in defaults)")
+			d.fail(0, "", emptyConfig)
 			return nil
 		}
 		root = root.Content[0]
 	}
-	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		d.fail(root.Line, "", "empty configuration: the file has no keys (run weir without --config for the built-in defaults)")
+	if isNull(root) {
+		d.fail(root.Line, "", emptyConfig)
 		return nil
 	}
 	if root.Kind != yaml.MappingNode {
@@ -82,27 +86,29 @@ func (d *decoder) document(data []byte) *yaml.Node {
 	return root
 }
 
-func (d *decoder) yamlError(err error) {
-	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		d.fail(line, "", "YAML syntax: %s", m[2])
-		return
-	}
-	d.fail(0, "", "YAML syntax: %s", strings.TrimPrefix(msg, "yaml: "))
+// syntaxError reports a file yaml.v3 cannot parse. The library gives the
+// line only inside its message, which is passed on whole rather than
+// taken apart.
+func (d *decoder) syntaxError(err error) {
+	d.fail(0, "", "not valid YAML: %v", err)
 }
 
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < maxAliasDepth; i++ {
-		n = n.Alias
+// target is the node an alias stands for. Anchors are never on aliases,
+// so one step is all there is.
+func target(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return n.Alias
 	}
 	return n
 }
 
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
+func isNull(n *yaml.Node) bool {
+	n = target(n)
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
 
 func kindName(n *yaml.Node) string {
-	switch n.Kind {
+	switch n = target(n); n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:
@@ -116,143 +122,198 @@ func kindName(n *yaml.Node) string {
 
 // decode sets v from n. v holds the defaults, which stay for absent keys.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	n = resolve(n)
-	if n == nil || n.Kind == yaml.AliasNode {
-		d.fail(0, path, "alias chain too deep")
-		return
-	}
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
 		if isNull(n) {
 			v.SetZero()
 			return
 		}
-		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
+		if err := n.Decode(v.Addr().Interface()); err != nil {
 			d.fail(n.Line, path, "%v", err)
 		}
 		return
 	}
 	switch v.Kind() {
+	case reflect.Pointer:
+		if isNull(n) {
+			v.SetZero()
+			return
+		}
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path)
 	case reflect.Struct:
 		d.mapping(n, v, path)
+	case reflect.Map:
+		d.stringMap(n, v, path)
 	case reflect.Slice:
 		d.sequence(n, v, path)
-	case reflect.String:
-		switch {
-		case isNull(n):
-			v.SetString("")
-		case n.Kind != yaml.ScalarNode || n.Tag == "!!bool":
-			d.fail(n.Line, path, "must be a string, got %s", kindName(n))
-		default:
-			v.SetString(n.Value)
-		}
-	case reflect.Bool:
-		var b bool
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
-			d.fail(n.Line, path, "must be true or false, got %s", kindName(n))
-			return
-		}
-		v.SetBool(b)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		var i int64
-		if isNull(n) {
-			v.SetInt(0)
-			return
-		}
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil {
-			d.fail(n.Line, path, "must be an integer, got %s", kindName(n))
-			return
-		}
-		// Counts are capped at 32 bits so that a file means the same on
-		// 32-bit ARM gateways as on the machine that checked it.
-		if v.OverflowInt(i) || i > math.MaxInt32 || i < math.MinInt32 {
-			d.fail(n.Line, path, "integer %d out of range", i)
-			return
-		}
-		v.SetInt(i)
 	default:
-		d.fail(n.Line, path, "cannot decode into %s", v.Type())
+		d.scalar(n, v, path)
 	}
 }
 
-type pair struct{ key, val *yaml.Node }
+// scalar decodes a leaf. The tag checks are weir's policy, stricter than
+// yaml.v3: a string must not be a bare true/false, a boolean must be
+// true or false (not YAML 1.1's yes/on), a number must be written as one.
+func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
+	t := target(n)
+	if isNull(t) {
+		v.SetZero()
+		return
+	}
+	var want string
+	ok := t.Kind == yaml.ScalarNode
+	switch v.Kind() {
+	case reflect.String:
+		want, ok = "a string", ok && t.Tag != "!!bool"
+	case reflect.Bool:
+		want, ok = "true or false", ok && t.Tag == "!!bool"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		want, ok = "an integer", ok && t.Tag == "!!int"
+	case reflect.Float32, reflect.Float64:
+		want, ok = "a number", ok && (t.Tag == "!!int" || t.Tag == "!!float")
+	default:
+		d.fail(n.Line, path, "cannot decode into %s", v.Type())
+		return
+	}
+	if !ok {
+		d.fail(n.Line, path, "must be %s, got %s", want, kindName(t))
+		return
+	}
+	// Decode into a fresh value so a failure leaves the default in place.
+	out := reflect.New(v.Type())
+	if err := t.Decode(out.Interface()); err != nil {
+		d.fail(n.Line, path, "integer %s out of range", t.Value)
+		return
+	}
+	// Counts are capped at 32 bits so that a file means the same on
+	// 32-bit ARM gateways as on the machine that checked it.
+	if e := out.Elem(); e.CanInt() && (e.Int() > math.MaxInt32 || e.Int() < math.MinInt32) ||
+		e.CanUint() && e.Uint() > math.MaxUint32 {
+		d.fail(n.Line, path, "integer %s out of range", t.Value)
+		return
+	}
+	v.Set(out.Elem())
+}
 
-// pairs lists the entries of a mapping with merge keys expanded: explicit
-// entries first, then merged ones whose keys are not already present, as
-// YAML's merge rule says.
-func (d *decoder) pairs(n *yaml.Node, path string, depth int) []pair {
-	var own, merged []pair
+// entry is one key of a mapping as yaml.v3 resolved it, with the line of
+// the key where the file wrote it (for a merged key, in the merged mapping).
+type entry struct {
+	key  string
+	line int
+	val  yaml.Node
+}
+
+// entries lets yaml.v3 resolve the mapping n (aliases, merge keys,
+// duplicate keys) and returns its keys in file order. On a refusal it
+// records an error and returns false.
+func (d *decoder) entries(n *yaml.Node, path string, what string) ([]entry, bool) {
+	if target(n).Kind != yaml.MappingNode {
+		d.fail(n.Line, path, "must be %s, got %s", what, kindName(n))
+		return nil, false
+	}
+	var m map[string]yaml.Node
+	if err := n.Decode(&m); err != nil {
+		d.explainMapping(target(n), path, err)
+		return nil, false
+	}
+	keyLines := map[string]int{}
+	content := target(n).Content
+	for i := 0; i+1 < len(content); i += 2 {
+		if k := content[i]; k.Kind == yaml.ScalarNode && keyLines[k.Value] == 0 {
+			keyLines[k.Value] = k.Line
+		}
+	}
+	out := make([]entry, 0, len(m))
+	for k, v := range m {
+		line, own := keyLines[k]
+		if !own {
+			line = v.Line
+		}
+		out = append(out, entry{key: k, line: line, val: v})
+	}
+	slices.SortFunc(out, func(a, b entry) int {
+		if a.line != b.line {
+			return a.line - b.line
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	return out, true
+}
+
+// explainMapping says why yaml.v3 refused a mapping. The library's reasons
+// come as text only, so the two an operator meets (a key written twice, a
+// key that is not a name) are found again in the node itself; anything
+// else is passed on in the library's words.
+func (d *decoder) explainMapping(n *yaml.Node, path string, err error) {
+	first := map[string]int{}
+	found := false
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		if k.Tag != "!!merge" {
-			own = append(own, pair{k, val})
+		k := n.Content[i]
+		if k.Kind != yaml.ScalarNode {
+			d.fail(k.Line, path, "keys must be plain names, got %s", kindName(k))
+			found = true
 			continue
 		}
-		if depth >= maxAliasDepth {
-			d.fail(k.Line, path, "merge chain too deep")
+		if line, dup := first[k.Value]; dup {
+			d.fail(k.Line, conf.Join(path, k.Value), "duplicate key (first at line %d)", line)
+			found = true
 			continue
 		}
-		src := resolve(val)
-		var maps []*yaml.Node
-		switch src.Kind {
-		case yaml.MappingNode:
-			maps = []*yaml.Node{src}
-		case yaml.SequenceNode:
-			for _, m := range src.Content {
-				maps = append(maps, resolve(m))
-			}
-		}
-		for _, m := range maps {
-			if m == nil || m.Kind != yaml.MappingNode {
-				d.fail(k.Line, path, "<< must merge a mapping or a list of mappings")
-				continue
-			}
-			merged = append(merged, d.pairs(m, path, depth+1)...)
-		}
+		first[k.Value] = k.Line
 	}
-	seen := map[string]bool{}
-	for _, p := range own {
-		seen[p.key.Value] = true
+	if !found {
+		d.fail(n.Line, path, "%v", err)
 	}
-	for _, p := range merged {
-		if !seen[p.key.Value] {
-			seen[p.key.Value] = true
-			own = append(own, p)
-		}
-	}
-	return own
 }
 
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	if isNull(n) {
 		return // "mqtt:" with nothing under it: keep the defaults
 	}
-	if n.Kind != yaml.MappingNode {
-		d.fail(n.Line, path, "must be a mapping of keys (key: value), got %s", kindName(n))
+	es, ok := d.entries(n, path, "a mapping of keys (key: value)")
+	if !ok {
 		return
 	}
 	fields, names := structFields(v.Type())
-	first := map[string]int{}
-	for _, p := range d.pairs(n, path, 0) {
-		k := p.key
-		if k.Kind != yaml.ScalarNode {
-			d.fail(k.Line, path, "keys must be plain names, got %s", kindName(k))
-			continue
-		}
-		name := k.Value
-		kpath := conf.Join(path, name)
-		if line, dup := first[name]; dup {
-			d.fail(k.Line, kpath, "duplicate key (first at line %d)", line)
-			continue
-		}
-		first[name] = k.Line
-		idx, ok := fields[name]
+	for _, e := range es {
+		kpath := conf.Join(path, e.key)
+		idx, ok := fields[e.key]
 		if !ok {
-			d.fail(k.Line, kpath, "unknown key %q%s", name, suggest(name, names))
+			d.fail(e.line, kpath, "unknown key %q%s", e.key, suggest(e.key, names))
 			continue
 		}
-		d.lines[kpath] = k.Line
-		d.decode(p.val, v.Field(idx), kpath)
+		d.lines[kpath] = e.line
+		d.decode(&e.val, v.FieldByIndex(idx), kpath)
 	}
+}
+
+// stringMap decodes a mapping whose keys are names the operator chooses
+// (map[string]T); its values decode like any other.
+func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		v.SetZero()
+		return
+	}
+	if v.Type().Key().Kind() != reflect.String {
+		d.fail(n.Line, path, "cannot decode into %s", v.Type())
+		return
+	}
+	es, ok := d.entries(n, path, "a mapping of keys (key: value)")
+	if !ok {
+		return
+	}
+	out := reflect.MakeMapWithSize(v.Type(), len(es))
+	for _, e := range es {
+		kpath := conf.Join(path, e.key)
+		d.lines[kpath] = e.line
+		elem := reflect.New(v.Type().Elem()).Elem()
+		d.decode(&e.val, elem, kpath)
+		out.SetMapIndex(reflect.ValueOf(e.key).Convert(v.Type().Key()), elem)
+	}
+	v.Set(out)
 }
 
 func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
@@ -260,12 +321,13 @@ func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
 		v.SetZero()
 		return
 	}
-	if n.Kind != yaml.SequenceNode {
+	if target(n).Kind != yaml.SequenceNode {
 		d.fail(n.Line, path, "must be a list (entries starting with -), got %s", kindName(n))
 		return
 	}
-	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
-	for i, item := range n.Content {
+	items := target(n).Content
+	out := reflect.MakeSlice(v.Type(), len(items), len(items))
+	for i, item := range items {
 		ipath := conf.Index(path, i)
 		d.lines[ipath] = item.Line
 		elem := out.Index(i)
@@ -277,24 +339,34 @@ func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
 	v.Set(out)
 }
 
-// structFields maps yaml key names to field indexes and lists the names in
-// declaration order for suggestions.
-func structFields(t reflect.Type) (map[string]int, []string) {
-	m := make(map[string]int, t.NumField())
+// structFields maps yaml key names to field indexes, as yaml.v3 names
+// them (the tag's name, else the lower-cased field name; ",inline" structs
+// lend their keys), and lists the names in declaration order for
+// suggestions.
+func structFields(t reflect.Type) (map[string][]int, []string) {
+	m := map[string][]int{}
 	var names []string
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if !f.IsExported() {
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" {
+		if slices.Contains(strings.Split(opts, ","), "inline") && f.Type.Kind() == reflect.Struct {
+			inner, innerNames := structFields(f.Type)
+			for _, n := range innerNames {
+				m[n] = append([]int{i}, inner[n]...)
+			}
+			names = append(names, innerNames...)
+			continue
+		}
+		if !f.IsExported() {
 			continue
 		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		m[name] = i
+		m[name] = []int{i}
 		names = append(names, name)
 	}
 	return m, names

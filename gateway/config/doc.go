@@ -4,11 +4,15 @@
 // suggestion of the key that was probably meant, a value of the wrong type
 // is an error at its line, and an error involving two keys names both.
 //
-// The YAML is decoded by walking the yaml.v3 node tree against the yaml
-// struct tags of File and the Config types it holds (ingest.Config,
-// shards.StreamConfig, api.Config, forwarder.Config), rather than with
-// yaml.Unmarshal, because only the node tree knows the line of each key
-// and whether a key was written at all.
+// yaml.v3 does the YAML (syntax, aliases, merge keys, duplicate keys, the
+// conversion of each scalar); the decoder walks its node tree against the
+// yaml struct tags of File and the Config types it holds (ingest.Config,
+// shards.StreamConfig, api.Config, forwarder.Config), because only the
+// node tree knows the line of each key and whether a key was written at
+// all. It names unknown keys itself, as Decoder.KnownFields would refuse
+// them, so that the message can carry the path and a suggestion. yaml.v3
+// reports a syntax error's line only inside its text, which is passed on
+// whole.
 //
 // Absent keys keep their defaults: the root starts from the package
 // defaults and every element of streams, routes and forwarders starts from

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-
 	"net/http"
 	"strings"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/weir-gateway/weir/gateway/apiclient"
+	"github.com/weir-gateway/weir/internal/backoff"
 )
 
 // Start positions for shards without a checkpoint.
@@ -269,27 +268,9 @@ func (c *Consumer) commit(ctx context.Context, s *shardState) error {
 	return nil
 }
 
-// backoff sleeps for an exponentially growing, jittered delay.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) wait(ctx context.Context) error {
-	if b.d == 0 {
-		b.d = 50 * time.Millisecond
-	} else {
-		b.d = min(2*b.d, 2*time.Second)
-	}
-	d := b.d/2 + rand.N(b.d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (b *backoff) reset() { b.d = 0 }
+// retryDelays are the consumer's waits between tries of an unavailable
+// gateway: 50ms doubling to 2s, jittered.
+var retryDelays = backoff.Exp{Base: 50 * time.Millisecond, Cap: 2 * time.Second}
 
 // transient reports whether an error is worth retrying forever: the gateway
 // is down, restarting, overloaded or throttling. Nothing is transient once

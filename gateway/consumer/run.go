@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/weir-gateway/weir/internal/backoff"
 )
 
 // run is one call of Run: a loop that owns the shard graph and starts one
@@ -54,7 +56,7 @@ const (
 
 // retry runs f until it succeeds, fails permanently, or ctx ends.
 func (r *run) retry(what string, f func(ctx context.Context) error) error {
-	var bo backoff
+	bo := backoff.Retry{Exp: retryDelays}
 	for attempt := 1; ; attempt++ {
 		err := f(r.ctx)
 		if err == nil {
@@ -66,7 +68,7 @@ func (r *run) retry(what string, f func(ctx context.Context) error) error {
 		if attempt%setupRetryLogEvery == 1 {
 			r.c.log.Warn().Err(err).Str("stream", r.c.cfg.Stream).Msgf("%s failed; retrying", what)
 		}
-		if err := bo.wait(r.ctx); err != nil {
+		if err := bo.Wait(r.ctx); err != nil {
 			return err
 		}
 	}
@@ -270,7 +272,7 @@ func (r *run) read(s *shardState) (readEnd, error) {
 	ctx := r.ctx
 	wait := c.cfg.WaitMillis
 	stopAt, stopping := s.stopAt, c.cfg.StopAtEnd
-	var bo backoff
+	bo := backoff.Retry{Exp: retryDelays}
 	iter := ""
 	for ctx.Err() == nil {
 		if iter == "" {
@@ -289,7 +291,7 @@ func (r *run) read(s *shardState) (readEnd, error) {
 					}
 					return endStopped, fmt.Errorf("consumer: shard iterator for %s: %w", s.id, err)
 				}
-				if bo.wait(ctx) != nil {
+				if bo.Wait(ctx) != nil {
 					return endStopped, nil
 				}
 				continue
@@ -309,7 +311,7 @@ func (r *run) read(s *shardState) (readEnd, error) {
 				iter = ""
 				continue
 			case transient(ctx, err):
-				if bo.wait(ctx) != nil {
+				if bo.Wait(ctx) != nil {
 					return endStopped, nil
 				}
 				continue
@@ -319,7 +321,7 @@ func (r *run) read(s *shardState) (readEnd, error) {
 				return endStopped, fmt.Errorf("consumer: read %s: %w", s.id, err)
 			}
 		}
-		bo.reset()
+		bo.Reset()
 		for i := range out.Records {
 			if ctx.Err() != nil {
 				return endStopped, nil

@@ -157,6 +157,8 @@ type ClientState struct {
 	outboundQty     int32                // number of messages currently in the outbound queue
 	Keepalive       uint16               // the number of seconds the connection can wait
 	ServerKeepalive bool                 // keepalive was set by the server
+	retainedMu      sync.Mutex           // weir: guards retained
+	retained        *retainedQueue       // weir: retained messages owed to new subscriptions (weir.go)
 }
 
 // newClient returns a new instance of Client. This is almost exclusively used by Server

@@ -61,6 +61,10 @@ type Capabilities struct {
 	RetainAvailable              byte            `yaml:"retain_available" json:"retain_available"`                 // support of retain messages
 	WildcardSubAvailable         byte            `yaml:"wildcard_sub_available" json:"wildcard_sub_available"`     // support of wildcard subscriptions
 	SubIDAvailable               byte            `yaml:"sub_id_available" json:"sub_id_available"`                 // support of subscription identifiers
+	// weir: the most topic filters one client may hold, and all clients
+	// together; 0 = no limit.
+	MaximumClientSubscriptions int   `yaml:"maximum_client_subscriptions" json:"maximum_client_subscriptions"`
+	MaximumSubscriptions       int64 `yaml:"maximum_subscriptions" json:"maximum_subscriptions"`
 }
 
 // NewDefaultServerCapabilities defines the default features and capabilities provided by the server.
@@ -129,6 +133,10 @@ type Options struct {
 	// Enable Inline client to allow direct subscribing and publishing from the parent codebase,
 	// with negligible performance difference (disabled by default to prevent confusion in statistics).
 	InlineClient bool `yaml:"inline_client" json:"inline_client"`
+
+	// weir: OnRefused, when set, is told of each refusal mochi makes
+	// before any hook sees the packet (weir.go), so it can be counted.
+	OnRefused func(cl *Client, r Refusal) `yaml:"-" json:"-"`
 }
 
 // Server is an MQTT broker server. It should be created with server.New()
@@ -442,6 +450,14 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 func (s *Server) connectClient(cl *Client, listener string) (counted bool, err error) {
 	pk, err := s.readConnectionPacket(cl)
 	if err != nil {
+		// weir: tell an MQTT 5 client why its CONNECT was refused
+		// (malformed, repeated or zero properties: 0x81/0x82), as §4.13.1
+		// allows; upstream closed the connection without a word.
+		if code := (packets.Code{}); errors.As(err, &code) && pk.FixedHeader.Type == packets.Connect && pk.ProtocolVersion == 5 {
+			cl.Properties.ProtocolVersion = 5
+			_ = s.SendConnack(cl, code, false, nil)
+			s.refused(cl, RefusedProtocolError)
+		}
 		return counted, fmt.Errorf("read connection: %w", err)
 	}
 
@@ -514,6 +530,18 @@ func (s *Server) connectClient(cl *Client, listener string) (counted bool, err e
 //
 //go:noinline
 func (s *Server) clientEnded(cl *Client, listener string, err error) error {
+	// weir: a packet that could not be decoded (malformed, a repeated
+	// property, too large) ends an MQTT 5 client with a DISCONNECT that
+	// says why (§4.13.1); upstream closed the socket without one.
+	// Errors returned by the handlers have had their DISCONNECT already
+	// (receivePacket), and then the client is closed here.
+	// It also reports every client ended for breaking the protocol.
+	if code := (packets.Code{}); err != nil && errors.As(err, &code) && isProtocolError(code) {
+		if !cl.Closed() && cl.Properties.ProtocolVersion == 5 {
+			_ = s.DisconnectClient(cl, code)
+		}
+		s.refused(cl, RefusedProtocolError)
+	}
 	if err != nil {
 		s.sendLWT(cl)
 		cl.Stop(err)
@@ -582,7 +610,7 @@ func (s *Server) validateConnect(cl *Client, pk packets.Packet) packets.Code {
 	}
 
 	if cl.Properties.ProtocolVersion < 5 && !pk.Connect.Clean && pk.Connect.ClientIdentifier == "" {
-		return packets.ErrUnspecifiedError
+		return packets.ErrClientIdentifierNotValid // weir: 3.1.1 return code 2 [MQTT-3.1.3-8]; upstream sent 0x80
 	}
 
 	if cl.Properties.ProtocolVersion < s.Options.Capabilities.MinimumProtocolVersion {
@@ -658,10 +686,16 @@ func (s *Server) SendConnack(cl *Client, reason packets.Code, present bool, prop
 	}
 
 	if reason.Code >= packets.ErrUnspecifiedError.Code {
-		if cl.Properties.ProtocolVersion < 5 {
-			if v3reason, ok := packets.V5CodesToV3[reason]; ok { // NB v3 3.2.2.3 Connack return codes
-				reason = v3reason
+		// weir: any client that is not MQTT 5 (3.1.1, 3.1, or a protocol
+		// level this server does not speak) gets a 3.1.1 return code 1..5,
+		// or no CONNACK at all for a malformed CONNECT; upstream mapped a
+		// few codes and sent the rest (0x82, 0x80, ...) as they were.
+		if cl.Properties.ProtocolVersion != 5 {
+			v3reason, ok := v3ConnackCode(reason)
+			if !ok {
+				return nil
 			}
+			reason = v3reason
 		}
 
 		properties.ReasonString = reason.Reason
@@ -897,7 +931,7 @@ func (s *Server) InjectPacket(cl *Client, pk packets.Packet) error {
 // processPublish processes a Publish packet.
 func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	if !cl.Net.Inline && !IsValidFilter(pk.TopicName, true) {
-		return nil
+		return s.refuseTopic(cl, pk) // weir: upstream returned nil: no answer, the client waited forever
 	}
 
 	if atomic.LoadInt32(&cl.State.Inflight.receiveQuota) == 0 {
@@ -944,6 +978,12 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 
 	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
 		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+		// weir: an empty topic with an alias never set up is a Protocol
+		// Error (§3.3.2.3.4); upstream acknowledged and forwarded it with
+		// no topic at all.
+		if pk.TopicName == "" && !cl.Net.Inline {
+			return packets.ErrProtocolViolationUnknownTopicAlias
+		}
 	}
 
 	if pk.FixedHeader.Qos > s.Options.Capabilities.MaximumQos {
@@ -1016,6 +1056,11 @@ func (s *Server) retainMessage(cl *Client, pk packets.Packet) {
 	}
 
 	out := pk.Copy(false)
+	// weir: the decoder's topic string points into the buffer the whole
+	// packet was read into (bytesToString), so keeping it in the retained
+	// index kept that buffer, payload included, alive next to the payload
+	// copy: every retained byte was held twice. Keep a topic of its own.
+	out.TopicName = strings.Clone(pk.TopicName)
 	r := s.Topics.RetainMessage(out)
 	s.hooks.OnRetainMessage(cl, pk, r)
 	atomic.StoreInt64(&s.Info.Retained, int64(s.Topics.Retained.Len()))
@@ -1163,14 +1208,14 @@ func (s *Server) publishRetainedToClient(cl *Client, sub packets.Subscription, e
 	}
 
 	sub.FwdRetainedFlag = true
-	for _, pkv := range s.Topics.Messages(sub.Filter) { // [MQTT-3.8.4-4]
-		_, err := s.publishToClient(cl, sub, pkv)
-		if err != nil {
-			s.Log.Debug("failed to publish retained message", "error", err, "client", cl.ID, "listener", cl.Net.Listener, "packet", pkv)
-			continue
-		}
-		s.hooks.OnRetainPublished(cl, pkv)
+	// weir: upstream sent every matching retained message at once, and
+	// dropped those that did not fit the client's outbound queue or
+	// in-flight window (a new subscriber to 20,000 retained messages got
+	// ~1,200). queueRetained sends them all, waiting for the client.
+	if cl.Net.Inline || cl.Net.Conn == nil {
+		return
 	}
+	s.queueRetained(cl, sub) // [MQTT-3.8.4-4]
 }
 
 // buildAck builds a standardised ack message for Puback, Pubrec, Pubrel, Pubcomp packets.
@@ -1300,6 +1345,10 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 			if s.Options.Capabilities.Compatibilities.ObscureNotAuthorized {
 				reasonCodes[i] = packets.ErrUnspecifiedError.Code
 			}
+		} else if why, refused := s.subscriptionCapped(cl, sub.Filter); refused {
+			// weir: the subscription caps (weir.go).
+			reasonCodes[i] = packets.ErrQuotaExceeded.Code
+			s.refused(cl, why)
 		} else {
 			isNew := s.Topics.Subscribe(cl.ID, sub) // [MQTT-3.8.4-3]
 			if isNew {
@@ -1748,6 +1797,13 @@ func (s *Server) clearExpiredClients(dt int64) {
 
 		if disconnected+int64(expire) < dt {
 			s.hooks.OnClientExpired(client)
+			// weir: upstream left an expired session's subscriptions in
+			// the topic index (and its in-flight messages counted) for
+			// the life of the process.
+			if !client.IsTakenOver() {
+				s.UnsubscribeClient(client)
+				client.ClearInflights()
+			}
 			s.Clients.Delete(id) // [MQTT-4.1.0-2]
 		}
 	}

@@ -389,7 +389,7 @@ func (pk *Packet) ConnectDecode(buf []byte) error {
 	if pk.ProtocolVersion == 5 {
 		n, err := pk.Properties.Decode(pk.FixedHeader.Type, bytes.NewBuffer(buf[offset:]))
 		if err != nil {
-			return fmt.Errorf("%s: %w", err, ErrMalformedProperties)
+			return fmt.Errorf("%w: %w", err, ErrMalformedProperties) // weir: %w, so the property's own code (0x82) is found first
 		}
 		offset += n
 	}
@@ -535,7 +535,7 @@ func (pk *Packet) ConnackDecode(buf []byte) error {
 	if pk.ProtocolVersion == 5 {
 		_, err := pk.Properties.Decode(pk.FixedHeader.Type, bytes.NewBuffer(buf[offset:]))
 		if err != nil {
-			return fmt.Errorf("%s: %w", err, ErrMalformedProperties)
+			return fmt.Errorf("%w: %w", err, ErrMalformedProperties) // weir: %w, so the property's own code (0x82) is found first
 		}
 	}
 
@@ -576,7 +576,7 @@ func (pk *Packet) DisconnectDecode(buf []byte) error {
 		if pk.FixedHeader.Remaining > 2 {
 			_, err = pk.Properties.Decode(pk.FixedHeader.Type, bytes.NewBuffer(buf[offset:]))
 			if err != nil {
-				return fmt.Errorf("%s: %w", err, ErrMalformedProperties)
+				return fmt.Errorf("%w: %w", err, ErrMalformedProperties) // weir: %w, so the property's own code (0x82) is found first
 			}
 		}
 	}
@@ -655,7 +655,7 @@ func (pk *Packet) PublishDecode(buf []byte) error {
 	if pk.ProtocolVersion == 5 {
 		n, err := pk.Properties.Decode(pk.FixedHeader.Type, bytes.NewBuffer(buf[offset:]))
 		if err != nil {
-			return fmt.Errorf("%s: %w", err, ErrMalformedProperties)
+			return fmt.Errorf("%w: %w", err, ErrMalformedProperties) // weir: %w, so the property's own code (0x82) is found first
 		}
 
 		offset += n
@@ -742,7 +742,7 @@ func (pk *Packet) decodePubAckRelRecComp(buf []byte) error {
 		if pk.FixedHeader.Remaining > 3 {
 			_, err = pk.Properties.Decode(pk.FixedHeader.Type, bytes.NewBuffer(buf[offset:]))
 			if err != nil {
-				return fmt.Errorf("%s: %w", err, ErrMalformedProperties)
+				return fmt.Errorf("%w: %w", err, ErrMalformedProperties) // weir: %w, so the property's own code (0x82) is found first
 			}
 		}
 	}
@@ -877,7 +877,7 @@ func (pk *Packet) SubackDecode(buf []byte) error {
 	if pk.ProtocolVersion == 5 {
 		n, err := pk.Properties.Decode(pk.FixedHeader.Type, bytes.NewBuffer(buf[offset:]))
 		if err != nil {
-			return fmt.Errorf("%s: %w", err, ErrMalformedProperties)
+			return fmt.Errorf("%w: %w", err, ErrMalformedProperties) // weir: %w, so the property's own code (0x82) is found first
 		}
 		offset += n
 	}
@@ -937,7 +937,7 @@ func (pk *Packet) SubscribeDecode(buf []byte) error {
 	if pk.ProtocolVersion == 5 {
 		n, err := pk.Properties.Decode(pk.FixedHeader.Type, bytes.NewBuffer(buf[offset:]))
 		if err != nil {
-			return fmt.Errorf("%s: %w", err, ErrMalformedProperties)
+			return fmt.Errorf("%w: %w", err, ErrMalformedProperties) // weir: %w, so the property's own code (0x82) is found first
 		}
 		offset += n
 	}
@@ -1033,7 +1033,7 @@ func (pk *Packet) UnsubackDecode(buf []byte) error {
 	if pk.ProtocolVersion == 5 {
 		n, err := pk.Properties.Decode(pk.FixedHeader.Type, bytes.NewBuffer(buf[offset:]))
 		if err != nil {
-			return fmt.Errorf("%s: %w", err, ErrMalformedProperties)
+			return fmt.Errorf("%w: %w", err, ErrMalformedProperties) // weir: %w, so the property's own code (0x82) is found first
 		}
 
 		offset += n
@@ -1089,7 +1089,7 @@ func (pk *Packet) UnsubscribeDecode(buf []byte) error {
 	if pk.ProtocolVersion == 5 {
 		n, err := pk.Properties.Decode(pk.FixedHeader.Type, bytes.NewBuffer(buf[offset:]))
 		if err != nil {
-			return fmt.Errorf("%s: %w", err, ErrMalformedProperties)
+			return fmt.Errorf("%w: %w", err, ErrMalformedProperties) // weir: %w, so the property's own code (0x82) is found first
 		}
 		offset += n
 	}
@@ -1149,7 +1149,7 @@ func (pk *Packet) AuthDecode(buf []byte) error {
 
 	_, err = pk.Properties.Decode(pk.FixedHeader.Type, bytes.NewBuffer(buf[offset:]))
 	if err != nil {
-		return fmt.Errorf("%s: %w", err, ErrMalformedProperties)
+		return fmt.Errorf("%w: %w", err, ErrMalformedProperties) // weir: %w, so the property's own code (0x82) is found first
 	}
 
 	return nil

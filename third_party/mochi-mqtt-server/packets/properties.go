@@ -380,6 +380,7 @@ func (p *Properties) Decode(pkt byte, b *bytes.Buffer) (n int, err error) {
 
 	bt := b.Bytes()
 	var k byte
+	var seen uint64 // weir: property identifiers seen so far (all are < 64)
 	for offset := 0; offset < n; {
 		k, offset, err = decodeByte(bt, offset)
 		if err != nil {
@@ -389,6 +390,13 @@ func (p *Properties) Decode(pkt byte, b *bytes.Buffer) (n int, err error) {
 		if _, ok := validPacketProperties[k][pkt]; !ok {
 			return n + bu, fmt.Errorf("property type %v not valid for packet type %v: %w", k, pkt, ErrProtocolViolationUnsupportedProperty)
 		}
+
+		// weir: a repeated property is a Protocol Error (MQTT 5 §2.2.2.2);
+		// upstream kept the last value.
+		if seen&(1<<k) != 0 && !repeatable(k, pkt) {
+			return n + bu, fmt.Errorf("property type %v repeated in packet type %v: %w", k, pkt, ErrProtocolViolationDuplicateProperty)
+		}
+		seen |= 1 << k
 
 		switch k {
 		case PropPayloadFormat:
@@ -440,6 +448,9 @@ func (p *Properties) Decode(pkt byte, b *bytes.Buffer) (n int, err error) {
 			p.ReasonString, offset, err = decodeString(bt, offset)
 		case PropReceiveMaximum:
 			p.ReceiveMaximum, offset, err = decodeUint16(bt, offset)
+			if err == nil && p.ReceiveMaximum == 0 { // weir: 0 is a Protocol Error (§3.1.2.11.3, §3.2.2.3.3)
+				return n + bu, fmt.Errorf("receive maximum 0: %w", ErrProtocolViolationZeroProperty)
+			}
 		case PropTopicAliasMaximum:
 			p.TopicAliasMaximum, offset, err = decodeUint16(bt, offset)
 		case PropTopicAlias:
@@ -461,6 +472,9 @@ func (p *Properties) Decode(pkt byte, b *bytes.Buffer) (n int, err error) {
 			p.User = append(p.User, UserProperty{Key: k, Val: v})
 		case PropMaximumPacketSize:
 			p.MaximumPacketSize, offset, err = decodeUint32(bt, offset)
+			if err == nil && p.MaximumPacketSize == 0 { // weir: 0 is a Protocol Error (§3.1.2.11.4, §3.2.2.3.6)
+				return n + bu, fmt.Errorf("maximum packet size 0: %w", ErrProtocolViolationZeroProperty)
+			}
 		case PropWildcardSubAvailable:
 			p.WildcardSubAvailable, offset, err = decodeByte(bt, offset)
 			p.WildcardSubAvailableFlag = true

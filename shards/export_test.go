@@ -1,0 +1,18 @@
+package shards
+
+import (
+	"github.com/weir-gateway/weir/internal/fsutil"
+	"github.com/weir-gateway/weir/wal"
+)
+
+// withWALFS makes the store's logs do their file work through fs.
+func withWALFS(o Options, fs wal.FS) Options {
+	o.walFS = fs
+	return o
+}
+
+// withMetaFS makes the store's shard maps and checkpoints go through steps.
+func withMetaFS(o Options, steps fsutil.Steps) Options {
+	o.metaFS = steps
+	return o
+}
