@@ -65,10 +65,10 @@ func TestSystemdNotify(t *testing.T) {
 	if ok, why := d.Ready(); ok || len(why) != 1 || !strings.Contains(why[0], "mqtt") {
 		t.Fatalf("listener down: ready=%v %v", ok, why)
 	}
-	// At most one WATCHDOG=1 already in flight, then the STATUS line, then
+	// The WATCHDOG=1s sent while Close ran, then the STATUS line, then
 	// silence until STOPPING=1.
 	got := next()
-	if got == sdnotify.Watchdog {
+	for got == sdnotify.Watchdog {
 		got = next()
 	}
 	if !strings.HasPrefix(got, "STATUS=not ready: mqtt") {
