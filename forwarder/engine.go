@@ -127,8 +127,11 @@ func (e *engine) run(ctx context.Context) error {
 			e.refresh(now)
 			e.nextMap = now.Add(e.opts.ShardMapInterval)
 		}
-		e.fill(now)
-		wakeAt := e.dispatch(now)
+		var wakeAt time.Time
+		if !e.f.ctl.held.Load() {
+			e.fill(now)
+			wakeAt = e.dispatch(now)
+		}
 		if !now.Before(e.nextCommit) {
 			e.commit()
 			e.nextCommit = now.Add(e.opts.CommitInterval)
@@ -144,6 +147,7 @@ func (e *engine) run(ctx context.Context) error {
 		case r := <-e.results:
 			e.handle(r, e.now())
 		case <-e.wake:
+		case <-e.f.ctl.changed:
 		case up := <-e.upMap:
 			e.plan.pace.setShards(up)
 		case <-timer.C:

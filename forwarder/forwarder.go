@@ -65,7 +65,7 @@ type Options struct {
 	// Seed seeds the backoff jitter; 0 picks one at random.
 	Seed uint64
 	// Registerer, if set, gets the forwarder's metrics (labelled with its
-	// stream and target stream) from New until Close.
+	// stream and target stream) while Run runs.
 	Registerer prometheus.Registerer
 }
 
@@ -136,6 +136,7 @@ type Forwarder struct {
 	done      chan struct{}
 	finalErr  error
 	snap      snapshot
+	ctl       control // control.go
 }
 
 // New makes a forwarder for cfg reading src and keeping its watermarks in
@@ -155,6 +156,7 @@ func New(cfg Config, src Source, ckpt CheckpointStore, opts Options) (*Forwarder
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	f.ctl.init()
 	if cfg.Envelope == EnvelopeJSON {
 		f.envelope = jsonEnvelope(opts.GatewayID, cfg.Stream)
 	}
@@ -167,11 +169,6 @@ func New(cfg Config, src Source, ckpt CheckpointStore, opts Options) (*Forwarder
 		f.client = c
 	}
 	f.metrics = newCollector(f)
-	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(f.metrics); err != nil {
-			return nil, fmt.Errorf("forwarder: %s -> %s: register metrics: %w", cfg.Stream, cfg.TargetStream, err)
-		}
-	}
 	return f, nil
 }
 
@@ -206,6 +203,16 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	f.started = true
 	f.mu.Unlock()
 	defer close(f.done)
+	// Registered while it runs, and gone before Close returns: a reload
+	// builds a changed forwarder's replacement before it stops the old one,
+	// and the two have the same labels.
+	if r := f.opts.Registerer; r != nil {
+		if err := r.Register(f.metrics); err != nil {
+			f.log.Warn().Err(err).Msg("forwarder metrics not registered")
+		} else {
+			defer r.Unregister(f.metrics)
+		}
+	}
 
 	e := newEngine(f)
 	err := e.run(ctx)
@@ -225,12 +232,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 // Close stops Run (if it runs) and waits for it to commit its final
 // watermarks. It returns the final commit's error. Safe to call twice.
 func (f *Forwarder) Close() error {
-	f.closeOnce.Do(func() {
-		close(f.closing)
-		if f.opts.Registerer != nil {
-			f.opts.Registerer.Unregister(f.metrics)
-		}
-	})
+	f.closeOnce.Do(func() { close(f.closing) })
 	f.mu.Lock()
 	started := f.started
 	f.mu.Unlock()

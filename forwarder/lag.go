@@ -51,6 +51,8 @@ func (e *engine) publish(now time.Time, stopped bool) {
 
 func (e *engine) state(now time.Time) State {
 	switch {
+	case e.f.ctl.held.Load():
+		return State{Phase: Paused, Reason: ReasonOperator}
 	case e.localErr != nil:
 		return State{Phase: Paused, Reason: "local stream " + e.cfg.Stream + " unavailable: " + e.localErr.Error()}
 	case e.paused != nil:

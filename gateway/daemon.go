@@ -25,12 +25,24 @@ type Daemon struct {
 	store  *shards.Store
 	broker *ingest.Broker
 	api    *api.Server
-	fwds   []*forwarder.Forwarder
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	live   atomic.Pointer[liveParts] // for the API's status hooks, see status.go
 	reload *reloader
 	creds  *auth.Store // nil without auth.password_file and auth.acl_file
+
+	// Forwarders: the set changes on reload (forward.go).
+	fwdCtx    context.Context
+	gatewayID string
+	fwdMu     sync.Mutex // guards fwds and closed
+	fwds      []*forwarder.Forwarder
+	closed    bool
+
+	// Configuration reload (reload_config.go). started is what runs for
+	// every key a reload cannot change; cfg is the file last applied.
+	cfgMu   sync.Mutex // serialises reloads
+	started *config.File
+	cfg     *config.File
 
 	reg      *prometheus.Registry // every part's metrics; see metrics.go
 	systemd  *sdnotify.Notifier   // nil outside systemd; see health.go
@@ -44,7 +56,7 @@ func Start(cfg *config.File, log zerolog.Logger) (*Daemon, error) {
 }
 
 func start(cfg *config.File, log zerolog.Logger, opts Options) (d *Daemon, err error) {
-	d = &Daemon{log: log, reg: newRegistry(opts.Version, cfg.DataDir), systemd: opts.Systemd}
+	d = &Daemon{log: log, started: cfg, cfg: cfg, reg: newRegistry(opts.Version, cfg.DataDir), systemd: opts.Systemd}
 	defer func() {
 		if err != nil {
 			d.Close(context.Background())
@@ -109,6 +121,9 @@ func start(cfg *config.File, log zerolog.Logger, opts Options) (d *Daemon, err e
 		return d, err
 	}
 	d.live.Store(&liveParts{broker: d.broker, fwds: d.fwds})
+	if err := d.startConsole(ctx, cfg); err != nil {
+		return d, err
+	}
 	d.reload = newReloader(log.With().Str("part", "reload").Logger(), reloadInterval, d.reloadables(cfg))
 	d.wg.Add(1)
 	go func() {
@@ -138,15 +153,26 @@ func CheckFiles(cfg *config.File) error {
 	return errors.Join(errs...)
 }
 
-// Reload re-reads every file the gateway can take without a restart
-// (credentials, ACLs, certificates), as on SIGHUP. A bad new file is
-// logged and returned, and the old contents stay in force. The files are
-// also watched and reloaded when they change.
+// Reload is SIGHUP: it re-reads the configuration file the gateway was
+// started with (when it was started from one, see config.File.Path) and
+// applies what can change while running (reload_config.go), then re-reads
+// the credential, ACL and certificate files. An invalid file is logged
+// with every error and returned, and the running configuration stays
+// whole; a bad credential file leaves its old contents in force. Those
+// files are also watched and reloaded when they change.
 func (d *Daemon) Reload() error {
-	if d.reload == nil {
-		return nil
+	var errs []error
+	if d.started.Path() != "" {
+		_, err := d.reloadConfig()
+		errs = append(errs, err)
+	} else {
+		d.log.Info().Str("part", "reload").Str("config", d.started.Name()).
+			Msg("no configuration file to re-read; restart with --config FILE to change settings")
 	}
-	return d.reload.ReloadAll()
+	if d.reload != nil {
+		errs = append(errs, d.reload.ReloadAll())
+	}
+	return errors.Join(errs...)
 }
 
 // reloadables lists the parts that re-read their files, with the files.
@@ -201,7 +227,11 @@ func (d *Daemon) Close(ctx context.Context) error {
 	if d.cancel != nil {
 		d.cancel()
 	}
-	for _, f := range d.fwds {
+	d.fwdMu.Lock()
+	d.closed = true // a reload in progress starts nothing more
+	fwds := d.fwds
+	d.fwdMu.Unlock()
+	for _, f := range fwds {
 		errs = append(errs, f.Close())
 	}
 	d.wg.Wait()

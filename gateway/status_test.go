@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +178,72 @@ func TestMetricsLintAndFamilies(t *testing.T) {
 	for _, f := range fams {
 		if n := f.GetName(); strings.HasPrefix(n, "weir_") && !strings.HasPrefix(n, "weir_build_") && !strings.HasPrefix(n, "weir_data_dir_") {
 			t.Errorf("%s still registered after Close", n)
+		}
+	}
+}
+
+// TestReloadedForwarderKeepsItsMetrics: a reload that changes a
+// forwarder (same stream and target, so the same metric labels) builds the
+// replacement before it stops the old one; the replacement's collector is
+// registered only while it runs, so the reload succeeds and /metrics has
+// the forwarder's series once, from the new one.
+func TestReloadedForwarderKeepsItsMetrics(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "weir.yaml")
+	file := `data_dir: ` + filepath.Join(dir, "data") + `
+mqtt:
+  listen: 127.0.0.1:0
+api:
+  listen: 127.0.0.1:0
+streams:
+  - name: telemetry
+forwarders:
+  - {stream: telemetry, target_stream: up, endpoint: "http://127.0.0.1:9", region: local, linger: %s}
+`
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(file, "50ms")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemonWith(t, cfg)
+	url := "http://" + d.APIAddr().String() + "/metrics"
+	lbl := []string{"stream", "telemetry", "target_stream", "up"}
+	waitFor(t, "the forwarder's metrics", func() bool { return promtest.Scrape(t, nil, url).Has("weir_forwarder_up") })
+	old := d.Forwarders()[0]
+
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(file, "60ms")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if fw := d.Forwarders(); len(fw) != 1 || fw[0] == old || fw[0].Config().Linger.D() != 60*time.Millisecond {
+		t.Fatalf("forwarder not replaced: %+v", fw)
+	}
+	waitFor(t, "the replacement's metrics", func() bool {
+		_, ok := promtest.Scrape(t, nil, url).Value("weir_forwarder_up", lbl...)
+		return ok
+	})
+	fams, err := d.Registry().Gather()
+	if err != nil {
+		t.Fatalf("gather after reload: %v", err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "weir_forwarder_up" && len(f.GetMetric()) != 1 {
+			t.Errorf("weir_forwarder_up has %d series after the reload, want 1", len(f.GetMetric()))
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }

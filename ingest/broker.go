@@ -90,6 +90,9 @@ type Broker struct {
 	metrics  *collector
 	reg      prometheus.Registerer
 
+	routesMu sync.Mutex // serialises Apply; guards routes
+	routes   []Route    // as configured, for the next Apply's comparison
+
 	ctx    context.Context // parent of every connection context
 	cancel context.CancelFunc
 
@@ -169,7 +172,6 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		return nil, err
 	}
 	ph := &publishHook{
-		router:     rt,
 		sink:       sink,
 		ctx:        ctx,
 		closing:    &b.closing,
@@ -178,6 +180,8 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		ackLatency: b.metrics.ack,
 		log:        log,
 	}
+	ph.router.Store(rt)
+	b.routes = append([]Route(nil), routes...)
 	for i := range ph.logLimit {
 		ph.logLimit[i].every = refusalLogInterval
 	}

@@ -27,7 +27,7 @@ type Sink interface {
 // sink, that client's next packets wait too, and other clients do not.
 type publishHook struct {
 	mqtt.HookBase
-	router     *router
+	router     atomic.Pointer[router] // swapped whole by Broker.Apply
 	sink       Sink
 	ctx        context.Context // ends when the broker is forced to stop
 	closing    *atomic.Bool
@@ -95,10 +95,11 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, nil
 	}
 	h.stats.received.Add(1)
+	notePublish(cl)
 	if why, err := h.limits.admit(cl, &pk); err != nil {
 		return h.refuse(cl, &pk, nil, why, err)
 	}
-	rt := h.router.match(pk.TopicName)
+	rt := h.router.Load().match(pk.TopicName)
 	if rt == nil {
 		h.stats.unrouted.Add(1)
 		return pk, nil
@@ -156,6 +157,7 @@ func userProps(in []packets.UserProperty) []shards.UserProperty {
 // nor forwarded to subscribers.
 func (h *publishHook) refuse(cl *mqtt.Client, pk *packets.Packet, rt *route, why refusal, err error) (packets.Packet, error) {
 	h.stats.refused[why].Add(1)
+	noteRefusal(cl)
 	qos, v5 := pk.FixedHeader.Qos, cl.Properties.ProtocolVersion >= 5
 	h.logRefusal(cl, pk, rt, why, err)
 	switch {

@@ -180,6 +180,7 @@ func (l *listener) track(c net.Conn) *trackedConn {
 		c = tls.Server(c, l.tls.base)
 	}
 	tc := &trackedConn{Conn: c, l: l}
+	tc.usage.since = time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closing.Load() {
@@ -259,7 +260,8 @@ type trackedConn struct {
 	closed bool
 	err    error
 
-	auth connAuth
+	auth  connAuth
+	usage clientUsage // clients.go
 }
 
 type connCtx struct {

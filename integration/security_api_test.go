@@ -155,25 +155,20 @@ func TestAPICredentials(t *testing.T) {
 		t.Errorf("the reader got %+v, want the writer's one record", gr.Records)
 	}
 
-	// Who may do what: write, read and admin are separate; streams scope them.
+	// Who may do what: write, read and admin are separate; streams scope
+	// them. (gateway/api TestAuthEveryOperation checks every operation
+	// through the Go SDK; here the real CLI meets one of each kind, as the
+	// CLI costs a second or more per call.)
 	refused(readerKey, "AccessDeniedException", "put-record", "--stream-name", "telemetry", "--partition-key", "k", "--data", "FORGED by reader")
 	refused(writerKey, "AccessDeniedException", "get-shard-iterator", "--stream-name", "telemetry", "--shard-id", put.ShardId, "--shard-iterator-type", "TRIM_HORIZON")
 	refused(writerKey, "AccessDeniedException", "put-record", "--stream-name", "other", "--partition-key", "k", "--data", "FORGED other stream")
-	refused(readerKey, "AccessDeniedException", "get-shard-iterator", "--stream-name", "other", "--shard-id", "shardId-000000000000", "--shard-iterator-type", "TRIM_HORIZON")
-	refused(writerKey, "AccessDeniedException", "create-stream", "--stream-name", "made-by-writer", "--shard-count", "1")
-	refused(readerKey, "AccessDeniedException", "delete-stream", "--stream-name", "telemetry")
 	refused(writerKey, "AccessDeniedException", "delete-stream", "--stream-name", "telemetry")
 	ok(adminKey, "create-stream", "--stream-name", "made-by-admin", "--shard-count", "1")
-	ok(adminKey, "wait", "stream-exists", "--stream-name", "made-by-admin")
-	ok(adminKey, "delete-stream", "--stream-name", "made-by-admin")
-	ok(adminKey, "put-record", "--stream-name", "other", "--partition-key", "k", "--data", "admin writes anywhere")
 
 	// Who you are: no signature, an unknown key, a wrong secret.
-	refused(noKey, "MissingAuthenticationTokenException", "put-record", "--stream-name", "telemetry", "--partition-key", "k", "--data", "FORGED unsigned")
 	refused(noKey, "MissingAuthenticationTokenException", "delete-stream", "--stream-name", "telemetry")
 	refused(unknownKey, "UnrecognizedClientException", "put-record", "--stream-name", "telemetry", "--partition-key", "k", "--data", "FORGED unknown key")
 	refused(badSecret, "InvalidSignatureException", "put-record", "--stream-name", "telemetry", "--partition-key", "k", "--data", "FORGED bad signature")
-	refused(badSecret, "InvalidSignatureException", "delete-stream", "--stream-name", "telemetry")
 
 	// The Host header: curl signs the request with the Host it sends.
 	for _, c := range []struct {

@@ -2,6 +2,7 @@ package shards
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,21 +57,31 @@ type limiter struct {
 	mu      sync.Mutex
 	records bucket
 	bytes   bucket
-	on      bool
+	on      atomic.Bool // false: unlimited, reserve takes no lock
 }
 
 func newLimiter(rc RateConfig, now time.Time) *limiter {
-	l := &limiter{on: rc.RecordsPerSec > 0 || rc.BytesPerSec.Bytes() > 0}
+	l := &limiter{}
+	l.set(rc, now)
+	return l
+}
+
+// set replaces the limits (a configuration reload). The buckets start
+// full, as after an idle second: a reload never makes writers wait for
+// allowance they had under the old limits.
+func (l *limiter) set(rc RateConfig, now time.Time) {
+	l.mu.Lock()
 	l.records = newBucket(float64(rc.RecordsPerSec), now)
 	l.bytes = newBucket(float64(rc.BytesPerSec.Bytes()), now)
-	return l
+	l.mu.Unlock()
+	l.on.Store(rc.RecordsPerSec > 0 || rc.BytesPerSec.Bytes() > 0)
 }
 
 // reserve takes n records of size bytes if they can be had within maxWait
 // and returns how long the caller must wait before writing. ok is false
 // (and nothing is taken) when the wait would exceed maxWait.
 func (l *limiter) reserve(n int, size int64, now time.Time, maxWait time.Duration) (wait time.Duration, ok bool) {
-	if !l.on {
+	if !l.on.Load() {
 		return 0, true
 	}
 	l.mu.Lock()

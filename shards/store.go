@@ -79,6 +79,10 @@ type Store struct {
 	streams map[string]*Stream
 	closed  bool
 
+	// applyMu serialises Apply (apply.go); it guards opts.Streams after
+	// Open, the declared streams the next Apply compares against.
+	applyMu sync.Mutex
+
 	metrics storeMetrics
 	walm    *wal.Metrics
 	stop    chan struct{}

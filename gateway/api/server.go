@@ -90,6 +90,7 @@ type Server struct {
 
 	ops     map[string]opSpec
 	handler http.Handler
+	mux     *http.ServeMux // console.go: Handle
 	metrics *apiMetrics
 
 	// creds are the access keys (nil: none configured, signatures are not
@@ -106,8 +107,9 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 
-	limMu    sync.Mutex
-	limiters map[string]*readLimiter // by stream + "/" + shard id
+	limMu      sync.Mutex
+	limiters   map[string]*readLimiter // by stream + "/" + shard id
+	readLimits ReadLimits              // cfg.ReadLimits until Apply changes them
 
 	mu   sync.Mutex
 	ln   net.Listener
@@ -148,8 +150,8 @@ func New(cfg Config, store *shards.Store, opts Options) (*Server, error) {
 		sign:   signer{key: append([]byte(nil), key...)},
 		region: opts.Region, account: opts.AccountID,
 		forwarders: opts.Forwarders, notReady: opts.NotReady, registry: opts.Registry,
-		closing:      make(chan struct{}),
-		limiters:     map[string]*readLimiter{},
+		closing:  make(chan struct{}),
+		limiters: map[string]*readLimiter{}, readLimits: cfg.ReadLimits,
 		metrics:      newAPIMetrics(),
 		hosts:        newHostPolicy(cfg.AllowedHosts),
 		guard:        opts.guard,
@@ -181,6 +183,7 @@ func New(cfg Config, store *shards.Store, opts Options) (*Server, error) {
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("GET /readyz", s.serveReady)
 	mux.HandleFunc("/", s.serveAPI)
+	s.mux = mux
 	s.handler = s.checkHost(mux)
 	return s, nil
 }
@@ -525,7 +528,7 @@ func (s *Server) limiter(stream, shard string) *readLimiter {
 	defer s.limMu.Unlock()
 	l, ok := s.limiters[key]
 	if !ok {
-		l = newReadLimiter(s.cfg.ReadLimits.CallsPerSec, s.cfg.ReadLimits.BytesPerSec.Bytes(), s.now())
+		l = newReadLimiter(s.readLimits.CallsPerSec, s.readLimits.BytesPerSec.Bytes(), s.now())
 		s.limiters[key] = l
 	}
 	return l

@@ -45,6 +45,7 @@ type Log struct {
 type source struct {
 	name  string
 	lines map[string]int
+	path  string // set by Load: the file a reload re-reads
 }
 
 // DefaultDataDir is where `weir` without --config keeps its data.
@@ -81,8 +82,16 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: read %s: %w", path, err)
 	}
-	return Parse(path, data)
+	f, err := Parse(path, data)
+	if f != nil {
+		f.src.path = path
+	}
+	return f, err
 }
+
+// Path is the file Load read, which a reload (SIGHUP) reads again; "" for
+// a File from Parse or Default.
+func (f *File) Path() string { return f.src.path }
 
 // Parse decodes and validates a configuration; name is used in error
 // messages. On failure it returns Errors holding every problem found

@@ -23,6 +23,7 @@ import (
 
 	"github.com/weir-gateway/weir/gateway"
 	"github.com/weir-gateway/weir/gateway/config"
+	"github.com/weir-gateway/weir/internal/conf"
 	"github.com/weir-gateway/weir/internal/sdnotify"
 	"github.com/weir-gateway/weir/wal"
 )
@@ -36,6 +37,9 @@ Usage:
   weir                          run on embedded defaults (MQTT 127.0.0.1:1883, data in ./weir-data)
   weir serve --config FILE      run with a configuration file
   weir check-config FILE        validate a configuration file and print every problem
+  weir check-config --reload-from RUNNING.yaml FILE
+                                also print what a reload (SIGHUP) from RUNNING.yaml to FILE
+                                would apply live and what needs a restart
   weir dump --data-dir DIR --stream NAME [--shard ID]
                                 print a stopped gateway's records as JSON lines
   weir read STREAM [flags]      read a stream through a running gateway's API
@@ -149,14 +153,16 @@ func serve(cfg *config.File, source string, stderr io.Writer) int {
 		}
 		return 1
 	}
-	// SIGHUP is what logrotate and Mosquitto operators send: re-read the
-	// credential, ACL and certificate files, never stop.
+	// SIGHUP is what logrotate, Mosquitto operators and `systemctl
+	// reload` send: re-read the configuration file and apply what can
+	// change live, re-read the credential, ACL and certificate files, and
+	// never stop.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
-			log.Info().Msg("SIGHUP: reloading credentials, ACL and certificates")
-			_ = d.Reload() // each failure is logged with the file in question
+			log.Info().Str("config", source).Msg("SIGHUP: reloading the configuration, credentials, ACL and certificates")
+			_ = d.Reload() // every change and every failure is logged with its file:line
 		}
 	}()
 	sig := make(chan os.Signal, 2)
@@ -203,11 +209,10 @@ func newLogger(cfg *config.File, stderr io.Writer) zerolog.Logger {
 	if cfg.Log.Format != "json" {
 		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.RFC3339, NoColor: !isTerminal(stderr)}
 	}
-	lvl, err := zerolog.ParseLevel(cfg.Log.Level)
-	if err != nil || cfg.Log.Level == "" {
-		lvl = zerolog.InfoLevel
-	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	// The level is the process's (zerolog's global level), so that a
+	// reload can change it for every logger made from this one.
+	gateway.SetLogLevel(cfg.Log.Level)
+	return zerolog.New(w).With().Timestamp().Logger()
 }
 
 func isTerminal(w io.Writer) bool {
@@ -216,7 +221,10 @@ func isTerminal(w io.Writer) bool {
 }
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check-config", "weir check-config FILE", stderr)
+	fs := newFlags("check-config", "weir check-config [--reload-from RUNNING.yaml] FILE", stderr)
+	from := fs.String("reload-from", "", "the configuration file the gateway runs with (`RUNNING.yaml`): also print what a reload\n"+
+		"(kill -HUP, systemctl reload weir) would do on changing it to FILE, key by key:\n"+
+		"applied live, restart needed, or not applied")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -237,7 +245,34 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", fs.Arg(0))
+	if *from != "" {
+		running, err := config.Load(*from)
+		if err != nil {
+			fmt.Fprintf(stderr, "--reload-from: %v\n", err)
+			return 1
+		}
+		printPlan(stdout, gateway.Plan(running, cfg), cfg)
+	}
 	return 0
+}
+
+// printPlan writes a reload's changes grouped by effect, one per line
+// with the new value's file:line.
+func printPlan(w io.Writer, cs conf.Changes, next *config.File) {
+	if len(cs) == 0 {
+		fmt.Fprintln(w, "reload: no changes")
+		return
+	}
+	for _, e := range []conf.Effect{conf.Live, conf.Restart, conf.Kept} {
+		group := cs.Only(e)
+		if len(group) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "%s:\n", e)
+		for _, c := range group {
+			fmt.Fprintf(w, "  %s: %s\n", next.Where(c.Path), c)
+		}
+	}
 }
 
 func cmdDump(args []string, stdout, stderr io.Writer) int {
