@@ -62,48 +62,78 @@ func start(cfg *config.File, log zerolog.Logger, opts Options) (d *Daemon, err e
 			d.Close(context.Background())
 		}
 	}()
-	var maxRecord int64
-	for _, s := range cfg.Streams {
-		maxRecord = max(maxRecord, s.MaxRecordSize.Bytes())
-	}
-	d.store, err = shards.Open(cfg.DataDir, shards.Options{
-		Durability:    cfg.Durability,
-		Streams:       cfg.Streams,
-		DefaultStream: shards.StreamConfig{}.WithDefaults(),
-		Logger:        log.With().Str("part", "shards").Logger(),
-		Registerer:    d.reg,
-	})
-	if err != nil {
+	if err := d.openStore(cfg); err != nil {
 		return d, err
 	}
-	if cfg.API.Listen != "" {
-		secret, err := iteratorKey(cfg.DataDir, log)
-		if err != nil {
-			return d, err
-		}
-		d.api, err = api.New(cfg.API, d.store, api.Options{Logger: log.With().Str("part", "api").Logger(), Secret: secret,
-			Forwarders: d.forwarderStatus, Registry: d.reg, NotReady: d.notReady})
-		if err != nil {
-			return d, err
-		}
-		if err := d.api.Start(); err != nil {
-			return d, err
-		}
+	if err := d.startAPI(cfg); err != nil {
+		return d, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	if err := d.startForwarders(ctx, cfg); err != nil {
 		return d, err
 	}
+	if err := d.startBroker(cfg); err != nil {
+		return d, err
+	}
+	d.live.Store(&liveParts{broker: d.broker, fwds: d.fwds})
+	if err := d.startConsole(ctx, cfg); err != nil {
+		return d, err
+	}
+	d.startReloader(ctx, cfg)
+	ev := log.Info().Str("mqtt", d.broker.Addr().String()).Str("data_dir", cfg.DataDir).Str("fsync", cfg.Durability.Fsync)
+	if d.api != nil {
+		ev = ev.Str("api", d.api.Addr().String())
+	}
+	ev.Msg("weir ready")
+	d.notifyReady(ctx, d.systemd)
+	return d, nil
+}
+
+// openStore opens the streams in the data directory.
+func (d *Daemon) openStore(cfg *config.File) (err error) {
+	d.store, err = shards.Open(cfg.DataDir, shards.Options{
+		Durability:    cfg.Durability,
+		Streams:       cfg.Streams,
+		DefaultStream: shards.StreamConfig{}.WithDefaults(),
+		Logger:        d.log.With().Str("part", "shards").Logger(),
+		Registerer:    d.reg,
+	})
+	return err
+}
+
+// startAPI starts the HTTP API, if the configuration has one.
+func (d *Daemon) startAPI(cfg *config.File) error {
+	if cfg.API.Listen == "" {
+		return nil
+	}
+	secret, err := iteratorKey(cfg.DataDir, d.log)
+	if err != nil {
+		return err
+	}
+	d.api, err = api.New(cfg.API, d.store, api.Options{Logger: d.log.With().Str("part", "api").Logger(), Secret: secret,
+		Forwarders: d.forwarderStatus, Registry: d.reg, NotReady: d.notReady})
+	if err != nil {
+		return err
+	}
+	return d.api.Start()
+}
+
+// startBroker reads the auth files and starts the MQTT broker.
+func (d *Daemon) startBroker(cfg *config.File) (err error) {
+	var maxRecord int64
+	for _, s := range cfg.Streams {
+		maxRecord = max(maxRecord, s.MaxRecordSize.Bytes())
+	}
 	mqttOpts := ingest.Options{
-		Logger:            log.With().Str("part", "mqtt").Logger(),
+		Logger:            d.log.With().Str("part", "mqtt").Logger(),
 		MaxRecordSize:     maxRecord,
 		ClientIDMustMatch: cfg.Auth.ClientIDMustMatch,
 		Registerer:        d.reg,
 	}
 	if cfg.Auth.PasswordFile != "" || cfg.Auth.ACLFile != "" {
 		if d.creds, err = auth.NewStore(cfg.Auth); err != nil {
-			return d, err
+			return err
 		}
 		// Typed nils would read as "configured": set only what exists.
 		if cfg.Auth.PasswordFile != "" {
@@ -115,28 +145,20 @@ func start(cfg *config.File, log zerolog.Logger, opts Options) (d *Daemon, err e
 	}
 	d.broker, err = ingest.New(cfg.MQTT, cfg.Routes, d.store, mqttOpts)
 	if err != nil {
-		return d, err
+		return err
 	}
-	if err := d.broker.Start(); err != nil {
-		return d, err
-	}
-	d.live.Store(&liveParts{broker: d.broker, fwds: d.fwds})
-	if err := d.startConsole(ctx, cfg); err != nil {
-		return d, err
-	}
-	d.reload = newReloader(log.With().Str("part", "reload").Logger(), reloadInterval, d.reloadables(cfg))
+	return d.broker.Start()
+}
+
+// startReloader watches the files the running parts can re-read, until
+// ctx ends.
+func (d *Daemon) startReloader(ctx context.Context, cfg *config.File) {
+	d.reload = newReloader(d.log.With().Str("part", "reload").Logger(), reloadInterval, d.reloadables(cfg))
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		d.reload.run(ctx)
 	}()
-	ev := log.Info().Str("mqtt", d.broker.Addr().String()).Str("data_dir", cfg.DataDir).Str("fsync", cfg.Durability.Fsync)
-	if d.api != nil {
-		ev = ev.Str("api", d.api.Addr().String())
-	}
-	ev.Msg("weir ready")
-	d.notifyReady(ctx, d.systemd)
-	return d, nil
 }
 
 // CheckFiles reads the credential and ACL files cfg names, as Start

@@ -183,7 +183,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 	ph.router.Store(rt)
 	b.routes = append([]Route(nil), routes...)
 	for i := range ph.logLimit {
-		ph.logLimit[i].every = refusalLogInterval
+		ph.logLimit[i] = newLimiter(refusalLogInterval)
 	}
 	b.hook = ph
 	lines := newConnLog(log)

@@ -36,7 +36,7 @@ type publishHook struct {
 	ackLatency prometheus.Histogram // QoS ≥ 1 appends that were stored
 	limits     *limitsHook          // publish-time abuse limits (limits.go)
 	log        zerolog.Logger
-	logLimit   [numRefusals]limiter
+	logLimit   [numRefusals]*limiter
 }
 
 func (h *publishHook) ID() string { return "weir-ingest" }

@@ -158,7 +158,7 @@ type limitsHook struct {
 	retained retainedCap
 	stats    *counters
 	log      zerolog.Logger
-	logLimit [numLimitEvents]limiter
+	logLimit [numLimitEvents]*limiter
 }
 
 func newLimitsHook(cfg Config, server *mqtt.Server, stats *counters, log zerolog.Logger) *limitsHook {
@@ -175,7 +175,7 @@ func newLimitsHook(cfg Config, server *mqtt.Server, stats *counters, log zerolog
 		log:   log,
 	}
 	for i := range h.logLimit {
-		h.logLimit[i].every = refusalLogInterval
+		h.logLimit[i] = newLimiter(refusalLogInterval)
 	}
 	return h
 }

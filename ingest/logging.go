@@ -7,24 +7,25 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 )
 
 // limiter lets one event through per interval and counts the rest, so that
 // a fleet hammering a full stream produces one log line a second with a
-// count, not one line per message. Lock-free: it sits on refusal paths that
-// many client goroutines hit at once.
+// count, not one line per message.
 type limiter struct {
-	every      time.Duration
-	next       atomic.Int64 // unix nanoseconds before which events are suppressed
-	suppressed atomic.Uint64
+	lim        *rate.Limiter
+	suppressed atomic.Uint64 // rate.Limiter does not count what it refuses
+}
+
+func newLimiter(every time.Duration) *limiter {
+	return &limiter{lim: rate.NewLimiter(rate.Every(every), 1)}
 }
 
 // allow reports whether to log now and, if so, how many events were
 // suppressed since the last line.
 func (l *limiter) allow(now time.Time) (bool, uint64) {
-	t := now.UnixNano()
-	n := l.next.Load()
-	if t < n || !l.next.CompareAndSwap(n, t+int64(l.every)) {
+	if !l.lim.AllowN(now, 1) {
 		l.suppressed.Add(1)
 		return false, 0
 	}
@@ -55,7 +56,7 @@ func newMochiLogger(log zerolog.Logger) *slog.Logger {
 	}
 	return slog.New(&mochiLogHandler{
 		log:   log.With().Str("source", "mochi").Logger(),
-		limit: &limiter{every: time.Second},
+		limit: newLimiter(time.Second),
 		min:   min,
 	})
 }

@@ -47,7 +47,7 @@ func TestMochiLogHandler(t *testing.T) {
 }
 
 func TestLimiter(t *testing.T) {
-	l := limiter{every: time.Second}
+	l := newLimiter(time.Second)
 	t0 := time.Unix(1000, 0)
 	if ok, _ := l.allow(t0); !ok {
 		t.Fatal("first event suppressed")

@@ -7,11 +7,13 @@
 #           mosquitto-clients (mosquitto_pub/mosquitto_sub: a separate Debian
 #           package, not pulled in by mosquitto without recommends),
 #           qemu-user-static (runs the arm64/armv7 builds),
-#           fuse3 (fusermount3 for integration/lazyfs).
+#           fuse3 (fusermount3 for integration/lazyfs),
 #           chromium (the headless browser integration/console_test.go drives
-#           through chromedp; large, but the console is tested as a person sees it).
+#           through chromedp; large, but the console is tested as a person sees it),
+#           zstd (forwarder/s3sink checks its objects with Debian's zstd -d).
 #   npm:    integration/package-lock.json, pinned: kinesalite 3.3.3,
 #           aws-kinesis-agg 4.2.8, @aws-sdk/client-kinesis 3.1143.0, mqtt 5.16.0,
+#           s3rver 3.7.1 (S3 emulator for forwarder/s3sink),
 #           into integration/node_modules (cache in integration/.npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +29,7 @@ if [[ $(id -u) != 0 ]]; then
   fi
 fi
 
-apt_packages=(awscli mosquitto mosquitto-clients qemu-user-static fuse3 chromium)
+apt_packages=(awscli mosquitto mosquitto-clients qemu-user-static fuse3 chromium zstd)
 command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 
 missing=()

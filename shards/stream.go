@@ -222,94 +222,135 @@ func (st *Stream) append(ctx context.Context, rec *Record, o AppendOptions) (App
 // appendBatch appends records as PutRecords does: each record has its own
 // outcome, and records of one shard share one commit.
 func (st *Stream) appendBatch(ctx context.Context, recs []*Record, opts []AppendOptions) ([]Appended, []error) {
-	cfg := st.Config()
-	now := st.store.now()
-	out := make([]Appended, len(recs))
-	errs := make([]error, len(recs))
-	preps := make([]prepared, len(recs))
-	pending := make([]int, 0, len(recs))
+	b := &batch{
+		st:    st,
+		cfg:   st.Config(),
+		preps: make([]prepared, len(recs)),
+		out:   make([]Appended, len(recs)),
+		errs:  make([]error, len(recs)),
+	}
+	pending := b.prepare(recs, opts)
+	for len(pending) > 0 {
+		groups, mapCh := b.route(pending)
+		pending = b.commit(ctx, groups)
+		if len(pending) > 0 {
+			// Shards closed for a reshard after we routed to them: wait for
+			// the new map, then route those records again to the children.
+			select {
+			case <-mapCh:
+			case <-ctx.Done():
+				for _, i := range pending {
+					b.errs[i] = ctx.Err()
+				}
+				return b.out, b.errs
+			}
+		}
+	}
+	return b.out, b.errs
+}
+
+// batch is one appendBatch in flight: each record's frame and outcome, by
+// the record's position in the call.
+type batch struct {
+	st    *Stream
+	cfg   StreamConfig
+	preps []prepared
+	out   []Appended
+	errs  []error
+}
+
+// prepare frames every record and returns the positions of those that are
+// valid; the others have their error.
+func (b *batch) prepare(recs []*Record, opts []AppendOptions) (pending []int) {
+	now := b.st.store.now()
+	pending = make([]int, 0, len(recs))
 	for i, r := range recs {
 		var o AppendOptions
 		if i < len(opts) {
 			o = opts[i]
 		}
-		p, err := st.prepare(r, o, cfg, now)
+		p, err := b.st.prepare(r, o, b.cfg, now)
 		if err != nil {
-			errs[i] = err
+			b.errs[i] = err
 			continue
 		}
-		preps[i] = p
+		b.preps[i] = p
 		pending = append(pending, i)
 	}
-	for len(pending) > 0 {
-		groups := map[*Shard][]int{}
-		var mapCh <-chan struct{}
-		for _, i := range pending {
-			sh, ch, err := st.route(preps[i].hash)
-			if err != nil {
-				errs[i] = err
-				continue
-			}
-			mapCh = ch
-			groups[sh] = append(groups[sh], i)
+	return pending
+}
+
+// route groups the pending records by the shard that takes them, and
+// returns the channel closed when that shard map changes.
+func (b *batch) route(pending []int) (map[*Shard][]int, <-chan struct{}) {
+	groups := map[*Shard][]int{}
+	var mapCh <-chan struct{}
+	for _, i := range pending {
+		sh, ch, err := b.st.route(b.preps[i].hash)
+		if err != nil {
+			b.errs[i] = err
+			continue
 		}
-		var (
-			mu     sync.Mutex
-			retry  []int
-			wg     sync.WaitGroup
-			sealed bool
-		)
-		for sh, idx := range groups {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var size int64
-				for _, i := range idx {
-					size += preps[i].size
-				}
-				if err := st.admit(ctx, sh, cfg, len(idx), size, false); err != nil {
-					for _, i := range idx {
-						errs[i] = err
-					}
-					return
-				}
-				payloads := make([][]byte, len(idx))
-				for k, i := range idx {
-					payloads[k] = preps[i].payload
-				}
-				first, err := sh.wal().AppendBatch(ctx, payloads)
-				if errors.Is(err, wal.ErrSealed) {
-					mu.Lock()
-					retry, sealed = append(retry, idx...), true
-					mu.Unlock()
-					return
-				}
-				for k, i := range idx {
-					if err != nil {
-						errs[i] = walErr(sh, err)
-						continue
-					}
-					out[i] = Appended{ShardID: sh.ID(), Seq: first + uint64(k)}
-				}
-				if err == nil {
-					st.store.metrics.appended.Add(int64(len(idx)))
-				}
-			}()
-		}
-		wg.Wait()
-		pending = retry
-		if sealed {
-			select {
-			case <-mapCh:
-			case <-ctx.Done():
-				for _, i := range pending {
-					errs[i] = ctx.Err()
-				}
-				return out, errs
-			}
-		}
+		mapCh = ch
+		groups[sh] = append(groups[sh], i)
 	}
-	return out, errs
+	return groups, mapCh
+}
+
+// commit appends each group to its shard, the shards in parallel, and
+// returns the records of shards that were sealed meanwhile.
+func (b *batch) commit(ctx context.Context, groups map[*Shard][]int) (retry []int) {
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for sh, idx := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if b.commitShard(ctx, sh, idx) {
+				mu.Lock()
+				retry = append(retry, idx...)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return retry
+}
+
+// commitShard appends the records at idx to sh in one commit and records
+// their outcomes; it reports whether sh was sealed, leaving them pending.
+func (b *batch) commitShard(ctx context.Context, sh *Shard, idx []int) (sealed bool) {
+	var size int64
+	for _, i := range idx {
+		size += b.preps[i].size
+	}
+	if err := b.st.admit(ctx, sh, b.cfg, len(idx), size, false); err != nil {
+		for _, i := range idx {
+			b.errs[i] = err
+		}
+		return false
+	}
+	payloads := make([][]byte, len(idx))
+	for k, i := range idx {
+		payloads[k] = b.preps[i].payload
+	}
+	first, err := sh.wal().AppendBatch(ctx, payloads)
+	if errors.Is(err, wal.ErrSealed) {
+		return true
+	}
+	for k, i := range idx {
+		if err != nil {
+			b.errs[i] = walErr(sh, err)
+			continue
+		}
+		b.out[i] = Appended{ShardID: sh.ID(), Seq: first + uint64(k)}
+	}
+	if err == nil {
+		b.st.store.metrics.appended.Add(int64(len(idx)))
+	}
+	return false
 }
 
 // walErr translates a log failure into the store's vocabulary and keeps the

@@ -150,28 +150,13 @@ func (l *Log) loadSegment(first, next uint64) error {
 			f.Close()
 		}
 	}()
-	corrupt := func(off int64, err error) error {
-		return &CorruptionError{Shard: l.opts.Name, Segment: path, Offset: off, Err: err}
+	if err := l.checkSegHeader(f, path, first); err != nil {
+		return err
 	}
-	hdr := make([]byte, segHeaderSize)
-	if n, err := f.ReadAt(hdr, 0); n < segHeaderSize {
-		if err != nil && !isEOF(err) {
-			return fmt.Errorf("wal: shard %q: read segment header: %w", l.opts.Name, err)
-		}
-		return corrupt(0, fmt.Errorf("%w: file has %d bytes", errBadSegHeader, n))
-	}
-	hfirst, err := decodeSegHeader(hdr)
-	if err != nil {
-		return corrupt(0, err)
-	}
-	if hfirst != first {
-		return corrupt(0, fmt.Errorf("%w: header says first index %d, file name %d", errBadSegHeader, hfirst, first))
-	}
-
 	want := ^uint64(0) // records the segment must hold; a sealed one is complete
 	if !newest {
 		if next <= first {
-			return corrupt(0, fmt.Errorf("segment order: next segment starts at %d", next))
+			return l.corruption(path, 0, fmt.Errorf("segment order: next segment starts at %d", next))
 		}
 		want = next - first
 	}
@@ -185,25 +170,68 @@ func (l *Log) loadSegment(first, next uint64) error {
 		return fmt.Errorf("wal: shard %q: read segment %s: %w", l.opts.Name, path, err)
 	}
 	s := &segment{first: first, path: path, count: res.count, end: res.end, offsets: res.offsets, sealed: !newest}
-
 	if !newest {
-		// A sealed segment was synced before its successor was named, so
-		// anything short of complete is damage, not a crash.
-		if res.count < want {
-			cause := res.stop
-			if cause == nil || errors.Is(cause, errZeroHeader) {
-				cause = fmt.Errorf("segment ends after %d records, next segment starts at %d: records %d..%d missing",
-					res.count, next, first+res.count, next-1)
-			}
-			return corrupt(res.end, cause)
-		}
-		if tail > res.end {
-			return corrupt(res.end, fmt.Errorf("%d unexpected bytes after the last record", tail-res.end))
+		if err := l.checkSealed(path, first, next, res, tail); err != nil {
+			return err
 		}
 		l.segs = append(l.segs, s)
 		return nil
 	}
+	if err := l.settleNewest(f, path, first, res, tail); err != nil {
+		return err
+	}
+	keep = true
+	s.adopt(f)
+	l.segs = append(l.segs, s)
+	l.w.seg, l.w.f = s, f
+	return nil
+}
 
+func (l *Log) corruption(path string, off int64, err error) error {
+	return &CorruptionError{Shard: l.opts.Name, Segment: path, Offset: off, Err: err}
+}
+
+// checkSegHeader reads the header of the segment file named for first and
+// checks that it agrees with the name.
+func (l *Log) checkSegHeader(f File, path string, first uint64) error {
+	hdr := make([]byte, segHeaderSize)
+	if n, err := f.ReadAt(hdr, 0); n < segHeaderSize {
+		if err != nil && !isEOF(err) {
+			return fmt.Errorf("wal: shard %q: read segment header: %w", l.opts.Name, err)
+		}
+		return l.corruption(path, 0, fmt.Errorf("%w: file has %d bytes", errBadSegHeader, n))
+	}
+	hfirst, err := decodeSegHeader(hdr)
+	if err != nil {
+		return l.corruption(path, 0, err)
+	}
+	if hfirst != first {
+		return l.corruption(path, 0, fmt.Errorf("%w: header says first index %d, file name %d", errBadSegHeader, hfirst, first))
+	}
+	return nil
+}
+
+// checkSealed fails unless a sealed segment holds every record up to next
+// and nothing after them. A sealed segment was synced before its successor
+// was named, so anything short of complete is damage, not a crash.
+func (l *Log) checkSealed(path string, first, next uint64, res scanResult, tail int64) error {
+	if res.count < next-first {
+		cause := res.stop
+		if cause == nil || errors.Is(cause, errZeroHeader) {
+			cause = fmt.Errorf("segment ends after %d records, next segment starts at %d: records %d..%d missing",
+				res.count, next, first+res.count, next-1)
+		}
+		return l.corruption(path, res.end, cause)
+	}
+	if tail > res.end {
+		return l.corruption(path, res.end, fmt.Errorf("%d unexpected bytes after the last record", tail-res.end))
+	}
+	return nil
+}
+
+// settleNewest makes the newest segment durable up to its last good record
+// and cuts off whatever follows it.
+func (l *Log) settleNewest(f File, path string, first uint64, res scanResult, tail int64) error {
 	if tail <= res.end {
 		// The previous process may have died before syncing what it wrote
 		// (SyncInterval, or a batch that was never acknowledged): make what
@@ -211,28 +239,24 @@ func (l *Log) loadSegment(first, next uint64) error {
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("wal: shard %q: sync segment %s: %w", l.opts.Name, path, err)
 		}
-	} else {
-		// Torn or garbage tail of the newest segment: a crash mid-write.
-		// Zero it on disk too, so stale frames can never reappear behind
-		// records appended later.
-		cause := res.stop
-		if cause == nil {
-			cause = errors.New("trailing bytes")
-		}
-		l.log.Warn().Str("segment", path).Int64("offset", res.end).Int64("bytes_cut", tail-res.end).
-			Uint64("last_index", first+res.count-1).AnErr("reason", cause).
-			Msg("wal: repaired torn tail of newest segment")
-		if err := zeroRange(f, res.end, tail); err != nil {
-			return fmt.Errorf("wal: shard %q: repair segment %s: %w", l.opts.Name, path, err)
-		}
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("wal: shard %q: repair segment %s: %w", l.opts.Name, path, err)
-		}
+		return nil
 	}
-	keep = true
-	s.adopt(f)
-	l.segs = append(l.segs, s)
-	l.w.seg, l.w.f = s, f
+	// Torn or garbage tail of the newest segment: a crash mid-write.
+	// Zero it on disk too, so stale frames can never reappear behind
+	// records appended later.
+	cause := res.stop
+	if cause == nil {
+		cause = errors.New("trailing bytes")
+	}
+	l.log.Warn().Str("segment", path).Int64("offset", res.end).Int64("bytes_cut", tail-res.end).
+		Uint64("last_index", first+res.count-1).AnErr("reason", cause).
+		Msg("wal: repaired torn tail of newest segment")
+	if err := zeroRange(f, res.end, tail); err != nil {
+		return fmt.Errorf("wal: shard %q: repair segment %s: %w", l.opts.Name, path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("wal: shard %q: repair segment %s: %w", l.opts.Name, path, err)
+	}
 	return nil
 }
 

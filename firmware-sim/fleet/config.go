@@ -244,143 +244,173 @@ func (cfg Config) Defaults() Config {
 // Validate reports every problem, each naming the field
 // ("groups[1].rate: ..."). Call it on Defaults().
 func (cfg Config) Validate() []error {
-	var errs []error
-	bad := func(field, f string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(f, a...)))
-	}
-	if u, err := url.Parse(cfg.Broker); err != nil || u.Host == "" {
-		bad("broker", "want a URL like tcp://127.0.0.1:1883, got %q", cfg.Broker)
-	} else if !schemeOK(u.Scheme) {
-		bad("broker", "scheme %q not supported (tcp, mqtt, ssl, tls, mqtts)", u.Scheme)
-	}
-	if _, err := parseTemplate(cfg.Username, keyFields...); err != nil {
-		bad("username", "%v", err)
-	}
-	if cfg.ClientKeyDir != "" && cfg.ClientCertDir == "" {
-		bad("client_key_dir", "needs client_cert_dir")
-	}
-	if u, err := url.Parse(cfg.Broker); err == nil && cfg.ClientCertDir != "" && !tlsScheme(u.Scheme) {
-		bad("client_cert_dir", "client certificates need a TLS broker URL (ssl://, tls:// or mqtts://), got %q", cfg.Broker)
-	}
-	if len(cfg.Groups) == 0 {
-		bad("groups", "at least one group of devices is needed")
-	}
-	if cfg.Duration < 0 || cfg.Ramp < 0 || cfg.AckTimeout < 0 || cfg.Drain < 0 {
-		bad("duration", "durations must not be negative")
-	}
-	if cfg.Buffer < 1 {
-		bad("buffer", "must be at least 1")
-	}
-	if _, err := parseTemplate(cfg.LedgerKey, keyFields...); err != nil {
-		bad("ledger_key", "%v", err)
-	}
+	var ps problems
+	cfg.validateConnection(&ps)
+	cfg.validateRun(&ps)
 	names := map[string]bool{}
 	total := 0
 	for i, g := range cfg.Groups {
 		p := fmt.Sprintf("groups[%d]", i)
 		if names[g.Name] {
-			bad(p+".name", "duplicate group name %q", g.Name)
+			ps.add(p+".name", "duplicate group name %q", g.Name)
 		}
 		names[g.Name] = true
-		if g.Count < 1 {
-			bad(p+".count", "must be at least 1, got %d", g.Count)
-		}
 		total += g.Count
-		if g.Messages < 0 {
-			bad(p+".messages", "must not be negative")
-		}
-		if g.Rate < 0 {
-			bad(p+".rate", "must not be negative, got %v", g.Rate)
-		}
-		if g.Jitter > 1 {
-			bad(p+".jitter", "must be within 0..1, got %v", g.Jitter)
-		}
-		if g.QoS > 2 {
-			bad(p+".qos", "must be 0, 1 or 2, got %d", g.QoS)
-		}
-		if g.Inflight < 1 || g.Inflight > 65535 {
-			bad(p+".inflight", "must be within 1..65535, got %d", g.Inflight)
-		}
-		if g.Size.Min < 0 || g.Size.Max < g.Size.Min || g.Size.Max > 256<<20 {
-			bad(p+".size", "bad range %v (0..256MiB)", g.Size)
-		}
-		if _, err := parseTemplate(g.ID, "n", "i", "group"); err != nil {
-			bad(p+".id", "%v", err)
-		}
-		if _, err := parseTemplate(g.ClientID, "n", "i", "group", "id"); err != nil {
-			bad(p+".client_id", "%v", err)
-		}
-		if _, err := parseTemplate(g.Topic, keyFields...); err != nil {
-			bad(p+".topic", "%v", err)
-		}
-		b := g.Behaviour
-		frac := func(field string, f float64) {
-			if f < 0 || f > 1 {
-				bad(p+".behaviour."+field, "must be within 0..1, got %v", f)
-			}
-		}
-		frac("duplicate_ids", b.DuplicateIDs)
-		if s := b.Slow; s != nil {
-			frac("slow.fraction", s.Fraction)
-			if s.Latency < 0 || s.Bandwidth < 0 {
-				bad(p+".behaviour.slow", "latency and bandwidth must not be negative")
-			}
-			if s.Latency == 0 && s.Bandwidth == 0 {
-				bad(p+".behaviour.slow", "set latency and/or bandwidth")
-			}
-		}
-		if o := b.Offline; o != nil {
-			frac("offline.fraction", o.Fraction)
-			if o.For <= 0 {
-				bad(p+".behaviour.offline.for", "must be positive")
-			}
-			if o.Every != 0 && o.Every <= o.For {
-				bad(p+".behaviour.offline.every", "must be longer than for (%v), got %v", o.For, o.Every)
-			}
-			if o.After < 0 || o.Every < 0 {
-				bad(p+".behaviour.offline", "durations must not be negative")
-			}
-		}
-		if o := b.Oversize; o != nil {
-			frac("oversize.probability", o.Probability)
-			if o.Size < 1 {
-				bad(p+".behaviour.oversize.size", "must be positive")
-			}
-			if o.GiveUp < 0 {
-				bad(p+".behaviour.oversize.give_up", "must not be negative")
-			}
-		}
-		if u := b.Unrouted; u != nil {
-			frac("unrouted.probability", u.Probability)
-			if _, err := parseTemplate(u.Topic, keyFields...); err != nil {
-				bad(p+".behaviour.unrouted.topic", "%v", err)
-			}
-		}
+		g.validate(p, &ps)
 	}
 	if total > 1_000_000 {
-		bad("groups", "%d devices is more than this simulator is meant for (1,000,000)", total)
+		ps.add("groups", "%d devices is more than this simulator is meant for (1,000,000)", total)
 	}
 	for i, e := range cfg.Events {
-		p := fmt.Sprintf("events[%d]", i)
-		if e.Kind != "storm" && e.Kind != "outage" {
-			bad(p+".type", "must be storm or outage, got %q", e.Kind)
-		}
-		if e.At < 0 || e.Down < 0 || e.Jitter < 0 {
-			bad(p, "durations must not be negative")
-		}
-		if e.Fraction <= 0 || e.Fraction > 1 {
-			bad(p+".fraction", "must be within (0, 1], got %v", e.Fraction)
-		}
-		if cfg.Duration > 0 && e.At >= cfg.Duration {
-			bad(p+".at", "%v is not before the end of the run (%v)", e.At, cfg.Duration)
-		}
-		for _, g := range e.Groups {
-			if !names[g] {
-				bad(p+".groups", "no group named %q", g)
-			}
+		e.validate(fmt.Sprintf("events[%d]", i), cfg.Duration, names, &ps)
+	}
+	return ps
+}
+
+// problems collects what Validate finds, each error prefixed with its field.
+type problems []error
+
+func (ps *problems) add(field, f string, a ...any) {
+	*ps = append(*ps, fmt.Errorf("%s: %s", field, fmt.Sprintf(f, a...)))
+}
+
+// validateConnection checks how devices reach the broker.
+func (cfg Config) validateConnection(ps *problems) {
+	if u, err := url.Parse(cfg.Broker); err != nil || u.Host == "" {
+		ps.add("broker", "want a URL like tcp://127.0.0.1:1883, got %q", cfg.Broker)
+	} else if !schemeOK(u.Scheme) {
+		ps.add("broker", "scheme %q not supported (tcp, mqtt, ssl, tls, mqtts)", u.Scheme)
+	}
+	if _, err := parseTemplate(cfg.Username, keyFields...); err != nil {
+		ps.add("username", "%v", err)
+	}
+	if cfg.ClientKeyDir != "" && cfg.ClientCertDir == "" {
+		ps.add("client_key_dir", "needs client_cert_dir")
+	}
+	if u, err := url.Parse(cfg.Broker); err == nil && cfg.ClientCertDir != "" && !tlsScheme(u.Scheme) {
+		ps.add("client_cert_dir", "client certificates need a TLS broker URL (ssl://, tls:// or mqtts://), got %q", cfg.Broker)
+	}
+}
+
+// validateRun checks the settings of the run as a whole.
+func (cfg Config) validateRun(ps *problems) {
+	if len(cfg.Groups) == 0 {
+		ps.add("groups", "at least one group of devices is needed")
+	}
+	if cfg.Duration < 0 || cfg.Ramp < 0 || cfg.AckTimeout < 0 || cfg.Drain < 0 {
+		ps.add("duration", "durations must not be negative")
+	}
+	if cfg.Buffer < 1 {
+		ps.add("buffer", "must be at least 1")
+	}
+	if _, err := parseTemplate(cfg.LedgerKey, keyFields...); err != nil {
+		ps.add("ledger_key", "%v", err)
+	}
+}
+
+// validate checks one group but for its name, which must be unique among
+// the groups; p is its path ("groups[1]").
+func (g Group) validate(p string, ps *problems) {
+	if g.Count < 1 {
+		ps.add(p+".count", "must be at least 1, got %d", g.Count)
+	}
+	if g.Messages < 0 {
+		ps.add(p+".messages", "must not be negative")
+	}
+	if g.Rate < 0 {
+		ps.add(p+".rate", "must not be negative, got %v", g.Rate)
+	}
+	if g.Jitter > 1 {
+		ps.add(p+".jitter", "must be within 0..1, got %v", g.Jitter)
+	}
+	if g.QoS > 2 {
+		ps.add(p+".qos", "must be 0, 1 or 2, got %d", g.QoS)
+	}
+	if g.Inflight < 1 || g.Inflight > 65535 {
+		ps.add(p+".inflight", "must be within 1..65535, got %d", g.Inflight)
+	}
+	if g.Size.Min < 0 || g.Size.Max < g.Size.Min || g.Size.Max > 256<<20 {
+		ps.add(p+".size", "bad range %v (0..256MiB)", g.Size)
+	}
+	if _, err := parseTemplate(g.ID, "n", "i", "group"); err != nil {
+		ps.add(p+".id", "%v", err)
+	}
+	if _, err := parseTemplate(g.ClientID, "n", "i", "group", "id"); err != nil {
+		ps.add(p+".client_id", "%v", err)
+	}
+	if _, err := parseTemplate(g.Topic, keyFields...); err != nil {
+		ps.add(p+".topic", "%v", err)
+	}
+	g.Behaviour.validate(p+".behaviour", ps)
+}
+
+// validate checks a group's misbehaviours; p is its path
+// ("groups[1].behaviour").
+func (b Behaviour) validate(p string, ps *problems) {
+	frac := func(field string, f float64) {
+		if f < 0 || f > 1 {
+			ps.add(p+"."+field, "must be within 0..1, got %v", f)
 		}
 	}
-	return errs
+	frac("duplicate_ids", b.DuplicateIDs)
+	if s := b.Slow; s != nil {
+		frac("slow.fraction", s.Fraction)
+		if s.Latency < 0 || s.Bandwidth < 0 {
+			ps.add(p+".slow", "latency and bandwidth must not be negative")
+		}
+		if s.Latency == 0 && s.Bandwidth == 0 {
+			ps.add(p+".slow", "set latency and/or bandwidth")
+		}
+	}
+	if o := b.Offline; o != nil {
+		frac("offline.fraction", o.Fraction)
+		if o.For <= 0 {
+			ps.add(p+".offline.for", "must be positive")
+		}
+		if o.Every != 0 && o.Every <= o.For {
+			ps.add(p+".offline.every", "must be longer than for (%v), got %v", o.For, o.Every)
+		}
+		if o.After < 0 || o.Every < 0 {
+			ps.add(p+".offline", "durations must not be negative")
+		}
+	}
+	if o := b.Oversize; o != nil {
+		frac("oversize.probability", o.Probability)
+		if o.Size < 1 {
+			ps.add(p+".oversize.size", "must be positive")
+		}
+		if o.GiveUp < 0 {
+			ps.add(p+".oversize.give_up", "must not be negative")
+		}
+	}
+	if u := b.Unrouted; u != nil {
+		frac("unrouted.probability", u.Probability)
+		if _, err := parseTemplate(u.Topic, keyFields...); err != nil {
+			ps.add(p+".unrouted.topic", "%v", err)
+		}
+	}
+}
+
+// validate checks one event of a run of the given duration, whose groups
+// are names; p is its path ("events[0]").
+func (e Event) validate(p string, duration time.Duration, groups map[string]bool, ps *problems) {
+	if e.Kind != "storm" && e.Kind != "outage" {
+		ps.add(p+".type", "must be storm or outage, got %q", e.Kind)
+	}
+	if e.At < 0 || e.Down < 0 || e.Jitter < 0 {
+		ps.add(p, "durations must not be negative")
+	}
+	if e.Fraction <= 0 || e.Fraction > 1 {
+		ps.add(p+".fraction", "must be within (0, 1], got %v", e.Fraction)
+	}
+	if duration > 0 && e.At >= duration {
+		ps.add(p+".at", "%v is not before the end of the run (%v)", e.At, duration)
+	}
+	for _, g := range e.Groups {
+		if !groups[g] {
+			ps.add(p+".groups", "no group named %q", g)
+		}
+	}
 }
 
 var keyFields = []string{"n", "i", "group", "id", "client_id"}

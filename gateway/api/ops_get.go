@@ -128,46 +128,82 @@ func (s *Server) longPollRecords(ctx context.Context, req *request) (any, error)
 }
 
 func (s *Server) readRecords(ctx context.Context, req *request, long bool) (any, error) {
-	var in getRecordsInput
-	if err := req.decode(&in); err != nil {
-		return nil, err
-	}
-	if in.ShardIterator == nil || *in.ShardIterator == "" {
-		return nil, validation("ShardIterator is required")
-	}
-	limit, err := limitArg("limit", in.Limit, maxGetRecords, maxGetRecords)
+	token, limit, wait, err := parseGetRecords(req, long)
 	if err != nil {
 		return nil, err
 	}
-	var wait time.Duration
+	q := recordsQuery{limit: limit, wait: wait, long: long}
+	if q.it, q.st, q.sh, err = s.openIterator(req, token); err != nil {
+		return nil, err
+	}
+	return s.pollRecords(ctx, q)
+}
+
+// recordsQuery is one GetRecords call, its arguments checked and its
+// iterator resolved to a shard.
+type recordsQuery struct {
+	it    iterator
+	st    *shards.Stream
+	sh    *shards.Shard
+	limit int
+	wait  time.Duration // how long a long poll may wait for records
+	long  bool
+}
+
+// parseGetRecords decodes and checks the arguments of GetRecords, and
+// those of its long-poll variant when long is set.
+func parseGetRecords(req *request, long bool) (token string, limit int, wait time.Duration, err error) {
+	var in getRecordsInput
+	if err := req.decode(&in); err != nil {
+		return "", 0, 0, err
+	}
+	if in.ShardIterator == nil || *in.ShardIterator == "" {
+		return "", 0, 0, validation("ShardIterator is required")
+	}
+	limit, err = limitArg("limit", in.Limit, maxGetRecords, maxGetRecords)
+	if err != nil {
+		return "", 0, 0, err
+	}
 	if long && in.WaitMillis != nil {
 		if *in.WaitMillis < 0 || *in.WaitMillis > MaxWaitMillis {
-			return nil, validation("WaitMillis must be between 0 and %d, got %d", MaxWaitMillis, *in.WaitMillis)
+			return "", 0, 0, validation("WaitMillis must be between 0 and %d, got %d", MaxWaitMillis, *in.WaitMillis)
 		}
 		wait = time.Duration(*in.WaitMillis) * time.Millisecond
 	}
-	it, err := s.sign.decodeIterator(*in.ShardIterator, s.now())
+	return *in.ShardIterator, limit, wait, nil
+}
+
+// openIterator verifies a shard iterator and finds the shard it reads.
+func (s *Server) openIterator(req *request, token string) (iterator, *shards.Stream, *shards.Shard, error) {
+	it, err := s.sign.decodeIterator(token, s.now())
 	if err != nil {
-		return nil, err
+		return it, nil, nil, err
 	}
 	// An iterator is a capability of whoever got it; check the key anyway,
 	// so a revoked or narrowed key stops reading at once.
 	if err := s.allow(req, it.Stream); err != nil {
-		return nil, err
+		return it, nil, nil, err
 	}
 	st, err := s.store.Stream(it.Stream)
 	if err != nil {
-		return nil, notFoundStream(it.Stream, s, err)
+		return it, nil, nil, notFoundStream(it.Stream, s, err)
 	}
 	if st.Created().UnixMilli() != it.StreamCreated {
-		return nil, notFound("Stream %s was deleted and created again; the shard iterator belongs to the old stream", it.Stream)
+		return it, nil, nil, notFound("Stream %s was deleted and created again; the shard iterator belongs to the old stream", it.Stream)
 	}
 	sh, err := s.shardOf(st, it.Shard)
 	if err != nil {
-		return nil, err
+		return it, nil, nil, err
 	}
+	return it, st, sh, nil
+}
+
+// pollRecords reads within the shard's read limit; a long poll waits, up
+// to q.wait, for the limit to allow the read and for records to come.
+func (s *Server) pollRecords(ctx context.Context, q recordsQuery) (any, error) {
+	st, sh, it := q.st, q.sh, q.it
 	lim := s.limiter(it.Stream, it.Shard)
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(q.wait)
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -175,11 +211,11 @@ func (s *Server) readRecords(ctx context.Context, req *request, long bool) (any,
 		}
 	}()
 	for {
-		budget, delay, ok := lim.admit(s.now(), !long, maxGetBytes)
+		budget, delay, ok := lim.admit(s.now(), !q.long, maxGetBytes)
 		if !ok {
-			if long && time.Until(deadline) > delay {
+			if q.long && time.Until(deadline) > delay {
 				if err := s.sleep(ctx, delay); err != nil {
-					return s.emptyResult(st, sh, it, long), nil
+					return s.emptyResult(st, sh, it, q.long), nil
 				}
 				continue
 			}
@@ -188,7 +224,7 @@ func (s *Server) readRecords(ctx context.Context, req *request, long bool) (any,
 				"Rate exceeded for shard %s in stream %s under account %s.", it.Shard, it.Stream, s.account)
 		}
 		changed := sh.Changed()
-		recs, next, err := readFrom(sh, it.Next, limit, budget)
+		recs, next, err := readFrom(sh, it.Next, q.limit, budget)
 		if err != nil {
 			return nil, err
 		}
@@ -200,29 +236,50 @@ func (s *Server) readRecords(ctx context.Context, req *request, long bool) (any,
 		it.Next = next
 		info := sh.Info()
 		atEnd := info.Closed && next > info.EndSeq
-		if len(recs) > 0 || atEnd || !long || !time.Now().Before(deadline) {
+		if len(recs) > 0 || atEnd || !q.long || !time.Now().Before(deadline) {
 			s.metrics.read(it.Stream, it.Shard, len(recs), n)
-			return s.result(st, sh, info, it, recs, atEnd, long), nil
+			return s.result(st, sh, info, it, recs, atEnd, q.long), nil
 		}
 		if timer == nil {
 			timer = time.NewTimer(time.Until(deadline))
 		}
-		recheck := time.NewTimer(closeRecheck)
-		select {
-		case <-changed:
-		case <-recheck.C:
-		case <-timer.C:
-			// One more read after the deadline, then answer.
-			deadline = time.Now()
-		case <-ctx.Done():
-			recheck.Stop()
-			return nil, ctx.Err()
-		case <-s.closing:
-			recheck.Stop()
-			return s.emptyResult(st, sh, it, long), nil
+		switch woke, err := s.awaitChange(ctx, changed, timer.C); {
+		case err != nil:
+			return nil, err
+		case woke == wokeClosing:
+			return s.emptyResult(st, sh, it, q.long), nil
+		case woke == wokeDeadline:
+			deadline = time.Now() // one more read after the deadline, then answer
 		}
-		recheck.Stop()
 	}
+}
+
+// wake says why awaitChange returned.
+type wake int
+
+const (
+	wokeChanged  wake = iota // the shard changed, or it is time to recheck whether it closed
+	wokeDeadline             // the long poll's wait is over
+	wokeClosing              // the server is closing
+)
+
+// awaitChange waits for a commit to the shard, the long poll's deadline, or
+// the server's closing. It wakes every closeRecheck too: a reshard closes a
+// shard without a commit.
+func (s *Server) awaitChange(ctx context.Context, changed <-chan struct{}, deadline <-chan time.Time) (wake, error) {
+	recheck := time.NewTimer(closeRecheck)
+	defer recheck.Stop()
+	select {
+	case <-changed:
+	case <-recheck.C:
+	case <-deadline:
+		return wokeDeadline, nil
+	case <-ctx.Done():
+		return wokeChanged, ctx.Err()
+	case <-s.closing:
+		return wokeClosing, nil
+	}
+	return wokeChanged, nil
 }
 
 // readFrom reads from a position; a trimmed position continues at the trim

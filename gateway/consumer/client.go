@@ -25,5 +25,6 @@ type (
 	shardWire        = apiclient.Shard
 	checkpointWire   = apiclient.Checkpoint
 	recordWire       = apiclient.Record
+	recordsWire      = apiclient.GetRecordsOutput
 	gatewayShardWire = api.GatewayShard
 )

@@ -268,103 +268,156 @@ func (r *run) schedule() {
 // StopAtEnd's target (endCaughtUp), ctx's end (endStopped) or a permanent
 // error.
 func (r *run) read(s *shardState) (readEnd, error) {
-	c := r.c
-	ctx := r.ctx
-	wait := c.cfg.WaitMillis
-	stopAt, stopping := s.stopAt, c.cfg.StopAtEnd
-	bo := backoff.Retry{Exp: retryDelays}
-	iter := ""
-	for ctx.Err() == nil {
-		if iter == "" {
+	sr := &shardReader{r: r, s: s, bo: backoff.Retry{Exp: retryDelays}}
+	for r.ctx.Err() == nil {
+		if sr.iter == "" {
 			typ, seq := s.position()
-			var err error
-			iter, err = c.cl.GetShardIterator(ctx, c.cfg.Stream, s.id, typ, seq)
+			iter, err := r.c.cl.GetShardIterator(r.ctx, r.c.cfg.Stream, s.id, typ, seq)
 			if err != nil {
-				c.log.Debug().Err(err).Str("shard", s.id).Msg("shard iterator failed")
-				iter = ""
-				if !transient(ctx, err) {
-					if ctx.Err() != nil {
-						return endStopped, nil
-					}
-					if codeOf(err) == codeNotFound {
-						return r.notFound(s, err)
-					}
-					return endStopped, fmt.Errorf("consumer: shard iterator for %s: %w", s.id, err)
-				}
-				if bo.Wait(ctx) != nil {
-					return endStopped, nil
+				if f := sr.iteratorFailed(err); f != nil {
+					return f.end, f.err
 				}
 				continue
 			}
+			sr.iter = iter
 		}
-		rctx, cancel := context.WithTimeout(ctx, time.Duration(wait)*time.Millisecond+requestGrace)
-		out, err := c.cl.LongPoll(rctx, iter, wait, c.cfg.Limit)
-		cancel()
+		out, err := sr.poll()
 		if err != nil {
-			c.log.Debug().Err(err).Str("shard", s.id).Msg("long-poll failed")
-			switch code := codeOf(err); {
-			case ctx.Err() != nil:
-				return endStopped, nil
-			case code == codeExpiredIter || code == codeInvalidArg:
-				// Old, or signed by a gateway with another key: get a new
-				// one at the same position.
-				iter = ""
-				continue
-			case transient(ctx, err):
-				if bo.Wait(ctx) != nil {
-					return endStopped, nil
-				}
-				continue
-			case code == codeNotFound:
-				return r.notFound(s, err)
-			default:
-				return endStopped, fmt.Errorf("consumer: read %s: %w", s.id, err)
+			if f := sr.pollFailed(err); f != nil {
+				return f.end, f.err
 			}
+			continue
 		}
-		bo.Reset()
-		for i := range out.Records {
-			if ctx.Err() != nil {
-				return endStopped, nil
-			}
-			rec, ok := c.record(s.id, &out.Records[i])
-			if !ok {
-				return endStopped, fmt.Errorf("consumer: %s sent sequence number %q", s.id, out.Records[i].SequenceNumber)
-			}
-			if stopping && rec.SeqNum > stopAt {
-				return endCaughtUp, nil // appended after the start
-			}
-			if err := r.h(ctx, rec); err != nil {
-				if errors.Is(err, ErrStop) {
-					r.cancel(ErrStop)
-					return endStopped, nil
-				}
-				return endStopped, fmt.Errorf("consumer: handler failed on %s/%s: %w", s.id, rec.Seq, err)
-			}
-			gap, uncommitted := s.deliver(rec.SeqNum)
-			if gap > 0 {
-				c.log.Warn().Str("stream", c.cfg.Stream).Str("shard", s.id).Uint64("records_lost", gap).
-					Msg("retention deleted records before this consumer read them")
-			}
-			if c.cfg.CheckpointEvery > 0 && uncommitted >= int64(c.cfg.CheckpointEvery) {
-				if err := c.commit(ctx, s); err != nil && ctx.Err() == nil {
-					c.log.Warn().Err(err).Str("shard", s.id).Msg("checkpoint failed; will retry")
-				}
-			}
-			if stopping && rec.SeqNum >= stopAt {
-				return endCaughtUp, nil
-			}
+		sr.bo.Reset()
+		if f := sr.deliver(out.Records); f != nil {
+			return f.end, f.err
 		}
 		if out.NextShardIterator == nil {
 			return endShard, nil
 		}
-		if stopping && len(out.Records) == 0 && out.MillisBehindLatest == 0 {
+		if r.c.cfg.StopAtEnd && len(out.Records) == 0 && out.MillisBehindLatest == 0 {
 			// At the tip without reaching the target: retention deleted
 			// the records up to it while we read.
 			return endCaughtUp, nil
 		}
-		iter = *out.NextShardIterator
+		sr.iter = *out.NextShardIterator
 	}
 	return endStopped, nil
+}
+
+// shardReader is the state of one read.
+type shardReader struct {
+	r    *run
+	s    *shardState
+	bo   backoff.Retry
+	iter string // "" until GetShardIterator gives one, and again once it is stale
+}
+
+// finish is how a read ends: what read returns.
+type finish struct {
+	end readEnd
+	err error
+}
+
+var stopped = &finish{end: endStopped}
+
+// iteratorFailed decides what a failed GetShardIterator means: nil to try
+// again (after a backoff), or how the read ends.
+func (sr *shardReader) iteratorFailed(err error) *finish {
+	ctx, s := sr.r.ctx, sr.s
+	sr.r.c.log.Debug().Err(err).Str("shard", s.id).Msg("shard iterator failed")
+	if !transient(ctx, err) {
+		if ctx.Err() != nil {
+			return stopped
+		}
+		if codeOf(err) == codeNotFound {
+			return sr.notFound(err)
+		}
+		return &finish{endStopped, fmt.Errorf("consumer: shard iterator for %s: %w", s.id, err)}
+	}
+	if sr.bo.Wait(ctx) != nil {
+		return stopped
+	}
+	return nil
+}
+
+// poll long-polls the shard at the iterator.
+func (sr *shardReader) poll() (recordsWire, error) {
+	c := sr.r.c
+	wait := c.cfg.WaitMillis
+	ctx, cancel := context.WithTimeout(sr.r.ctx, time.Duration(wait)*time.Millisecond+requestGrace)
+	defer cancel()
+	return c.cl.LongPoll(ctx, sr.iter, wait, c.cfg.Limit)
+}
+
+// pollFailed decides what a failed long poll means: nil to try again
+// (after a backoff, or with a new iterator), or how the read ends.
+func (sr *shardReader) pollFailed(err error) *finish {
+	ctx, s := sr.r.ctx, sr.s
+	sr.r.c.log.Debug().Err(err).Str("shard", s.id).Msg("long-poll failed")
+	switch code := codeOf(err); {
+	case ctx.Err() != nil:
+		return stopped
+	case code == codeExpiredIter || code == codeInvalidArg:
+		// Old, or signed by a gateway with another key: get a new
+		// one at the same position.
+		sr.iter = ""
+		return nil
+	case transient(ctx, err):
+		if sr.bo.Wait(ctx) != nil {
+			return stopped
+		}
+		return nil
+	case code == codeNotFound:
+		return sr.notFound(err)
+	default:
+		return &finish{endStopped, fmt.Errorf("consumer: read %s: %w", s.id, err)}
+	}
+}
+
+func (sr *shardReader) notFound(err error) *finish {
+	end, err := sr.r.notFound(sr.s, err)
+	return &finish{end, err}
+}
+
+// deliver hands records to the handler in order, checkpointing every
+// CheckpointEvery; it returns how the read ends if it must.
+func (sr *shardReader) deliver(recs []recordWire) *finish {
+	r, c, ctx, s := sr.r, sr.r.c, sr.r.ctx, sr.s
+	stopAt, stopping := s.stopAt, c.cfg.StopAtEnd
+	for i := range recs {
+		if ctx.Err() != nil {
+			return stopped
+		}
+		rec, ok := c.record(s.id, &recs[i])
+		if !ok {
+			return &finish{endStopped, fmt.Errorf("consumer: %s sent sequence number %q", s.id, recs[i].SequenceNumber)}
+		}
+		if stopping && rec.SeqNum > stopAt {
+			return &finish{end: endCaughtUp} // appended after the start
+		}
+		if err := r.h(ctx, rec); err != nil {
+			if errors.Is(err, ErrStop) {
+				r.cancel(ErrStop)
+				return stopped
+			}
+			return &finish{endStopped, fmt.Errorf("consumer: handler failed on %s/%s: %w", s.id, rec.Seq, err)}
+		}
+		gap, uncommitted := s.deliver(rec.SeqNum)
+		if gap > 0 {
+			c.log.Warn().Str("stream", c.cfg.Stream).Str("shard", s.id).Uint64("records_lost", gap).
+				Msg("retention deleted records before this consumer read them")
+		}
+		if c.cfg.CheckpointEvery > 0 && uncommitted >= int64(c.cfg.CheckpointEvery) {
+			if err := c.commit(ctx, s); err != nil && ctx.Err() == nil {
+				c.log.Warn().Err(err).Str("shard", s.id).Msg("checkpoint failed; will retry")
+			}
+		}
+		if stopping && rec.SeqNum >= stopAt {
+			return &finish{end: endCaughtUp}
+		}
+	}
+	return nil
 }
 
 // notFound decides what a ResourceNotFoundException on a shard means: the

@@ -9,27 +9,11 @@ import (
 // (checkpoints, or From), and reads the shard list.
 func (r *run) setup(ctx context.Context) error {
 	c := r.c
-	var cks []checkpointWire
-	if !c.cfg.Ephemeral {
-		if err := c.cl.DescribeStreamConsumer(ctx, c.cfg.Stream, c.cfg.Name); codeOf(err) == codeNotFound {
-			if err := c.cl.RegisterStreamConsumer(ctx, c.cfg.Stream, c.cfg.Name); err != nil && codeOf(err) != codeInUse {
-				return fmt.Errorf("consumer: register %s on %s: %w", c.cfg.Name, c.cfg.Stream, err)
-			}
-			c.log.Info().Str("stream", c.cfg.Stream).Str("consumer", c.cfg.Name).Msg("registered consumer")
-		} else if err != nil {
-			return fmt.Errorf("consumer: describe %s on %s: %w", c.cfg.Name, c.cfg.Stream, err)
-		}
-		var err error
-		if cks, err = c.cl.GetCheckpoints(ctx, c.cfg.Stream, c.cfg.Name); err != nil {
-			return fmt.Errorf("consumer: read checkpoints: %w", err)
-		}
+	cks, err := c.checkpoints(ctx)
+	if err != nil {
+		return err
 	}
-	had := map[string]bool{}
-	for _, ck := range cks {
-		if ck.Status != "NONE" {
-			had[ck.ShardId] = true
-		}
-	}
+	had := checkpointed(cks)
 	// From decides every shard's start unless checkpoints do. Starting at
 	// the trim horizon needs no position, except to reset checkpoints.
 	fromAll := c.cfg.Ephemeral || c.cfg.IgnoreCheckpoints || len(had) == 0
@@ -42,25 +26,10 @@ func (r *run) setup(ctx context.Context) error {
 		}
 		snap = gw.Streams[0].Shards
 	}
-	starts := map[string]uint64{}
+	var starts map[string]uint64
 	if needStarts {
-		for _, w := range snap {
-			rng, ok := rangeOf(w)
-			if !ok {
-				return fmt.Errorf("consumer: DescribeGateway sent bad sequence numbers for %s", w.ShardId)
-			}
-			pos := c.startOf(rng)
-			if !c.cfg.Ephemeral {
-				if pos < rng.start && !had[w.ShardId] {
-					continue // the shard's start: the default, nothing to pin
-				}
-				// Pin it now, so that a restart before the first record
-				// (or a shard this run never reaches) resumes here.
-				if err := c.cl.CommitCheckpoint(ctx, c.cfg.Stream, c.cfg.Name, w.ShardId, formatSeq(pos)); err != nil {
-					return fmt.Errorf("consumer: checkpoint the start of %s: %w", w.ShardId, err)
-				}
-			}
-			starts[w.ShardId] = pos
+		if starts, err = c.pinStarts(ctx, snap, had); err != nil {
+			return err
 		}
 	}
 
@@ -82,17 +51,7 @@ func (r *run) setup(ctx context.Context) error {
 		c.applyCheckpoints(cks)
 	}
 	if c.cfg.StopAtEnd {
-		for _, w := range snap {
-			s := c.shards[w.ShardId]
-			rng, ok := rangeOf(w)
-			if s == nil || !ok {
-				continue
-			}
-			s.inSnapshot, s.stopAt = true, rng.last
-			if rng.last < rng.trim || s.caughtUp() {
-				s.phase = phaseFinished // nothing stored, or all of it processed
-			}
-		}
+		c.applyTargets(snap)
 	}
 	for _, s := range c.shards {
 		if s.done() {
@@ -100,6 +59,80 @@ func (r *run) setup(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// checkpoints registers the consumer if it is not yet and returns its
+// checkpoints; an Ephemeral consumer has none.
+func (c *Consumer) checkpoints(ctx context.Context) ([]checkpointWire, error) {
+	if c.cfg.Ephemeral {
+		return nil, nil
+	}
+	if err := c.cl.DescribeStreamConsumer(ctx, c.cfg.Stream, c.cfg.Name); codeOf(err) == codeNotFound {
+		if err := c.cl.RegisterStreamConsumer(ctx, c.cfg.Stream, c.cfg.Name); err != nil && codeOf(err) != codeInUse {
+			return nil, fmt.Errorf("consumer: register %s on %s: %w", c.cfg.Name, c.cfg.Stream, err)
+		}
+		c.log.Info().Str("stream", c.cfg.Stream).Str("consumer", c.cfg.Name).Msg("registered consumer")
+	} else if err != nil {
+		return nil, fmt.Errorf("consumer: describe %s on %s: %w", c.cfg.Name, c.cfg.Stream, err)
+	}
+	cks, err := c.cl.GetCheckpoints(ctx, c.cfg.Stream, c.cfg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: read checkpoints: %w", err)
+	}
+	return cks, nil
+}
+
+// checkpointed names the shards that have a checkpoint.
+func checkpointed(cks []checkpointWire) map[string]bool {
+	had := map[string]bool{}
+	for _, ck := range cks {
+		if ck.Status != "NONE" {
+			had[ck.ShardId] = true
+		}
+	}
+	return had
+}
+
+// pinStarts returns the position From means in each shard of snap, and
+// checkpoints those positions unless the consumer is Ephemeral; had names
+// the shards with a checkpoint.
+func (c *Consumer) pinStarts(ctx context.Context, snap []gatewayShardWire, had map[string]bool) (map[string]uint64, error) {
+	starts := map[string]uint64{}
+	for _, w := range snap {
+		rng, ok := rangeOf(w)
+		if !ok {
+			return nil, fmt.Errorf("consumer: DescribeGateway sent bad sequence numbers for %s", w.ShardId)
+		}
+		pos := c.startOf(rng)
+		if !c.cfg.Ephemeral {
+			if pos < rng.start && !had[w.ShardId] {
+				continue // the shard's start: the default, nothing to pin
+			}
+			// Pin it now, so that a restart before the first record
+			// (or a shard this run never reaches) resumes here.
+			if err := c.cl.CommitCheckpoint(ctx, c.cfg.Stream, c.cfg.Name, w.ShardId, formatSeq(pos)); err != nil {
+				return nil, fmt.Errorf("consumer: checkpoint the start of %s: %w", w.ShardId, err)
+			}
+		}
+		starts[w.ShardId] = pos
+	}
+	return starts, nil
+}
+
+// applyTargets sets StopAtEnd's target in each shard of snap, the
+// shards as the run started: their last record then; c.mu is held.
+func (c *Consumer) applyTargets(snap []gatewayShardWire) {
+	for _, w := range snap {
+		s := c.shards[w.ShardId]
+		rng, ok := rangeOf(w)
+		if s == nil || !ok {
+			continue
+		}
+		s.inSnapshot, s.stopAt = true, rng.last
+		if rng.last < rng.trim || s.caughtUp() {
+			s.phase = phaseFinished // nothing stored, or all of it processed
+		}
+	}
 }
 
 // applyCheckpoints sets each shard's position from the consumer's

@@ -20,6 +20,7 @@ import (
 var pinned = map[string]string{
 	"kinesalite":      "3.3.3",
 	"aws-kinesis-agg": "4.2.8",
+	"s3rver":          "3.7.1", // integration/s3rver
 }
 
 // Pinned returns the pinned version of an npm package, "" if it is not

@@ -32,7 +32,7 @@ process.stdin.on('error', () => process.exit(0));
 process.stdin.resume();
 `
 
-// Server is a running kinesalite.
+// Server is a running kinesalite (or another node server, see StartNode).
 type Server struct {
 	Endpoint string // http://127.0.0.1:PORT
 	cmd      *exec.Cmd
@@ -58,8 +58,15 @@ func Start(t testing.TB) (endpoint string, stop func()) {
 
 // StartServer is Start without a testing.TB, for a TestMain that shares
 // one server across tests.
-func StartServer() (*Server, error) {
-	modules, err := NodeModules("kinesalite")
+func StartServer() (*Server, error) { return StartNode("kinesalite", startScript) }
+
+// StartNode runs a server written in node from the pinned npm package
+// pkg: script gets the package's directory as process.argv[1] and args
+// after it, must print "PORT <n>" once it listens on 127.0.0.1:<n>, and
+// must exit when its stdin closes (see startScript), so the server dies
+// with the test process.
+func StartNode(pkg, script string, args ...string) (*Server, error) {
+	modules, err := NodeModules(pkg)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +74,7 @@ func StartServer() (*Server, error) {
 	if err != nil {
 		return nil, ErrNoNode
 	}
-	cmd := exec.Command(node, "-e", startScript, filepath.Join(modules, "kinesalite"))
+	cmd := exec.Command(node, append([]string{"-e", script, filepath.Join(modules, pkg)}, args...)...)
 	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -80,7 +87,7 @@ func StartServer() (*Server, error) {
 	s := &Server{cmd: cmd, stdin: stdin, exited: make(chan struct{})}
 	cmd.Stderr = &s.stderr
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("kinesalite: start node: %w", err)
+		return nil, fmt.Errorf("%s: start node: %w", pkg, err)
 	}
 	go func() {
 		err := cmd.Wait()
@@ -88,7 +95,7 @@ func StartServer() (*Server, error) {
 		if !s.stopping.Load() {
 			// Every later request fails with "connection refused"; say
 			// why here, where a test log will show it.
-			fmt.Fprintf(os.Stderr, "kinesalite (pid %d) exited unexpectedly: %v\nits stderr:\n%s\n", cmd.Process.Pid, err, s.stderrText())
+			fmt.Fprintf(os.Stderr, "%s (pid %d) exited unexpectedly: %v\nits stderr:\n%s\n", pkg, cmd.Process.Pid, err, s.stderrText())
 		}
 	}()
 	port := make(chan string, 1)
@@ -105,17 +112,17 @@ func StartServer() (*Server, error) {
 	case p, ok := <-port:
 		if !ok {
 			s.Stop()
-			return nil, fmt.Errorf("kinesalite exited before listening: %s", s.stderrText())
+			return nil, fmt.Errorf("%s exited before listening: %s", pkg, s.stderrText())
 		}
 		s.Endpoint = "http://127.0.0.1:" + p
 	case <-time.After(30 * time.Second):
 		s.Stop()
-		return nil, fmt.Errorf("kinesalite did not start within 30s: %s", s.stderrText())
+		return nil, fmt.Errorf("%s did not start within 30s: %s", pkg, s.stderrText())
 	}
 	return s, nil
 }
 
-// Stop kills kinesalite; safe to call twice.
+// Stop kills the server; safe to call twice.
 func (s *Server) Stop() {
 	s.once.Do(func() {
 		s.stopping.Store(true)
