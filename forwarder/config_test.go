@@ -42,3 +42,70 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("defaults = %+v", d)
 	}
 }
+
+func TestSinkConfigValidate(t *testing.T) {
+	httpBase := Config{Stream: "telemetry", Kind: KindHTTP, Name: "hook", HTTP: HTTPConfig{URL: "https://h.example/x"}}
+	mqttBase := Config{Stream: "telemetry", Kind: KindMQTT, Name: "bridge", MQTT: MQTTConfig{Broker: "ssl://b.example:8883"}}
+	tests := []struct {
+		name string
+		base Config
+		mut  func(*Config)
+		want []string
+	}{
+		{"http_valid", httpBase, func(c *Config) {
+			c.HTTP.Headers = []Header{{Name: "Authorization", Env: "TOKEN"}, {Name: "X-Source", Value: "gw"}, {Name: "X-Api-Key", File: "/k"}}
+		}, nil},
+		{"http_no_url", httpBase, func(c *Config) { c.HTTP.URL = "" }, []string{"http.url: must be set"}},
+		{"http_url_credentials", httpBase, func(c *Config) { c.HTTP.URL = "https://u:p@h/x" }, []string{"http.url: must not hold credentials"}},
+		{"http_format", httpBase, func(c *Config) { c.HTTP.Format, c.HTTP.Compression = "xml", "br" },
+			[]string{`http.format: must be one of json, ndjson, got "xml"`, `http.compression: must be one of gzip, none, got "br"`}},
+		{"http_headers", httpBase, func(c *Config) {
+			c.HTTP.Headers = []Header{{Name: "X-Token", Value: "abc"}, {Name: "X-A", Env: "A", File: "/f"}, {Name: "Content-Type", Value: "text/plain"}, {Name: "x-a", Env: "B"}}
+		}, []string{"http.headers[0].value: X-Token carries credentials", "http.headers[1]: set exactly one of value, env, file",
+			"http.headers[2].name: Content-Type is set by the sink", "http.headers[3].name: header x-a is listed twice"}},
+		{"http_kinesis_keys", httpBase, func(c *Config) { c.TargetStream, c.Aggregate = "x", true },
+			[]string{"target_stream: applies to kind kinesis only", "aggregate: applies to kind kinesis only"}},
+		{"http_no_name", httpBase, func(c *Config) { c.Name = "" }, []string{"name: must be set for kind http"}},
+		{"mqtt_valid", mqttBase, func(c *Config) {
+			c.MQTT.Username, c.MQTT.Password = "u", Secret{File: "/pw"}
+			c.MQTT.TLS = MQTTTLS{CAFile: "/ca", CertFile: "/c", KeyFile: "/k"}
+			c.MQTT.Topic = "site/{client_id}/{topic}"
+		}, nil},
+		{"mqtt_tls_on_tcp", mqttBase, func(c *Config) { c.MQTT.Broker = "tcp://b:1883"; c.MQTT.TLS.CAFile = "/ca" },
+			[]string{`mqtt.tls: is set, but broker "tcp://b:1883" is tcp://`}},
+		{"mqtt_half_keypair", mqttBase, func(c *Config) { c.MQTT.TLS.CertFile = "/c" }, []string{"mqtt.tls: cert_file and key_file go together"}},
+		{"mqtt_bad_broker", mqttBase, func(c *Config) { c.MQTT.Broker = "http://b:80" }, []string{`mqtt.broker: "http://b:80" must be a tcp:// or ssl:// URL`}},
+		{"mqtt_topic_wildcard", mqttBase, func(c *Config) { c.MQTT.Topic = "a/+/{topic}" }, []string{"mqtt.topic:"}},
+		{"mqtt_password_both", mqttBase, func(c *Config) { c.MQTT.Username, c.MQTT.Password = "u", Secret{Env: "A", File: "/f"} },
+			[]string{"mqtt.password: set env or file, not both"}},
+		{"section_of_other_kind", httpBase, func(c *Config) { c.MQTT.Broker = "tcp://b:1883" },
+			[]string{"mqtt: is set, but this forwarder is kind http"}},
+		{"bad_kind_priority_filter", httpBase, func(c *Config) {
+			c.Kind, c.Priority = "kafka", 101
+			c.HTTP = HTTPConfig{}
+			c.Filter = Filter{Topics: []string{"a/b+"}, JSON: []JSONCond{{Path: "a..b"}}}
+		}, []string{`kind: must be one of kinesis, http, mqtt, got "kafka"`, "priority: must be 0..100", "filter.topics[0]:", "filter.json[0].path:"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.base
+			tc.mut(&c)
+			c = c.WithDefaults()
+			errs := c.Validate()
+			if len(errs) != len(tc.want) {
+				t.Fatalf("Validate = %v, want %d errors", errs, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(errs[i].Error(), w) {
+					t.Errorf("[%d] = %q, want prefix %q", i, errs[i], w)
+				}
+			}
+		})
+	}
+	if c := (Config{TargetStream: "up"}).WithDefaults(); c.Consumer() != "forwarder:up" || c.Target() != "up" {
+		t.Errorf("kinesis naming: %q %q", c.Consumer(), c.Target())
+	}
+	if c := httpBase.WithDefaults(); c.Consumer() != "forwarder:hook" || c.Target() != "http:https://h.example/x" {
+		t.Errorf("http naming: %q %q", c.Consumer(), c.Target())
+	}
+}

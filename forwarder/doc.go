@@ -1,5 +1,52 @@
-// Package forwarder replays a local stream's shards to an upstream Kinesis
-// stream (AWS or any Kinesis-compatible endpoint) with PutRecords.
+// Package forwarder replays a local stream's shards to a sink: an upstream
+// Kinesis stream (AWS or any Kinesis-compatible endpoint) with PutRecords
+// (kind kinesis, the default), an HTTP endpoint (kind http) or another
+// MQTT broker (kind mqtt); kind s3 (package s3sink) plugs in the same way.
+//
+// # Sinks
+//
+// One engine (engine.go, read.go, send.go, planner.go, lane.go) does for
+// every kind the reading, the per-key order, batching, retries with
+// backoff, pausing on permanent errors, the low-watermark checkpoints
+// (consumer "forwarder:<name>"; for kinesis name defaults to
+// target_stream), lag and loss accounting. A kind is a small sink
+// (sink.go): how a record is encoded, how a batch goes out and what its
+// per-item outcome is, and which errors are permanent.
+//
+//   - kinesis (kinesis.go): PutRecords, per-entry results, upstream shard
+//     pacing, KPL aggregation; everything below.
+//   - http (http.go): POSTs the JSON envelopes of a batch as a JSON array
+//     or NDJSON, optionally gzipped, with headers from the config (values
+//     of credentials from environment variables or files, never inline).
+//     2xx delivers the batch; 429, 408, 5xx, timeouts and connection
+//     errors are retried with backoff, at least as late as Retry-After;
+//     any other 4xx pauses the sink (see below). A POST succeeds or fails
+//     whole, so a batch may hold several records of one key, in order,
+//     and a hot key is not limited to one record per round trip.
+//   - mqtt (mqtt.go): a bridge. One QoS 1 PUBLISH per record to a topic
+//     template (default: the original topic), the PUBACK being the
+//     delivery point; TLS with client certificates (AWS IoT Core style).
+//     MQTT 3.1.1: paho.mqtt.golang has no MQTT 5. A batch is an in-flight
+//     window published in order on one connection; a lost connection fails
+//     what was unacknowledged, which is resent (duplicates possible) before
+//     anything newer of its key, so the first occurrences stay in order.
+//   - s3 (s3.go, package s3sink): the engine runs it in shard-run mode
+//     (limits.byShard): an item is a run of consecutive records of one
+//     shard, one run per shard in flight, resent as it was; the watermark
+//     moves a whole object at a time, so an object retried after a restart
+//     starts at the same record and gets the same name.
+//
+// Sinks share the uplink (uplink.go, `uplink: max_bytes_per_sec`): a token
+// bucket at the link's rate and a scheduler that gives each send to the
+// waiting sink of the highest `priority`, equal priorities taking turns by
+// bytes sent. A grant is at most a quarter second of the link, so a
+// high-priority record waits at most about that behind a bulk batch;
+// sinks with large items (s3) meter their uploads 16 KiB at a time
+// (meter.go). A sink's own max_bytes_per_sec caps it on top.
+//
+// A `filter` (filter.go) makes a sink deliver only records whose topic
+// matches one of its MQTT filters and whose JSON payload matches its
+// conditions; the others still move the watermark (Lag.Filtered).
 //
 // # Guarantees
 //
@@ -21,11 +68,11 @@
 //     consumers to drop them.
 //   - Progress is a low watermark per local shard (every record at or
 //     below it is acknowledged upstream), committed through the store's
-//     checkpoints under consumer "forwarder:<target_stream>" every
+//     checkpoints under consumer "forwarder:<name>" every
 //     CommitInterval and at Close, so a restart resends at most what was
 //     in flight or acknowledged after the last commit.
 //
-// # Behaviour
+// # Behaviour of kind kinesis
 //
 // Batches hold up to 500 entries and 5 MiB (1 MiB per entry including the
 // key). A batch goes when it is full or when its oldest record has waited

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/rs/zerolog"
 	"github.com/weir-gateway/weir/internal/backoff"
 )
@@ -22,6 +21,8 @@ type engine struct {
 	opts Options
 	log  zerolog.Logger
 	now  func() time.Time
+	sink sink
+	up   *uplinkUser // nil: no shared uplink budget
 
 	lanes  map[string]*lane
 	order  []*lane // by shard id: parents before children
@@ -56,7 +57,8 @@ type engine struct {
 	lastWarn      time.Time
 	lastCommitErr time.Time
 
-	sent, resent, lost int64 // see Lag
+	filter                       Filter
+	sent, resent, lost, filtered int64 // see Lag
 
 	nextMap, nextCommit time.Time
 	finalErr            error
@@ -64,17 +66,17 @@ type engine struct {
 
 type result struct {
 	b   *batch
-	out *kinesis.PutRecordsOutput
+	out sendOutcome
 	err error
 }
 
 func newEngine(f *Forwarder) *engine {
 	o := f.opts
 	rnd := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
-	lim := defaultLimits(f.cfg.Aggregate)
+	lim := f.sink.limits()
 	bo := backoff.Exp{Base: o.BackoffBase, Cap: o.BackoffCap, Rand: rnd}
 	return &engine{
-		f: f, cfg: f.cfg, opts: o, log: f.log, now: o.Clock,
+		f: f, cfg: f.cfg, opts: o, log: f.log, now: o.Clock, sink: f.sink, filter: f.cfg.Filter,
 		lanes:     map[string]*lane{},
 		plan:      newPlanner(lim, newPacer(bo), bo),
 		bucket:    newTokenBucket(f.cfg.MaxBytesPerSec.Bytes(), o.Clock()),
@@ -112,12 +114,17 @@ func (e *engine) run(ctx context.Context) error {
 		return fmt.Errorf("forwarder: read checkpoints of %s: %w", e.f.consumer, err)
 	}
 	e.ckpts = ckpts
-	if lister, ok := e.f.client.(ListShardsAPI); ok {
+	if sm, ok := e.sink.(shardMapper); ok && sm.mapsShards() {
 		e.wg.Add(1)
-		go e.listLoop(ctx, lister)
+		go e.listLoop(ctx, sm)
 	}
-	e.log.Info().Str("envelope", e.cfg.Envelope).Bool("aggregate", e.cfg.Aggregate).
-		Int("max_in_flight", e.cfg.MaxInFlight).Msg("forwarder started")
+	e.up = e.opts.Uplink.join(e.cfg.Priority, e.wake)
+	defer e.up.leave()
+	ev := e.log.Info().Str("kind", e.cfg.Kind).Int("max_in_flight", e.cfg.MaxInFlight).Int("priority", e.cfg.Priority)
+	if e.cfg.Kind == KindKinesis {
+		ev = ev.Str("envelope", e.cfg.Envelope).Bool("aggregate", e.cfg.Aggregate)
+	}
+	ev.Msg("forwarder started")
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -131,6 +138,8 @@ func (e *engine) run(ctx context.Context) error {
 		if !e.f.ctl.held.Load() {
 			e.fill(now)
 			wakeAt = e.dispatch(now)
+		} else {
+			e.up.idle() // held by an operator: let the sinks below use the uplink
 		}
 		if !now.Before(e.nextCommit) {
 			e.commit()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
@@ -20,6 +21,13 @@ var (
 	ErrClosed = errors.New("forwarder: closed")
 	// ErrBadResponse says a PutRecords answer did not match its request.
 	ErrBadResponse = errors.New("forwarder: malformed PutRecords response")
+	// ErrHTTPStatus is wrapped by *HTTPStatusError.
+	ErrHTTPStatus = errors.New("forwarder: http sink endpoint refused the batch")
+	// ErrSecret: a secret's environment variable or file is missing or
+	// empty.
+	ErrSecret = errors.New("forwarder: secret unavailable")
+	// ErrUnsupportedKind: this build has no sink of the configured kind.
+	ErrUnsupportedKind = errors.New("forwarder: sink kind not available")
 )
 
 // failKind sorts upstream failures by what the forwarder does about them.
@@ -41,6 +49,9 @@ type failure struct {
 	code string // Kinesis error code, HTTP status or a short name
 	msg  string
 	fix  string // for permanent failures: what the operator should do
+	// retryAfter is the least wait before the next request the upstream
+	// asked for (HTTP Retry-After).
+	retryAfter time.Duration
 }
 
 // permanentCodes are error codes that retrying will not cure, with what

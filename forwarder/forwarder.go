@@ -64,6 +64,9 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Seed seeds the backoff jitter; 0 picks one at random.
 	Seed uint64
+	// Uplink is the budget shared with the daemon's other forwarders
+	// (NewUplink); nil = none.
+	Uplink *Uplink
 	// Registerer, if set, gets the forwarder's metrics (labelled with its
 	// stream and target stream) while Run runs.
 	Registerer prometheus.Registerer
@@ -114,19 +117,20 @@ type Lag struct {
 	LastError string
 	Sent      int64 // local records acknowledged upstream (each counted once)
 	Resent    int64 // record transmissions after the first (retries)
-	Lost      int64 // records retention deleted before they were sent, or too large for Kinesis
+	Lost      int64 // records retention deleted before they were sent, or too large for the sink
+	Filtered  int64 // records the sink's filter passed over (not sent, not lag)
 }
 
-// Forwarder replays one local stream to one upstream Kinesis stream.
+// Forwarder replays one local stream to one sink: an upstream Kinesis
+// stream, an HTTP endpoint or a remote MQTT broker.
 type Forwarder struct {
 	cfg      Config
 	opts     Options
 	log      zerolog.Logger
 	src      Source
 	ckpt     CheckpointStore
-	client   PutRecordsAPI
+	sink     sink
 	consumer string
-	envelope envelopeFunc
 	metrics  *collector
 
 	closing   chan struct{}
@@ -140,7 +144,8 @@ type Forwarder struct {
 }
 
 // New makes a forwarder for cfg reading src and keeping its watermarks in
-// ckpt under the consumer name "forwarder:<target_stream>". Nothing
+// ckpt under the consumer name "forwarder:<name>" (Config.Consumer; for
+// kinesis "forwarder:<target_stream>" unless name is set). Nothing
 // happens until Run.
 func New(cfg Config, src Source, ckpt CheckpointStore, opts Options) (*Forwarder, error) {
 	cfg = cfg.WithDefaults()
@@ -148,28 +153,48 @@ func New(cfg Config, src Source, ckpt CheckpointStore, opts Options) (*Forwarder
 		return nil, fmt.Errorf("forwarder: invalid config: %w", errors.Join(errs...))
 	}
 	opts.defaults()
+	log := opts.Logger.With().Str("stream", cfg.Stream).Str("target_stream", cfg.Target()).Logger()
+	if cfg.Kind != KindKinesis {
+		log = log.With().Str("sink", cfg.SinkName()).Logger()
+	}
 	f := &Forwarder{
-		cfg: cfg, opts: opts, src: src, ckpt: ckpt, client: opts.Client,
-		log:      opts.Logger.With().Str("stream", cfg.Stream).Str("target_stream", cfg.TargetStream).Logger(),
-		consumer: shards.ForwarderPrefix + cfg.TargetStream,
-		envelope: rawEnvelope,
+		cfg: cfg, opts: opts, src: src, ckpt: ckpt, log: log,
+		consumer: cfg.Consumer(),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
 	f.ctl.init()
-	if cfg.Envelope == EnvelopeJSON {
-		f.envelope = jsonEnvelope(opts.GatewayID, cfg.Stream)
+	// The SDK's own lines (credential chain, IMDS) go to this logger, not
+	// to its default stderr logger.
+	opts.LoadOptions = append([]func(*config.LoadOptions) error{config.WithLogger(sdkLogger{log})}, opts.LoadOptions...)
+	s, err := newSink(cfg, opts, log)
+	if err != nil {
+		return nil, err
 	}
-	if f.client == nil {
-		load := append([]func(*config.LoadOptions) error{config.WithLogger(sdkLogger{f.log})}, opts.LoadOptions...)
-		c, err := NewClient(context.Background(), cfg, opts.HTTPClient, load...)
-		if err != nil {
-			return nil, err
-		}
-		f.client = c
-	}
+	f.sink = s
 	f.metrics = newCollector(f)
 	return f, nil
+}
+
+// withSink replaces the sink New built; tests drive the engine with their
+// own sinks through it.
+func (f *Forwarder) withSink(s sink) *Forwarder {
+	f.sink.close()
+	f.sink = s
+	return f
+}
+
+// newSink builds the sink of cfg.Kind.
+func newSink(cfg Config, opts Options, log zerolog.Logger) (sink, error) {
+	switch cfg.Kind {
+	case KindHTTP:
+		return newHTTPSink(cfg, opts)
+	case KindMQTT:
+		return newMQTTSink(cfg, opts, log)
+	case KindS3:
+		return nil, fmt.Errorf("%w: kind s3", ErrUnsupportedKind)
+	}
+	return newKinesisSink(cfg, opts)
 }
 
 // Open is New for the daemon: it reads cfg.Stream from store and keeps
@@ -216,6 +241,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 
 	e := newEngine(f)
 	err := e.run(ctx)
+	f.sink.close()
 	f.mu.Lock()
 	f.finalErr = e.finalErr
 	f.mu.Unlock()

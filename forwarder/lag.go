@@ -9,12 +9,12 @@ import (
 // snapshot is what the engine last published for Lag, which may be called
 // from any goroutine.
 type snapshot struct {
-	sent, resent, lost int64
-	state              State
-	published          bool // state is set; before the engine's first event it is not
-	lastErr            string
-	avgSize            float64
-	lanes              []laneSnap
+	sent, resent, lost, filtered int64
+	state                        State
+	published                    bool // state is set; before the engine's first event it is not
+	lastErr                      string
+	avgSize                      float64
+	lanes                        []laneSnap
 }
 
 type laneSnap struct {
@@ -32,7 +32,7 @@ func (e *engine) publish(now time.Time, stopped bool) {
 	if !stopped {
 		state = e.state(now)
 	}
-	s := snapshot{sent: e.sent, resent: e.resent, lost: e.lost, state: state, published: true, lastErr: e.lastErr,
+	s := snapshot{sent: e.sent, resent: e.resent, lost: e.lost, filtered: e.filtered, state: state, published: true, lastErr: e.lastErr,
 		lanes: make([]laneSnap, 0, len(e.order))}
 	if e.sizeN > 0 {
 		s.avgSize = e.sizeSum / e.sizeN
@@ -73,7 +73,7 @@ func (f *Forwarder) Lag() Lag {
 	f.mu.Lock()
 	s, started := f.snap, f.started
 	f.mu.Unlock()
-	lag := Lag{State: s.state, LastError: s.lastErr, Sent: s.sent, Resent: s.resent, Lost: s.lost}
+	lag := Lag{State: s.state, LastError: s.lastErr, Sent: s.sent, Resent: s.resent, Lost: s.lost, Filtered: s.filtered}
 	if !s.published {
 		lag.State = State{Phase: Running}
 		if !started {

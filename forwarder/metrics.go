@@ -4,8 +4,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// collector is one forwarder's metrics, labelled with its stream and
-// target stream as constant labels, so several forwarders share the
+// collector is one forwarder's metrics, labelled with its stream, target,
+// kind and sink name as constant labels (what /metrics had before), so several forwarders share the
 // families on one registry and each can leave it at Close (a reload that
 // removes a forwarder removes its series). Progress is read from Lag at
 // scrape time; only the two histograms are observed, once per request.
@@ -14,23 +14,23 @@ type collector struct {
 	latency prometheus.Histogram
 	batch   prometheus.Histogram
 
-	lagRecords, lagBytes, lagSeconds, sent, resent, lost, up *prometheus.Desc
+	lagRecords, lagBytes, lagSeconds, sent, resent, lost, filtered, up *prometheus.Desc
 }
 
 func newCollector(f *Forwarder) *collector {
-	labels := prometheus.Labels{"stream": f.cfg.Stream, "target_stream": f.cfg.TargetStream}
+	labels := prometheus.Labels{"stream": f.cfg.Stream, "target_stream": f.cfg.Target(), "kind": f.cfg.Kind, "sink": f.cfg.SinkName()}
 	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, labels) }
 	return &collector{
 		f: f,
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:        "weir_forwarder_request_duration_seconds",
-			Help:        "Time one PutRecords request upstream took, failures included.",
+			Help:        "Time one request to the sink took (a PutRecords, an HTTP POST, an MQTT batch, an object upload), failures included.",
 			ConstLabels: labels,
 			Buckets:     []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:        "weir_forwarder_batch_records",
-			Help:        "Local records carried by one PutRecords request (retries included).",
+			Help:        "Local records carried by one request to the sink (retries included).",
 			ConstLabels: labels,
 			Buckets:     prometheus.ExponentialBuckets(1, 2, 10), // 1 .. 512 (and +Inf for aggregated batches)
 		}),
@@ -40,6 +40,7 @@ func newCollector(f *Forwarder) *collector {
 		sent:       d("weir_forwarder_sent_records_total", "Records acknowledged upstream since start."),
 		resent:     d("weir_forwarder_resent_records_total", "Record retransmissions since start."),
 		lost:       d("weir_forwarder_lost_records_total", "Records deleted or refused before they were sent, since start."),
+		filtered:   d("weir_forwarder_filtered_records_total", "Records the sink's filter passed over, since start."),
 		up:         d("weir_forwarder_up", "1 while the forwarder is running normally, 0 in backoff, paused or stopped."),
 	}
 }
@@ -48,7 +49,7 @@ func newCollector(f *Forwarder) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	c.latency.Describe(ch)
 	c.batch.Describe(ch)
-	for _, d := range []*prometheus.Desc{c.lagRecords, c.lagBytes, c.lagSeconds, c.sent, c.resent, c.lost, c.up} {
+	for _, d := range []*prometheus.Desc{c.lagRecords, c.lagBytes, c.lagSeconds, c.sent, c.resent, c.lost, c.filtered, c.up} {
 		ch <- d
 	}
 }
@@ -73,6 +74,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		{c.sent, prometheus.CounterValue, float64(l.Sent)},
 		{c.resent, prometheus.CounterValue, float64(l.Resent)},
 		{c.lost, prometheus.CounterValue, float64(l.Lost)},
+		{c.filtered, prometheus.CounterValue, float64(l.Filtered)},
 		{c.up, prometheus.GaugeValue, up},
 	} {
 		ch <- prometheus.MustNewConstMetric(m.d, m.typ, m.v)

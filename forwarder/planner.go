@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/weir-gateway/weir/internal/backoff"
+	"github.com/weir-gateway/weir/shards"
 )
 
 // Kinesis PutRecords limits.
@@ -18,8 +19,31 @@ const (
 type limits struct {
 	maxItems      int
 	maxBatchBytes int
-	maxItemBytes  int
+	maxItemBytes  int // per item; one record larger than this is never sent
 	aggregate     bool
+	// multi lets an item hold several consecutive records of its key, sent
+	// in order in one request that succeeds or fails whole (http, mqtt);
+	// the sink encodes the batch from the entries, so item.data is unset.
+	multi bool
+	// maxRecords bounds the records of a batch with multi (0: maxItems).
+	maxRecords int
+	// byShard makes each local shard one "key" (runs): an item is then a
+	// run of consecutive records of one shard, one run per shard in flight
+	// and a failed run resent as it was, so the watermark moves a whole
+	// run at a time and a run retried after a restart starts at the same
+	// record (an object store names the object after it). With multi.
+	byShard bool
+	// keepRecords keeps each entry's local record for the sink (entry.rec).
+	keepRecords bool
+	// linger, when set, replaces the config's linger (s3: max_object_age).
+	linger time.Duration
+	// timeout, when set, replaces request_timeout as the deadline of one
+	// send (s3: a batch of objects at the uplink's pace).
+	timeout time.Duration
+	// selfMetered: the sink meters its own uploads against the per-sink
+	// cap and the shared uplink (a meter), chunk by chunk, because its
+	// items are too large to take from the token buckets whole.
+	selfMetered bool
 }
 
 func defaultLimits(aggregate bool) limits {
@@ -31,8 +55,9 @@ type entry struct {
 	lane    *lane
 	seq     uint64
 	key     string
-	arrival int64  // unix ms
-	payload []byte // what goes upstream for it (after the envelope)
+	arrival int64          // unix ms
+	payload []byte         // what goes upstream for it (after the envelope)
+	rec     *shards.Record // with limits.keepRecords
 }
 
 func (e *entry) size() int { return len(e.payload) + len(e.key) }
@@ -44,12 +69,13 @@ type item struct {
 	ks        *keyState
 	entries   []*entry
 	data      []byte
+	bytes     int       // size: data (or the entries' payloads) and the key
 	sends     int       // requests it was part of
 	fails     int       // entry-level failures (InternalFailure), for its own backoff
 	notBefore time.Time // earliest resend after an entry-level failure
 }
 
-func (it *item) size() int { return len(it.data) + len(it.ks.key) }
+func (it *item) size() int { return it.bytes }
 
 // batch is one PutRecords request.
 type batch struct {
@@ -72,6 +98,7 @@ func (b *batch) records() int {
 type keyState struct {
 	key    string
 	q      []*entry // read, not yet in an item, in sequence order
+	qBytes int      // sizes of q
 	retry  *item    // failed item; goes before q
 	busy   bool     // an item is in flight
 	queued bool     // in ready or delayed
@@ -114,12 +141,17 @@ func newPlanner(lim limits, pace *pacer, retryBo backoff.Exp) *planner {
 
 // push queues a record read from a local shard, in shard order.
 func (p *planner) push(e *entry, now time.Time) {
-	ks := p.keys[e.key]
+	k := e.key
+	if p.lim.byShard {
+		k = e.lane.id
+	}
+	ks := p.keys[k]
 	if ks == nil {
-		ks = &keyState{key: e.key, gidVer: -1}
-		p.keys[e.key] = ks
+		ks = &keyState{key: k, gidVer: -1}
+		p.keys[k] = ks
 	}
 	ks.q = append(ks.q, e)
+	ks.qBytes += e.size()
 	p.wake(ks, now)
 }
 
@@ -232,8 +264,11 @@ func (p *planner) due(now time.Time, linger time.Duration) (bool, time.Time) {
 		return true, time.Time{}
 	}
 	oldest := p.ready[p.rhead].headArrival()
-	for _, ks := range p.ready[p.rhead+1:] {
+	for _, ks := range p.ready[p.rhead:] {
 		oldest = min(oldest, ks.headArrival())
+		if p.lim.multi && ks.qBytes >= p.lim.maxItemBytes {
+			return true, time.Time{} // a whole item (an object's worth) is waiting
+		}
 	}
 	deadline := time.UnixMilli(oldest).Add(linger)
 	if !now.Before(deadline) {
@@ -250,7 +285,12 @@ func (p *planner) build(now time.Time, maxBytes int) *batch {
 	p.promote(now)
 	maxBytes = min(maxBytes, p.lim.maxBatchBytes)
 	b := &batch{}
-	for len(b.items) < p.lim.maxItems {
+	maxRecords := p.lim.maxRecords
+	if maxRecords <= 0 {
+		maxRecords = p.lim.maxItems
+	}
+	recs := 0
+	for len(b.items) < p.lim.maxItems && recs < maxRecords {
 		ks := p.popReady()
 		if ks == nil {
 			break
@@ -261,14 +301,17 @@ func (p *planner) build(now time.Time, maxBytes int) *batch {
 			continue
 		}
 		room := maxBytes - b.bytes
-		if len(b.items) == 0 {
+		// The first item always goes, however small the budget: with
+		// multi it is one record plus what fits, otherwise up to an item.
+		first := len(b.items) == 0
+		if first && !p.lim.multi {
 			room = max(room, p.lim.maxItemBytes)
 		}
 		it := ks.retry
-		if it != nil && it.size() > room {
+		if it != nil && it.size() > room && !first {
 			it = nil
 		} else if it == nil {
-			it = p.makeItem(ks, room)
+			it = p.makeItem(ks, room, first, maxRecords-recs)
 		}
 		if it == nil {
 			ks.queued = true
@@ -280,6 +323,7 @@ func (p *planner) build(now time.Time, maxBytes int) *batch {
 		it.sends++
 		b.items = append(b.items, it)
 		b.bytes += it.size()
+		recs += len(it.entries)
 	}
 	if len(b.items) == 0 {
 		return nil
@@ -289,14 +333,32 @@ func (p *planner) build(now time.Time, maxBytes int) *batch {
 
 // makeItem takes the key's next record, or with aggregation as many of its
 // next records as fit in one aggregate of at most room bytes (key
-// included). It returns nil if not even one record fits.
-func (p *planner) makeItem(ks *keyState, room int) *item {
-	room = min(room, p.lim.maxItemBytes)
+// included), or with multi as many as fit in room and maxRecs (at least
+// one when force). It returns nil if not even one record fits.
+func (p *planner) makeItem(ks *keyState, room int, force bool, maxRecs int) *item {
+	if !p.lim.multi {
+		room = min(room, p.lim.maxItemBytes)
+	}
 	first := ks.q[0]
-	if first.size() > room {
+	if first.size() > room && !(force && p.lim.multi) {
 		return nil
 	}
 	n := 1
+	if p.lim.multi {
+		room = min(room, p.lim.maxItemBytes)
+		size := first.size()
+		for n < len(ks.q) && n < maxRecs && size+ks.q[n].size() <= room {
+			size += ks.q[n].size()
+			n++
+		}
+		it := &item{ks: ks, entries: ks.q[:n:n], bytes: size}
+		ks.q = ks.q[n:]
+		ks.qBytes -= size
+		if len(ks.q) == 0 {
+			ks.q, ks.qBytes = nil, 0
+		}
+		return it
+	}
 	if p.lim.aggregate {
 		size := len(ks.key) + kplOverhead + 1 + varintLen(uint64(len(ks.key))) + len(ks.key)
 		fit := 0
@@ -312,8 +374,11 @@ func (p *planner) makeItem(ks *keyState, room int) *item {
 	}
 	it := &item{ks: ks, entries: ks.q[:n:n]}
 	ks.q = ks.q[n:]
+	for _, e := range it.entries {
+		ks.qBytes -= e.size()
+	}
 	if len(ks.q) == 0 {
-		ks.q = nil // let the backing array go
+		ks.q, ks.qBytes = nil, 0 // let the backing array go
 	}
 	if n == 1 {
 		// A lone record goes as itself, as the KPL does: de-aggregators
@@ -326,6 +391,7 @@ func (p *planner) makeItem(ks *keyState, room int) *item {
 		}
 		it.data = EncodeAggregate(ks.key, datas)
 	}
+	it.bytes = len(it.data) + len(ks.key)
 	return it
 }
 

@@ -2,7 +2,6 @@ package forwarder
 
 import (
 	"errors"
-	"fmt"
 	"sort"
 	"time"
 
@@ -121,7 +120,7 @@ func (e *engine) read(l *lane, now time.Time) bool {
 	l.caughtUp = false
 	ch := l.sh.Changed() // before Read, so a commit in between is not missed
 	n := min(maxBatchRecords, e.opts.MaxBufferedRecords-e.buffered, e.opts.MaxAhead-int(l.span()))
-	nb := max(1, min(maxRecordBytes, e.opts.MaxBufferedBytes-e.bufferedBytes))
+	nb := max(1, min(e.plan.lim.maxItemBytes, e.opts.MaxBufferedBytes-e.bufferedBytes))
 	recs, err := l.sh.Read(l.next, n, nb)
 	var te *shards.TrimmedError
 	if errors.As(err, &te) {
@@ -152,10 +151,14 @@ func (e *engine) read(l *lane, now time.Time) bool {
 	}
 	for i := range recs {
 		r := &recs[i]
-		payload, err := e.f.envelope(l.id, r)
-		if err == nil && len(payload)+len(r.Key) > maxRecordBytes {
-			err = fmt.Errorf("%d bytes with its key after the %s envelope, Kinesis takes at most %d", len(payload)+len(r.Key), e.cfg.Envelope, maxRecordBytes)
+		if !e.filter.match(r) {
+			// Not for this sink: done without sending, so the watermark
+			// moves past it (skipTo marks the gap acknowledged).
+			e.filtered++
+			l.skipTo(r.Seq + 1)
+			continue
 		}
+		payload, err := e.sink.encode(l.id, r)
 		if err != nil {
 			e.lost++
 			e.log.Error().Err(err).Str("shard", l.id).Uint64("seq", r.Seq).Str("key", r.Key).
@@ -164,6 +167,9 @@ func (e *engine) read(l *lane, now time.Time) bool {
 			continue
 		}
 		ent := &entry{lane: l, seq: r.Seq, key: r.Key, arrival: r.Arrival, payload: payload}
+		if e.plan.lim.keepRecords {
+			ent.rec = r
+		}
 		l.read(ent)
 		e.plan.push(ent, now)
 		e.buffered++

@@ -45,7 +45,7 @@ func TestSDKLogGoesThroughZerolog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.client.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String("cloud"),
+	_, err = f.sink.(*kinesisSink).client.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String("cloud"),
 		Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}}})
 	if err == nil {
 		t.Fatal("PutRecords without credentials succeeded")

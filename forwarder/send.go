@@ -4,10 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
 
 // dispatch sends batches while there is room in flight and something is
@@ -16,86 +12,103 @@ func (e *engine) dispatch(now time.Time) time.Time {
 	for e.inflight < e.cfg.MaxInFlight {
 		if e.paused != nil {
 			if e.probing {
+				e.up.idle()
 				return time.Time{}
 			}
 			if now.Before(e.probeAt) {
+				e.up.idle()
 				return e.probeAt
 			}
 		}
 		if now.Before(e.gNotBefore) {
+			e.up.idle()
 			return e.gNotBefore
 		}
 		linger := e.cfg.Linger.D()
+		if e.plan.lim.linger > 0 {
+			linger = e.plan.lim.linger
+		}
 		if e.draining {
 			linger = 0
 		}
 		ok, at := e.plan.due(now, linger)
 		if !ok {
+			e.up.idle()
 			return at
 		}
-		if w := e.bucket.wait(now); w > 0 {
-			return now.Add(w)
-		}
-		budget := maxBatchBytes
-		if rate := e.cfg.MaxBytesPerSec.Bytes(); rate > 0 {
-			budget = int(max(1, rate/2)) // half a second's worth keeps the link smooth
+		budget := e.plan.lim.maxBatchBytes
+		if !e.plan.lim.selfMetered {
+			if w := e.bucket.wait(now); w > 0 {
+				e.up.idle()
+				return now.Add(w)
+			}
+			if ok, at := e.up.acquire(now); !ok {
+				return at
+			}
+			if rate := e.cfg.MaxBytesPerSec.Bytes(); rate > 0 {
+				budget = int(max(1, rate/2)) // half a second's worth keeps the link smooth
+			}
+			if e.up != nil {
+				budget = min(budget, e.up.budget())
+			}
 		}
 		b := e.plan.build(now, budget)
 		if b == nil {
 			continue // every ready key turned out to be backing off
 		}
-		e.bucket.take(b.bytes, now)
+		if !e.plan.lim.selfMetered {
+			e.bucket.take(b.bytes, now)
+			e.up.take(b.bytes, now)
+		}
 		if e.paused != nil {
 			e.probing = true
 			e.log.Debug().Str("code", e.paused.code).Msg("probing upstream")
 		}
 		e.send(b)
 	}
+	e.up.idle()
 	return time.Time{}
 }
 
 func (e *engine) send(b *batch) {
-	recs := make([]types.PutRecordsRequestEntry, len(b.items))
 	resent := 0
-	for i, it := range b.items {
-		recs[i] = types.PutRecordsRequestEntry{Data: it.data, PartitionKey: aws.String(it.ks.key)}
+	for _, it := range b.items {
 		if it.sends > 1 {
 			resent += len(it.entries)
 		}
 	}
 	e.resent += int64(resent)
 	e.f.metrics.batch.Observe(float64(b.records()))
-	in := &kinesis.PutRecordsInput{StreamName: aws.String(e.cfg.TargetStream), Records: recs}
 	e.inflight++
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		ctx, cancel := context.WithTimeout(e.reqCtx, e.cfg.RequestTimeout.D())
+		timeout := e.cfg.RequestTimeout.D()
+		if e.plan.lim.timeout > 0 {
+			timeout = e.plan.lim.timeout
+		}
+		ctx, cancel := context.WithTimeout(e.reqCtx, timeout)
 		start := time.Now()
-		out, err := e.f.client.PutRecords(ctx, in)
+		out, err := e.sink.send(ctx, b)
 		e.f.metrics.latency.Observe(time.Since(start).Seconds())
 		cancel()
 		e.results <- result{b: b, out: out, err: err}
 	}()
 }
 
-// handle applies one PutRecords outcome.
+// handle applies one batch's outcome.
 func (e *engine) handle(r result, now time.Time) {
 	e.inflight--
 	err := r.err
-	if err == nil && (r.out == nil || len(r.out.Records) != len(r.b.items)) {
-		n := 0
-		if r.out != nil {
-			n = len(r.out.Records)
-		}
-		err = fmt.Errorf("%w: %d entries for %d records", ErrBadResponse, n, len(r.b.items))
+	if err == nil && len(r.out.res) != len(r.b.items) {
+		err = fmt.Errorf("%w: %d results for %d items", ErrBadResponse, len(r.out.res), len(r.b.items))
 	}
 	if err != nil {
 		e.plan.failAll(r.b, now)
 		if e.reqCtx.Err() != nil {
 			return // abandoned at shutdown
 		}
-		fl := classify(err)
+		fl := e.sink.classify(err)
 		e.lastErr = fl.code + ": " + fl.msg
 		if fl.kind == permanent {
 			e.pause(fl, now)
@@ -104,16 +117,16 @@ func (e *engine) handle(r result, now time.Time) {
 		if e.paused != nil {
 			// A probe that failed differently: stay paused, probe again.
 			e.probing = false
-			e.probeAt = now.Add(e.probeDelay())
+			e.probeAt = now.Add(max(e.probeDelay(), fl.retryAfter))
 			return
 		}
 		e.gFails++
-		d := e.bo.Delay(e.gFails - 1)
+		d := max(e.bo.Delay(e.gFails-1), fl.retryAfter)
 		e.gNotBefore = now.Add(d)
 		if e.gFails == 1 || now.Sub(e.lastWarn) > 10*time.Second {
 			e.lastWarn = now
 			e.log.Warn().Str("code", fl.code).Str("error", fl.msg).Int("attempt", e.gFails).
-				Dur("retry_in_ms", d).Int("records", r.b.records()).Msg("PutRecords failed; retrying")
+				Dur("retry_in_ms", d).Int("records", r.b.records()).Msg("send failed; retrying")
 		}
 		return
 	}
@@ -126,20 +139,10 @@ func (e *engine) handle(r result, now time.Time) {
 		e.paused, e.pauseFails = nil, 0
 	}
 	e.probing = false
-	res := make([]entryResult, len(r.b.items))
-	var perm *failure
-	for i, rec := range r.out.Records {
-		code := aws.ToString(rec.ErrorCode)
-		res[i] = entryKind(code)
-		if code == "" {
-			continue
-		}
-		e.lastErr = code + ": " + aws.ToString(rec.ErrorMessage)
-		if fix, ok := permanentCodes[code]; ok && perm == nil {
-			perm = &failure{kind: permanent, code: code, msg: aws.ToString(rec.ErrorMessage), fix: fix}
-		}
+	if r.out.lastErr != "" {
+		e.lastErr = r.out.lastErr
 	}
-	c := e.plan.complete(r.b, res, now)
+	c := e.plan.complete(r.b, r.out.res, now)
 	for _, ent := range c.acked {
 		ent.lane.ack(ent)
 		e.bufferedBytes -= len(ent.payload)
@@ -151,10 +154,10 @@ func (e *engine) handle(r result, now time.Time) {
 	e.sent += int64(len(c.acked))
 	if c.failed > 0 {
 		e.log.Debug().Int("failed", c.failed).Int("throttled", c.throttled).Int("acked", len(c.acked)).
-			Msg("PutRecords partly failed; resending only the failed entries")
+			Msg("batch partly failed; resending only the failed entries")
 	}
-	if perm != nil {
-		e.pause(*perm, now)
+	if r.out.perm != nil {
+		e.pause(*r.out.perm, now)
 	}
 }
 

@@ -12,11 +12,11 @@ import (
 )
 
 // listLoop keeps the upstream shard map for pacing fresh.
-func (e *engine) listLoop(ctx context.Context, lister ListShardsAPI) {
+func (e *engine) listLoop(ctx context.Context, sm shardMapper) {
 	defer e.wg.Done()
 	warned := false
 	for {
-		up, err := listUpstream(ctx, lister, e.cfg.TargetStream, e.cfg.RequestTimeout.D())
+		up, err := sm.upstreamShards(ctx)
 		switch {
 		case err == nil:
 			select {

@@ -34,7 +34,8 @@ type Daemon struct {
 	// Forwarders: the set changes on reload (forward.go).
 	fwdCtx    context.Context
 	gatewayID string
-	fwdMu     sync.Mutex // guards fwds and closed
+	uplink    *forwarder.Uplink // shared by every forwarder; nil without uplink.max_bytes_per_sec
+	fwdMu     sync.Mutex        // guards fwds and closed
 	fwds      []*forwarder.Forwarder
 	closed    bool
 

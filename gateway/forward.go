@@ -13,10 +13,13 @@ import (
 	"github.com/weir-gateway/weir/internal/conf"
 )
 
-// startForwarders starts one forwarder per configured upstream. Each runs
-// until ctx ends; a failure of one is logged and never stops ingest.
+// startForwarders starts one forwarder per configured sink (kinesis,
+// http, mqtt), all sharing the uplink budget (forwarders a reload starts
+// share it too; uplink: itself changes at restart). Each runs until ctx
+// ends; a failure of one is logged and never stops ingest.
 func (d *Daemon) startForwarders(ctx context.Context, cfg *config.File) error {
 	d.fwdCtx, d.gatewayID = ctx, cfg.ID()
+	d.uplink = forwarder.NewUplink(cfg.Uplink)
 	for _, fc := range cfg.Forwarders {
 		f, err := d.openForwarder(fc)
 		if err != nil {
@@ -32,10 +35,11 @@ func (d *Daemon) openForwarder(fc forwarder.Config) (*forwarder.Forwarder, error
 	f, err := forwarder.Open(d.fwdCtx, fc, d.store, forwarder.Options{
 		Logger:     d.log.With().Str("part", "forwarder").Logger(), // the forwarder adds stream and target_stream
 		GatewayID:  d.gatewayID,
+		Uplink:     d.uplink,
 		Registerer: d.reg, // while it runs: a replacement registers after the old one stopped
 	})
 	if err != nil {
-		return nil, fmt.Errorf("forwarder %s -> %s: %w", fc.Stream, fc.TargetStream, err)
+		return nil, fmt.Errorf("forwarder %s -> %s: %w", fc.Stream, fc.Target(), err)
 	}
 	return f, nil
 }
@@ -45,7 +49,7 @@ func (d *Daemon) runForwarder(f *forwarder.Forwarder) {
 	go func() {
 		defer d.wg.Done()
 		if err := f.Run(d.fwdCtx); err != nil && !errors.Is(err, context.Canceled) {
-			d.log.Error().Err(err).Str("part", "forwarder").Str("stream", f.Config().Stream).Str("target_stream", f.Config().TargetStream).
+			d.log.Error().Err(err).Str("part", "forwarder").Str("stream", f.Config().Stream).Str("target_stream", f.Config().Target()).
 				Msg("forwarder stopped")
 		}
 	}()
@@ -58,12 +62,15 @@ func (d *Daemon) Forwarders() []*forwarder.Forwarder {
 	return slices.Clone(d.fwds)
 }
 
-// upstream names a forwarder: its checkpoint is "forwarder:<target>" on
-// its local stream, so two entries with the same pair are the same
-// forwarder whatever else changed.
+// upstream names a forwarder: its checkpoint is "forwarder:<name>" on
+// its local stream (name defaults to target_stream for kinesis), so two
+// entries with the same pair are the same forwarder whatever else changed.
 type upstream struct{ stream, target string }
 
-func upstreamOf(c forwarder.Config) upstream { return upstream{c.Stream, c.TargetStream} }
+func upstreamOf(c forwarder.Config) upstream {
+	c.Defaults()
+	return upstream{c.Stream, c.SinkName()}
+}
 
 func (u upstream) String() string { return u.stream + " → " + u.target }
 
@@ -85,7 +92,7 @@ func diffForwarders(old, next []forwarder.Config) conf.Changes {
 		switch {
 		case !ok:
 			cs.Add(conf.Live, conf.Index("", i), nil, u.String(), "started")
-		case p != c.WithDefaults():
+		case !reflect.DeepEqual(p, c.WithDefaults()):
 			was, now := fieldDiff(p, c.WithDefaults())
 			cs.Add(conf.Live, conf.Index("", i), was, now, "restarted: the old one commits its watermark first")
 		}
@@ -105,7 +112,7 @@ func fieldDiff(a, b any) (string, string) {
 	var was, now []string
 	for i := range va.NumField() {
 		x, y := va.Field(i).Interface(), vb.Field(i).Interface()
-		if x == y {
+		if reflect.DeepEqual(x, y) { // == would panic on the slices of a filter or headers
 			continue
 		}
 		key, _, _ := strings.Cut(va.Type().Field(i).Tag.Get("yaml"), ",")
@@ -134,7 +141,7 @@ func (d *Daemon) planForwarders(next *config.File) (fwdPlan, error) {
 	var p fwdPlan
 	used := map[*forwarder.Forwarder]bool{}
 	for i, fc := range next.Forwarders {
-		if f, ok := running[upstreamOf(fc)]; ok && f.Config() == fc.WithDefaults() {
+		if f, ok := running[upstreamOf(fc)]; ok && reflect.DeepEqual(f.Config(), fc.WithDefaults()) {
 			p.next = append(p.next, f)
 			used[f] = true
 			continue
@@ -162,7 +169,7 @@ func (d *Daemon) planForwarders(next *config.File) (fwdPlan, error) {
 func (d *Daemon) applyForwarders(p fwdPlan) {
 	for _, f := range p.stop {
 		if err := f.Close(); err != nil {
-			d.log.Error().Err(err).Str("part", "forwarder").Str("stream", f.Config().Stream).Str("target_stream", f.Config().TargetStream).
+			d.log.Error().Err(err).Str("part", "forwarder").Str("stream", f.Config().Stream).Str("target_stream", f.Config().Target()).
 				Msg("forwarder stopped by reload: final commit failed")
 		}
 	}

@@ -15,7 +15,8 @@ type liveParts struct {
 	fwds   []*forwarder.Forwarder
 }
 
-// forwarderStatus reports every forwarder's Lag for DescribeGateway.
+// forwarderStatus reports every forwarder's Lag for DescribeGateway and
+// /readyz. (Their metrics are each forwarder's own collector.)
 func (d *Daemon) forwarderStatus() []api.ForwarderStatus {
 	p := d.live.Load()
 	if p == nil {
@@ -25,9 +26,9 @@ func (d *Daemon) forwarderStatus() []api.ForwarderStatus {
 	for _, f := range p.fwds {
 		cfg, lag := f.Config(), f.Lag()
 		out = append(out, api.ForwarderStatus{
-			Stream: cfg.Stream, TargetStream: cfg.TargetStream, Consumer: f.Consumer(),
+			Stream: cfg.Stream, TargetStream: cfg.Target(), Consumer: f.Consumer(), Kind: cfg.Kind, Sink: cfg.SinkName(),
 			Records: lag.Records, Bytes: lag.Bytes, OldestAge: lag.OldestAge,
-			State: lag.State.String(), LastError: lag.LastError, Sent: lag.Sent, Resent: lag.Resent, Lost: lag.Lost,
+			State: lag.State.String(), LastError: lag.LastError, Sent: lag.Sent, Resent: lag.Resent, Lost: lag.Lost, Filtered: lag.Filtered,
 		})
 	}
 	return out

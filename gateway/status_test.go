@@ -118,7 +118,7 @@ func TestMetricsLintAndFamilies(t *testing.T) {
 		"weir_mqtt_subscribe_denied_total", "weir_mqtt_delivery_denied_total", "weir_mqtt_limit_refused_total",
 		"weir_mqtt_retained_messages", "weir_mqtt_retained_bytes",
 		"weir_forwarder_lag_records", "weir_forwarder_lag_bytes", "weir_forwarder_lag_seconds", "weir_forwarder_sent_records_total",
-		"weir_forwarder_resent_records_total", "weir_forwarder_lost_records_total", "weir_forwarder_up",
+		"weir_forwarder_resent_records_total", "weir_forwarder_lost_records_total", "weir_forwarder_filtered_records_total", "weir_forwarder_up",
 		// New.
 		"weir_build_info", "weir_data_dir_free_bytes", "weir_data_dir_used_bytes", "weir_data_dir_size_bytes",
 		"go_goroutines", "go_memstats_heap_inuse_bytes", "process_open_fds", "process_resident_memory_bytes",

@@ -14,8 +14,10 @@ import (
 // forwarder, so that the API does not depend on the upstream client.
 type ForwarderStatus struct {
 	Stream       string        // local stream
-	TargetStream string        // upstream stream
-	Consumer     string        // its checkpoint name, "forwarder:<target>"
+	TargetStream string        // upstream stream (kinesis) or where a sink delivers ("http:<url>", "mqtt:<broker>")
+	Kind         string        // kinesis | http | mqtt | s3
+	Sink         string        // its name: the checkpoint is "forwarder:<name>"
+	Consumer     string        // its checkpoint name, "forwarder:<name>"
 	Records      int64         // local records not yet acknowledged upstream
 	Bytes        int64         // their payload bytes (partly estimated)
 	OldestAge    time.Duration // age of the oldest of them
@@ -24,6 +26,7 @@ type ForwarderStatus struct {
 	Sent         int64 // records acknowledged upstream since start
 	Resent       int64 // retransmissions since start
 	Lost         int64 // records deleted or refused before they were sent
+	Filtered     int64 // records the sink's filter passed over
 }
 
 // Consumer kinds in DescribeGateway.
@@ -104,6 +107,10 @@ type GatewayConsumer struct {
 	LastError    string `json:"LastError,omitempty"`
 	Sent         int64  `json:"Sent,omitempty"`
 	Resent       int64  `json:"Resent,omitempty"`
+	// SinkKind is kinesis, http, mqtt or s3; TargetStream then says where
+	// the sink delivers (the upstream stream, "http:<url>", "mqtt:<broker>").
+	SinkKind string `json:"SinkKind,omitempty"`
+	Filtered int64  `json:"Filtered,omitempty"` // records its filter passed over
 }
 
 // GatewayConsumerShard is a consumer's checkpoint in one shard.
@@ -276,7 +283,7 @@ func consumerLag(views []shardView, pos map[string]uint64, now time.Time) Gatewa
 // forwarder reports: it counts records sent but not yet acknowledged,
 // which the watermark cannot show.
 func withForwarder(c *GatewayConsumer, f ForwarderStatus) {
-	c.TargetStream = f.TargetStream
+	c.TargetStream, c.SinkKind, c.Filtered = f.TargetStream, f.Kind, f.Filtered
 	c.LagRecords, c.LagBytes = f.Records, f.Bytes
 	c.LagSeconds = f.OldestAge.Seconds()
 	c.State, c.LastError = f.State, f.LastError

@@ -132,7 +132,7 @@ func TestExampleFile(t *testing.T) {
 	if f.Streams[0] != d.Streams[0] || !reflect.DeepEqual(f.MQTT, d.MQTT) || f.Durability != d.Durability || !reflect.DeepEqual(f.API, d.API) || f.Log != d.Log || f.Auth != d.Auth {
 		t.Errorf("example values differ from the defaults:\nexample %+v\ndefault %+v", f, d)
 	}
-	if fw := f.Forwarders[0]; fw != fw.WithDefaults() {
+	if fw := f.Forwarders[0]; !reflect.DeepEqual(fw, fw.WithDefaults()) {
 		t.Errorf("example forwarder differs from its defaults: %+v", fw)
 	}
 }
@@ -331,6 +331,33 @@ func TestErrors(t *testing.T) {
 			name: "duplicate_forwarder",
 			yaml: validBase + "forwarders:\n  - {stream: telemetry, target_stream: up, region: r}\n  - {stream: telemetry, target_stream: up, region: r2}\n",
 			want: []string{`weir.yaml:9: forwarders[1].target_stream: stream "telemetry" is already forwarded to "up" by forwarders[0]; the two would share one checkpoint (forwarder:up)`},
+		},
+		{
+			name: "sink_checkpoint_clash",
+			yaml: validBase + "forwarders:\n  - {stream: telemetry, target_stream: up, region: r}\n  - stream: telemetry\n    kind: http\n    name: up\n    http: {url: \"https://h/x\"}\n",
+			want: []string{`weir.yaml:11: forwarders[1].name: stream "telemetry" already has a forwarder named "up" (forwarders[0]); the two would share one checkpoint (forwarder:up): set a distinct name`},
+		},
+		{
+			name: "sink_errors",
+			yaml: validBase + "forwarders:\n  - stream: telemetry\n    kind: http\n    name: hook\n    region: eu-west-1\n    http:\n      url: ftp://x\n      headers:\n        - {name: Authorization, value: \"Bearer s3cret\"}\n    mqtt:\n      broker: tcp://x:1883\nuplink:\n  max_bytes_per_sec: -1\n",
+			want: []string{
+				`weir.yaml:11: forwarders[0].region: applies to kind kinesis only, this forwarder is kind http`,
+				`weir.yaml:13: forwarders[0].http.url: "ftp://x" must be an http:// or https:// URL`,
+				`weir.yaml:15: forwarders[0].http.headers[0].value: Authorization carries credentials: read it from env: or file:, never inline`,
+				`weir.yaml:16: forwarders[0].mqtt: is set, but this forwarder is kind http: set kind: mqtt or remove the section`,
+				`weir.yaml:19: uplink.max_bytes_per_sec: invalid size "-1": must not be negative`,
+			},
+		},
+		{
+			name: "mqtt_sink_errors",
+			yaml: validBase + "forwarders:\n  - stream: telemetry\n    kind: mqtt\n    mqtt:\n      broker: ssl://iot.example.com\n      topic: \"up/{device}/#\"\n      password: {env: PW}\n    filter:\n      topics: [\"a/#/b\"]\n",
+			want: []string{
+				`weir.yaml:8: forwarders[0].name: must be set for kind mqtt: it names the checkpoint (forwarder:<name>), e.g. name: mqtt-archive`,
+				`weir.yaml:11: forwarders[0].mqtt.broker: "ssl://iot.example.com" needs a port (1883 for tcp, 8883 for ssl)`,
+				`weir.yaml:12: forwarders[0].mqtt.topic: "up/{device}/#" has an unknown placeholder; use {topic} {stream} {key} {client_id} {shard}`,
+				`weir.yaml:13: forwarders[0].mqtt.password: needs username`,
+				`weir.yaml:15: forwarders[0].filter.topics[0]: "a/#/b": # must be alone in the last level`,
+			},
 		},
 		{
 			name: "empty_file",

@@ -29,6 +29,8 @@ type File struct {
 	Streams    []shards.StreamConfig `yaml:"streams"`
 	Routes     []ingest.Route        `yaml:"routes"`
 	Forwarders []forwarder.Config    `yaml:"forwarders"`
+	// Uplink is the budget all forwarders share, by priority.
+	Uplink forwarder.UplinkConfig `yaml:"uplink"`
 
 	src source
 }

@@ -72,22 +72,33 @@ func (f *File) check() Errors {
 		}
 	}
 
-	type upstream struct{ stream, target string }
-	targets := map[upstream]int{}
+	// Two forwarders of one stream must not share a checkpoint.
+	type sinkKey struct{ stream, name string }
+	sinkNames := map[sinkKey]int{}
 	for i, fw := range f.Forwarders {
 		p := conf.Index("forwarders", i)
 		l.Nest(p, fw.Validate())
 		if _, ok := streams[fw.Stream]; fw.Stream != "" && !ok {
 			l.Add(p+".stream", "unknown stream %q (streams[].name: %s)", fw.Stream, known)
 		}
-		key := upstream{fw.Stream, fw.TargetStream}
-		if j, dup := targets[key]; dup && fw.TargetStream != "" {
-			l.Add(p+".target_stream", "stream %q is already forwarded to %q by %s; the two would share one checkpoint (forwarder:%s)",
-				fw.Stream, fw.TargetStream, conf.Index("forwarders", j), fw.TargetStream)
-		} else if !dup {
-			targets[key] = i
+		name := fw.SinkName()
+		if name == "" {
+			continue
+		}
+		key := sinkKey{fw.Stream, name}
+		if j, dup := sinkNames[key]; dup {
+			if fw.Name == "" {
+				l.Add(p+".target_stream", "stream %q is already forwarded to %q by %s; the two would share one checkpoint (%s)",
+					fw.Stream, name, conf.Index("forwarders", j), fw.Consumer())
+			} else {
+				l.Add(p+".name", "stream %q already has a forwarder named %q (%s); the two would share one checkpoint (%s): set a distinct name",
+					fw.Stream, name, conf.Index("forwarders", j), fw.Consumer())
+			}
+		} else {
+			sinkNames[key] = i
 		}
 	}
+	l.Nest("uplink", f.Uplink.Validate())
 	return f.locate(l)
 }
 
