@@ -24,6 +24,7 @@ import (
 	"github.com/weir-gateway/weir/gateway"
 	"github.com/weir-gateway/weir/gateway/config"
 	"github.com/weir-gateway/weir/internal/conf"
+	"github.com/weir-gateway/weir/internal/sdnotify"
 	"github.com/weir-gateway/weir/shards"
 	"github.com/weir-gateway/weir/wal"
 )
@@ -194,7 +195,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 func serve(cfg *config.File, source string, stderr io.Writer) int {
 	log := newLogger(cfg, stderr)
 	log.Info().Str("version", versionString()).Str("config", source).Msg("starting")
-	d, err := gateway.Start(cfg, log)
+	d, err := gateway.StartWith(cfg, log, gateway.Options{Version: version, Systemd: sdnotify.FromEnv()})
 	if err != nil {
 		log.Error().Err(err).Msg("start failed")
 		if hint := recoveryHint(err); hint != "" {
