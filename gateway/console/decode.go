@@ -46,7 +46,9 @@ func DecodePayload(b []byte) Decoded {
 	if len(b) > maxShown {
 		b, d.Truncated = b[:maxShown], true
 	}
-	if !d.Truncated && json.Valid(b) {
+	// json.Valid lets invalid UTF-8 through inside strings; the page needs
+	// text it can show, so such a payload is shown as hex instead.
+	if !d.Truncated && utf8.Valid(b) && json.Valid(b) {
 		var out bytes.Buffer
 		if json.Indent(&out, b, "", "  ") == nil {
 			d.Kind, d.Text = "json", out.String()
