@@ -420,7 +420,7 @@ func (s *mqttSink) classify(err error) failure {
 		return failure{kind: permanent, code: "Secret", msg: err.Error(), fix: "make mqtt.password's env variable or file readable and non-empty"}
 	case errors.Is(err, ErrMQTTPacketTooLarge):
 		return failure{kind: permanent, code: "PacketTooLarge", msg: err.Error(),
-			fix: "raise the remote broker's maximum packet size (mosquitto: max_packet_size) or keep records smaller; nothing is dropped"}
+			fix: "raise the remote broker's maximum packet size (mosquitto: max_packet_size) or keep records smaller"}
 	case errors.As(err, &v5):
 		return failure{kind: permanent, code: "UnsupportedProtocolVersion", msg: err.Error(),
 			fix: "the remote broker does not speak MQTT 5: set mqtt.protocol to auto or 3.1.1"}

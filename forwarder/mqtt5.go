@@ -80,7 +80,7 @@ func (e *MQTTReasonError) name() string {
 func (e *MQTTReasonError) fix() string {
 	switch e.Code {
 	case 0x87:
-		return "the remote broker does not let this client publish to the topic: fix its ACL or mqtt.topic; nothing is dropped"
+		return "the remote broker does not let this client publish to the topic: fix its ACL or mqtt.topic"
 	case 0x86, 0x8a, 0x8c:
 		return "the remote broker refuses the login: fix mqtt.username/password or the client certificate"
 	case 0x90:
