@@ -255,7 +255,10 @@ func (s *mqttSink) connected(ctx context.Context) (mqttConn, error) {
 	if s.conn != nil && s.conn.open() {
 		return s.conn, nil
 	}
-	s.conn = nil
+	if s.conn != nil {
+		go s.conn.close(0) // ended without telling connLost
+		s.conn = nil
+	}
 	pw, err := s.password()
 	if err != nil {
 		return nil, err

@@ -396,3 +396,45 @@ func FuzzMQTTEncode(f *testing.F) {
 		}
 	})
 }
+
+// MQTT 5 refusals: what the remote lacks now is retried with backoff,
+// what an operator must fix pauses the sink with the reason.
+func TestMQTTReasonClassify(t *testing.T) {
+	s := &mqttSink{}
+	for _, c := range []struct {
+		code byte
+		kind failKind
+		name string
+	}{
+		{0x97, transient, "QuotaExceeded"}, {0x89, transient, "ServerBusy"}, {0x80, transient, "Reason0x80"},
+		{0x87, permanent, "NotAuthorized"}, {0x90, permanent, "TopicNameInvalid"}, {0x99, permanent, "PayloadFormatInvalid"},
+		{0x95, permanent, "PacketTooLarge"},
+	} {
+		err := fmt.Errorf("send: %w", &MQTTReasonError{Packet: "PUBACK", Code: c.code, Reason: "why"})
+		fl := s.classify(err)
+		if fl.kind != c.kind || fl.code != c.name || !strings.Contains(fl.msg, "why") || (c.kind == permanent && fl.fix == "") {
+			t.Errorf("0x%02x: %+v, want kind %v code %s with a fix when permanent", c.code, fl, c.kind, c.name)
+		}
+	}
+	if fl := s.classify(&mqttV5RefusedError{definite: true}); fl.kind != permanent || fl.code != "UnsupportedProtocolVersion" {
+		t.Errorf("v5 refused, pinned: %+v", fl)
+	}
+}
+
+func TestMQTTConfigProtocol(t *testing.T) {
+	m := MQTTConfig{Broker: "ssl://broker.example:8883"}.WithDefaults()
+	if m.Protocol != MQTTProtocolAuto || len(m.Validate()) != 0 {
+		t.Fatalf("default protocol %q, errors %v", m.Protocol, m.Validate())
+	}
+	for _, p := range []string{MQTTProtocol5, MQTTProtocol311} {
+		m.Protocol = p
+		if errs := m.Validate(); len(errs) != 0 {
+			t.Errorf("%s: %v", p, errs)
+		}
+	}
+	m.Protocol = "4"
+	errs := m.Validate()
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "protocol") || !strings.Contains(errs[0].Error(), "3.1.1") {
+		t.Errorf("protocol 4: %v, want one error on protocol naming the choices", errs)
+	}
+}
