@@ -354,6 +354,9 @@ type MQTTConfig struct {
 	// Keepalive is the MQTT keep-alive interval; a dead connection is
 	// noticed within 1.5 times it.
 	Keepalive conf.Duration `yaml:"keepalive"`
+	// Protocol is auto (MQTT 5, or 3.1.1 when the remote refuses 5), 5 or
+	// 3.1.1.
+	Protocol string `yaml:"protocol"`
 }
 
 // MQTTTLS is the client side of a TLS connection to the remote broker.
@@ -365,13 +368,16 @@ type MQTTTLS struct {
 	ServerName string `yaml:"server_name"`
 }
 
-// Defaults: topic {topic}, keepalive 30s.
+// Defaults: topic {topic}, keepalive 30s, protocol auto.
 func (m *MQTTConfig) Defaults() {
 	if m.Topic == "" {
 		m.Topic = "{topic}"
 	}
 	if m.Keepalive == 0 {
 		m.Keepalive = conf.Duration(30 * time.Second)
+	}
+	if m.Protocol == "" {
+		m.Protocol = MQTTProtocolAuto
 	}
 }
 
@@ -412,6 +418,7 @@ func (m MQTTConfig) Validate() []error {
 	if m.Keepalive.D() < time.Second || m.Keepalive.D() > 18*time.Hour {
 		errs.Add("keepalive", "must be 1s..18h, got %v", m.Keepalive)
 	}
+	errs.Enum("protocol", m.Protocol, MQTTProtocolAuto, MQTTProtocol5, MQTTProtocol311)
 	return errs
 }
 

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/weir-gateway/weir/integration/harness"
-	"github.com/weir-gateway/weir/internal/conf"
 )
 
 // mosquittoBroker is a real Mosquitto (Debian's) on a free port, TLS only,
@@ -39,6 +38,13 @@ func needTool(t *testing.T, name string) string {
 }
 
 func startMosquitto(t *testing.T, pki *harness.PKI) *mosquittoBroker {
+	t.Helper()
+	return startMosquittoConf(t, pki, "")
+}
+
+// startMosquittoConf starts the broker with extra lines in its
+// configuration (acl_file, say).
+func startMosquittoConf(t *testing.T, pki *harness.PKI, extra string) *mosquittoBroker {
 	t.Helper()
 	needTool(t, "mosquitto")
 	dir := t.TempDir()
@@ -66,7 +72,8 @@ certfile %s
 keyfile %s
 require_certificate true
 use_identity_as_username true
-`, me.Username, dir, port, pki.CAFile, pki.ServerCert, pki.ServerKey)
+%s
+`, me.Username, dir, port, pki.CAFile, pki.ServerCert, pki.ServerKey, extra)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -146,15 +153,22 @@ func (s *subscriber) snapshot() []string {
 	return append([]string(nil), s.lines...)
 }
 
-func startSubscriber(t *testing.T, b *mosquittoBroker, pki *harness.PKI, topic string) *subscriber {
+// startSubscriber runs mosquitto_sub with -v, or with format instead
+// (the MQTT 5 -F format, then the subscriber speaks MQTT 5).
+func startSubscriber(t *testing.T, b *mosquittoBroker, pki *harness.PKI, topic string, format ...string) *subscriber {
 	t.Helper()
+	flags := []string{"-v"}
+	if len(format) > 0 {
+		flags = []string{"-V", "mqttv5", "-F", format[0]}
+	}
 	needTool(t, "mosquitto_sub")
 	kp := pki.Client("sub", harness.Identity{CN: "remote-sub"})
 	// --insecure skips only the host name check (the server certificate is
 	// still verified against the CA); libmosquitto does not match IP SANs.
 	cmd := exec.Command("stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", fmt.Sprint(b.port),
 		"--cafile", pki.CAFile, "--cert", kp.CertFile, "--key", kp.KeyFile, "--insecure",
-		"-i", "remote-sub", "-c", "-q", "1", "-t", topic, "-v")
+		"-i", "remote-sub", "-c", "-q", "1", "-t", topic)
+	cmd.Args = append(cmd.Args, flags...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -191,35 +205,10 @@ func TestMQTTSinkBridgeAcrossRemoteRestart(t *testing.T) {
 	pki := harness.NewPKI(t)
 	br := startMosquitto(t, pki)
 	sub := startSubscriber(t, br, pki, "bridge/#")
-	// The subscription exists once a probe comes through.
-	probe := pki.Client("probe", harness.Identity{CN: "probe"})
-	waitFor(t, 10*time.Second, "subscriber ready", func() bool {
-		_ = exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", fmt.Sprint(br.port), "--cafile", pki.CAFile,
-			"--cert", probe.CertFile, "--key", probe.KeyFile, "--insecure", "-q", "1", "-t", "bridge/probe", "-m", "probe").Run()
-		for _, l := range sub.snapshot() {
-			if l == "bridge/probe probe" {
-				return true
-			}
-		}
-		return false
-	})
-
+	waitSubscribed(t, br, pki, sub, "bridge/probe")
 	kp := pki.Client("bridge", harness.Identity{CN: "weir-bridge"})
-	cfg := testCfg()
-	cfg.Kind, cfg.Name, cfg.TargetStream, cfg.Endpoint = KindMQTT, "remote", "", ""
-	cfg.MQTT = MQTTConfig{Broker: fmt.Sprintf("ssl://127.0.0.1:%d", br.port), Topic: "bridge/{key}/{topic}",
-		TLS: MQTTTLS{CAFile: pki.CAFile, CertFile: kp.CertFile, KeyFile: kp.KeyFile}}
-	cfg.RequestTimeout = conf.Duration(3 * time.Second)
-	cfg = cfg.WithDefaults()
-	if errs := cfg.Validate(); len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	src := newMemSource("shardId-000000000000", "shardId-000000000001")
-	shs := []*memShard{src.shard("shardId-000000000000"), src.shard("shardId-000000000001")}
-	f, err := New(cfg, src, newMemCkpt(), testOpts(t, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, shs := newBridge(t, MQTTConfig{Broker: fmt.Sprintf("ssl://127.0.0.1:%d", br.port), Topic: "bridge/{key}/{topic}",
+		TLS: MQTTTLS{CAFile: pki.CAFile, CertFile: kp.CertFile, KeyFile: kp.KeyFile}})
 	keys := []string{"k0", "k1", "k2", "k3"}
 	const perKey = 400
 	writeRecords(shs, keys, 0, 100)
@@ -236,15 +225,7 @@ func TestMQTTSinkBridgeAcrossRemoteRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var got []string
-	waitFor(t, 20*time.Second, "every record at the subscriber", func() bool {
-		got = sub.snapshot()
-		seen := map[string]bool{}
-		for _, l := range got {
-			seen[l] = true
-		}
-		return len(seen) >= perKey*len(keys)+1 // and the probe
-	})
+	got := waitLines(t, sub, perKey*len(keys)+1) // and the probe
 	t.Logf("subscriber: %d lines", len(got))
 	next := map[string]int{}
 	seen := map[string]bool{}
