@@ -84,7 +84,9 @@ func TestSinkConfigValidate(t *testing.T) {
 		{"mqtt_password_both", mqttBase, func(c *Config) { c.MQTT.Username, c.MQTT.Password = "u", Secret{Env: "A", File: "/f"} },
 			[]string{"mqtt.password: set env or file, not both"}},
 		{"s3_valid", s3Base, func(c *Config) { c.S3.Compression, c.S3.Format, c.S3.Prefix = "zstd", "raw", "{gateway}/{shard}/" }, nil},
-		{"s3_section_errors", s3Base, func(c *Config) { c.S3.Bucket, c.S3.Format, c.S3.MaxObjectAge = "", "csv", conf.Duration(time.Millisecond) },
+		{"s3_section_errors", s3Base, func(c *Config) {
+			c.S3.Bucket, c.S3.Format, c.S3.MaxObjectAge = "", "csv", conf.Duration(time.Millisecond)
+		},
 			[]string{"s3.bucket: must not be empty", `s3.format: must be one of jsonl, raw, got "csv"`, "s3.max_object_age: must be 1s..24h"}},
 		{"s3_kinesis_keys", s3Base, func(c *Config) { c.Region, c.Envelope = "eu-west-1", "json" },
 			[]string{"region: applies to kind kinesis only, this forwarder is kind s3: set s3.region instead", "envelope: applies to kind kinesis"}},
