@@ -161,6 +161,13 @@ func TestHelpOnEveryCommand(t *testing.T) {
 			t.Errorf("%v: exit %d\n%s", args, code, text)
 		}
 	}
+	// The help a newcomer reaches first names the other commands.
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		code, out, errOut := run(t, args...)
+		if text := out + errOut; code != exitOK || !strings.Contains(text, "firmware-sim verify") {
+			t.Errorf("%v does not mention verify:\n%s", args, text)
+		}
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

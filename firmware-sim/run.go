@@ -21,6 +21,10 @@ Connects a fleet of simulated devices (one paho MQTT client each) to a
 broker and publishes telemetry until --messages are sent, --duration ends
 or you press Ctrl-C. Progress goes to stderr, the summary to stdout.
 
+Other commands: 'firmware-sim verify' checks that every acknowledged message
+of a --ledger reached the stream, in order (firmware-sim verify -h);
+'firmware-sim check-scenario FILE' validates a scenario; 'firmware-sim help'.
+
 Examples:
   # 100 devices, 5 msg/s each for 30 s, QoS 1 (default)
   firmware-sim --broker tcp://127.0.0.1:1883 --devices 100 --rate 5 --duration 30s

@@ -219,7 +219,7 @@ func (e *engine) shutdown() {
 	e.finalErr = e.commit()
 	e.publish(e.now(), true)
 	e.log.Info().Int64("sent", e.sent).Int64("resent", e.resent).Int64("lost", e.lost).
-		Dur("drain", e.now().Sub(start)).Msg("forwarder stopped")
+		Dur("drain_ms", e.now().Sub(start)).Msg("forwarder stopped")
 }
 
 // commit stores every lane's watermark that moved.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/weir-gateway/weir/shards"
@@ -66,6 +67,9 @@ type Options struct {
 	// Uplink is the budget shared with the daemon's other forwarders
 	// (NewUplink); nil = none.
 	Uplink *Uplink
+	// Registerer, if set, gets the forwarder's metrics (labelled with its
+	// stream and target stream) while Run runs.
+	Registerer prometheus.Registerer
 }
 
 func (o *Options) defaults() {
@@ -127,6 +131,7 @@ type Forwarder struct {
 	ckpt     CheckpointStore
 	sink     sink
 	consumer string
+	metrics  *collector
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -159,11 +164,15 @@ func New(cfg Config, src Source, ckpt CheckpointStore, opts Options) (*Forwarder
 		done:     make(chan struct{}),
 	}
 	f.ctl.init()
+	// The SDK's own lines (credential chain, IMDS) go to this logger, not
+	// to its default stderr logger.
+	opts.LoadOptions = append([]func(*config.LoadOptions) error{config.WithLogger(sdkLogger{log})}, opts.LoadOptions...)
 	s, err := newSink(cfg, opts, log)
 	if err != nil {
 		return nil, err
 	}
 	f.sink = s
+	f.metrics = newCollector(f)
 	return f, nil
 }
 
@@ -219,6 +228,16 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	f.started = true
 	f.mu.Unlock()
 	defer close(f.done)
+	// Registered while it runs, and gone before Close returns: a reload
+	// builds a changed forwarder's replacement before it stops the old one,
+	// and the two have the same labels.
+	if r := f.opts.Registerer; r != nil {
+		if err := r.Register(f.metrics); err != nil {
+			f.log.Warn().Err(err).Msg("forwarder metrics not registered")
+		} else {
+			defer r.Unregister(f.metrics)
+		}
+	}
 
 	e := newEngine(f)
 	err := e.run(ctx)

@@ -82,6 +82,7 @@ func (e *engine) send(b *batch) {
 		}
 	}
 	e.resent += int64(resent)
+	e.f.metrics.batch.Observe(float64(b.records()))
 	e.inflight++
 	e.wg.Add(1)
 	go func() {
@@ -91,7 +92,9 @@ func (e *engine) send(b *batch) {
 			timeout = e.plan.lim.timeout
 		}
 		ctx, cancel := context.WithTimeout(e.reqCtx, timeout)
+		start := time.Now()
 		out, err := e.sink.send(ctx, b)
+		e.f.metrics.latency.Observe(time.Since(start).Seconds())
 		cancel()
 		e.results <- result{b: b, out: out, err: err}
 	}()
@@ -127,7 +130,7 @@ func (e *engine) handle(r result, now time.Time) {
 		if e.gFails == 1 || now.Sub(e.lastWarn) > 10*time.Second {
 			e.lastWarn = now
 			e.log.Warn().Str("code", fl.code).Str("error", fl.msg).Int("attempt", e.gFails).
-				Dur("retry_in", d).Int("records", r.b.records()).Msg("send failed; retrying")
+				Dur("retry_in_ms", d).Int("records", r.b.records()).Msg("send failed; retrying")
 		}
 		return
 	}
@@ -187,9 +190,9 @@ func (e *engine) pause(fl failure, now time.Time) {
 	e.probeAt = now.Add(d)
 	e.lastErr = fl.code + ": " + fl.msg
 	if first {
-		e.log.Error().Str("code", fl.code).Str("error", fl.msg).Str("fix", fl.fix).Dur("probe_in", d).
+		e.log.Error().Str("code", fl.code).Str("error", fl.msg).Str("fix", fl.fix).Dur("probe_in_ms", d).
 			Msgf("forwarding paused, nothing is dropped: %s: %s", fl.code, fl.fix)
 	} else {
-		e.log.Debug().Str("code", fl.code).Dur("probe_in", d).Msg("still paused")
+		e.log.Debug().Str("code", fl.code).Dur("probe_in_ms", d).Msg("still paused")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/weir-gateway/weir/forwarder"
@@ -14,6 +15,7 @@ import (
 	"github.com/weir-gateway/weir/gateway/config"
 	"github.com/weir-gateway/weir/ingest"
 	"github.com/weir-gateway/weir/ingest/auth"
+	"github.com/weir-gateway/weir/internal/sdnotify"
 	"github.com/weir-gateway/weir/shards"
 )
 
@@ -42,12 +44,20 @@ type Daemon struct {
 	cfgMu   sync.Mutex // serialises reloads
 	started *config.File
 	cfg     *config.File
+
+	reg      *prometheus.Registry // every part's metrics; see metrics.go
+	systemd  *sdnotify.Notifier   // nil outside systemd; see health.go
+	stopping atomic.Bool
 }
 
 // Start opens the data directory and starts every listener and forwarder
 // the configuration names. On error everything started so far is stopped.
-func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
-	d = &Daemon{log: log, started: cfg, cfg: cfg}
+func Start(cfg *config.File, log zerolog.Logger) (*Daemon, error) {
+	return start(cfg, log, Options{})
+}
+
+func start(cfg *config.File, log zerolog.Logger, opts Options) (d *Daemon, err error) {
+	d = &Daemon{log: log, started: cfg, cfg: cfg, reg: newRegistry(opts.Version, cfg.DataDir), systemd: opts.Systemd}
 	defer func() {
 		if err != nil {
 			d.Close(context.Background())
@@ -77,6 +87,7 @@ func Start(cfg *config.File, log zerolog.Logger) (d *Daemon, err error) {
 		ev = ev.Str("api", d.api.Addr().String())
 	}
 	ev.Msg("weir ready")
+	d.notifyReady(ctx, d.systemd)
 	return d, nil
 }
 
@@ -87,6 +98,7 @@ func (d *Daemon) openStore(cfg *config.File) (err error) {
 		Streams:       cfg.Streams,
 		DefaultStream: shards.StreamConfig{}.WithDefaults(),
 		Logger:        d.log.With().Str("part", "shards").Logger(),
+		Registerer:    d.reg,
 	})
 	return err
 }
@@ -101,7 +113,7 @@ func (d *Daemon) startAPI(cfg *config.File) error {
 		return err
 	}
 	d.api, err = api.New(cfg.API, d.store, api.Options{Logger: d.log.With().Str("part", "api").Logger(), Secret: secret,
-		Forwarders: d.forwarderStatus, ExtraMetrics: d.writeMetrics})
+		Forwarders: d.forwarderStatus, Registry: d.reg, NotReady: d.notReady})
 	if err != nil {
 		return err
 	}
@@ -118,6 +130,7 @@ func (d *Daemon) startBroker(cfg *config.File) (err error) {
 		Logger:            d.log.With().Str("part", "mqtt").Logger(),
 		MaxRecordSize:     maxRecord,
 		ClientIDMustMatch: cfg.Auth.ClientIDMustMatch,
+		Registerer:        d.reg,
 	}
 	if cfg.Auth.PasswordFile != "" || cfg.Auth.ACLFile != "" {
 		if d.creds, err = auth.NewStore(cfg.Auth); err != nil {
@@ -211,6 +224,9 @@ func (d *Daemon) Store() *shards.Store { return d.store }
 // MQTTAddr is the broker's bound address.
 func (d *Daemon) MQTTAddr() net.Addr { return d.broker.Addr() }
 
+// Registry is the registry /metrics serves; every part registers on it.
+func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
+
 // APIAddr is the API's bound address, or nil when it is off.
 func (d *Daemon) APIAddr() net.Addr {
 	if d.api == nil {
@@ -222,6 +238,8 @@ func (d *Daemon) APIAddr() net.Addr {
 // Close stops taking data, lets commits in flight finish, and closes the
 // store so that everything acknowledged is synced.
 func (d *Daemon) Close(ctx context.Context) error {
+	d.stopping.Store(true)
+	_ = d.systemd.Notify(sdnotify.Stopping)
 	var errs []error
 	if d.broker != nil {
 		errs = append(errs, d.broker.Close(ctx))

@@ -33,9 +33,10 @@ func (d *Daemon) startForwarders(ctx context.Context, cfg *config.File) error {
 
 func (d *Daemon) openForwarder(fc forwarder.Config) (*forwarder.Forwarder, error) {
 	f, err := forwarder.Open(d.fwdCtx, fc, d.store, forwarder.Options{
-		Logger:    d.log.With().Str("part", "forwarder").Str("target", fc.Target()).Logger(),
-		GatewayID: d.gatewayID,
-		Uplink:    d.uplink,
+		Logger:     d.log.With().Str("part", "forwarder").Logger(), // the forwarder adds stream and target_stream
+		GatewayID:  d.gatewayID,
+		Uplink:     d.uplink,
+		Registerer: d.reg, // while it runs: a replacement registers after the old one stopped
 	})
 	if err != nil {
 		return nil, fmt.Errorf("forwarder %s -> %s: %w", fc.Stream, fc.Target(), err)
@@ -48,7 +49,8 @@ func (d *Daemon) runForwarder(f *forwarder.Forwarder) {
 	go func() {
 		defer d.wg.Done()
 		if err := f.Run(d.fwdCtx); err != nil && !errors.Is(err, context.Canceled) {
-			d.log.Error().Err(err).Str("target", f.Config().Target()).Msg("forwarder stopped")
+			d.log.Error().Err(err).Str("part", "forwarder").Str("stream", f.Config().Stream).Str("target_stream", f.Config().Target()).
+				Msg("forwarder stopped")
 		}
 	}()
 }
@@ -167,7 +169,8 @@ func (d *Daemon) planForwarders(next *config.File) (fwdPlan, error) {
 func (d *Daemon) applyForwarders(p fwdPlan) {
 	for _, f := range p.stop {
 		if err := f.Close(); err != nil {
-			d.log.Error().Err(err).Str("target", f.Config().Target()).Msg("forwarder stopped by reload: final commit failed")
+			d.log.Error().Err(err).Str("part", "forwarder").Str("stream", f.Config().Stream).Str("target_stream", f.Config().Target()).
+				Msg("forwarder stopped by reload: final commit failed")
 		}
 	}
 	d.fwdMu.Lock()

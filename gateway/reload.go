@@ -118,12 +118,12 @@ func (r *reloader) check(force bool) error {
 		// is reported once, not every interval; the next edit triggers a retry.
 		r.stamps[i] = now
 		if err := p.reload(); err != nil {
-			r.log.Error().Err(err).Str("part", p.name).Strs("files", p.files).
+			r.log.Error().Err(err).Str("files_of", p.name).Strs("files", p.files).
 				Msg("reload failed; the previous contents stay in force")
 			errs = append(errs, err)
 			continue
 		}
-		r.log.Info().Str("part", p.name).Strs("files", p.files).Bool("forced", force).Msg("reloaded")
+		r.log.Info().Str("files_of", p.name).Strs("files", p.files).Bool("forced", force).Msg("reloaded")
 	}
 	return errors.Join(errs...)
 }

@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/weir-gateway/weir/forwarder"
 	"github.com/weir-gateway/weir/gateway/api"
 	"github.com/weir-gateway/weir/gateway/config"
+	"github.com/weir-gateway/weir/internal/promtest"
 )
 
 // An http sink configured in the daemon delivers what devices publish,
@@ -117,16 +117,10 @@ func TestHTTPSinkInDaemon(t *testing.T) {
 		t.Errorf("no forwarder:hook in DescribeGateway: %+v", desc)
 	}
 
-	resp, err = http.Get("http://" + d.APIAddr().String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	want := `weir_forwarder_sent_records_total{stream="telemetry",target_stream="http:` + backend.URL + `",kind="http",sink="hook"} 2`
-	if !strings.Contains(string(b), want) || !strings.Contains(string(b), `weir_forwarder_filtered_records_total{stream="telemetry"`) {
-		t.Errorf("/metrics lacks %s:\n%s", want, b)
-	}
+	m := promtest.Scrape(t, nil, "http://"+d.APIAddr().String()+"/metrics")
+	lbl := []string{"stream", "telemetry", "target_stream", "http:" + backend.URL, "kind", "http", "sink", "hook"}
+	m.Want(t, 2, "weir_forwarder_sent_records_total", lbl...)
+	m.Want(t, 1, "weir_forwarder_filtered_records_total", lbl...)
 }
 
 // A reload matches sinks by stream and name and compares their slices

@@ -79,6 +79,7 @@ type authHook struct {
 	pub            *publishHook // for refusing denied publishes as other refusals are
 	stats          *counters
 	log            zerolog.Logger
+	lines          *connLog // login lines, rate-limited with the disconnect lines
 }
 
 func (h *authHook) ID() string { return "weir-auth" }
@@ -206,7 +207,8 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 
 	tc.auth.identity = identity
 	tc.auth.ok = true
-	if e := h.log.Info(); e.Enabled() {
+	tc.auth.since = time.Now()
+	if e := h.lines.event(true); e != nil {
 		e.Str("identity", identity).
 			Str("method", method).
 			Str("client_id", cl.ID).

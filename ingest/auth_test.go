@@ -256,8 +256,14 @@ func TestPasswordLogin(t *testing.T) {
 	if logs.count("wrong-pw") != 0 {
 		t.Error("a password reached the log")
 	}
-	if logs.count(`"identity":"alice"`) != 2 || logs.count(`"message":"mqtt login"`) != 2 {
-		t.Errorf("successful logins not logged with their identity:\n%s", logs.buf.String())
+	// Each accepted login has its login line and, once the client has
+	// gone, its disconnect line, both with the identity.
+	if logs.count(`"identity":"alice","method":"password"`) != 2 || logs.count(`"message":"mqtt login"`) != 2 {
+		t.Errorf("successful logins not logged with their identity:\n%s", logs.String())
+	}
+	waitFor(t, "disconnect lines", func() bool { return logs.count(`"message":"mqtt disconnect"`) == 2 })
+	if n := logs.count(`"identity":"alice","client_id"`); n != 2 {
+		t.Errorf("%d disconnect lines with the identity, want 2:\n%s", n, logs.String())
 	}
 
 	// allow_anonymous lets a client without a user name in, as anonymous.

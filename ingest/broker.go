@@ -12,6 +12,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/weir-gateway/weir/internal/conf"
@@ -68,6 +69,10 @@ type Options struct {
 	// client whose client id differs is refused.
 	ClientIDMustMatch string
 
+	// Registerer, if set, gets the broker's metrics (counters and the
+	// publish→PUBACK histogram) until Close.
+	Registerer prometheus.Registerer
+
 	// guard replaces the login slow-down (tests: a clock of their own).
 	guard *loginGuard
 }
@@ -82,6 +87,8 @@ type Broker struct {
 	hook     *publishHook
 	limits   *limitsHook
 	stats    counters
+	metrics  *collector
+	reg      prometheus.Registerer
 
 	routesMu sync.Mutex // serialises Apply; guards routes
 	routes   []Route    // as configured, for the next Apply's comparison
@@ -124,7 +131,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 	}
 	packetSize := uint32(min(cfg.PacketSize(maxRecord), conf.ByteSize(math.MaxUint32)))
 
-	log := opts.Logger.With().Str("component", "ingest").Logger()
+	log := opts.Logger
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = packetSize
 	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
@@ -157,6 +164,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		ctx:    ctx,
 		cancel: cancel,
 	}
+	b.metrics = newCollector(b)
 	b.listener = newListener("mqtt", cfg.Listen, cfg.ConnectTimeout.D(), ctx, log)
 	b.listener.disconnectClients = func() { b.disconnectClients(b.listener.id) }
 	if err := b.addListeners(); err != nil {
@@ -169,7 +177,9 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		closing:    &b.closing,
 		packetSize: packetSize,
 		stats:      &b.stats,
+		ackLatency: b.metrics.ack,
 		log:        log,
+		unrouted:   newUnroutedLog(log, unroutedLogInterval),
 	}
 	ph.router.Store(rt)
 	b.routes = append([]Route(nil), routes...)
@@ -177,6 +187,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		ph.logLimit[i] = newLimiter(refusalLogInterval)
 	}
 	b.hook = ph
+	lines := newConnLog(log)
 	guard := opts.guard
 	if guard == nil {
 		guard = newLoginGuard(cfg.ConnectTimeout.D())
@@ -191,6 +202,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		pub:            ph,
 		stats:          &b.stats,
 		log:            log,
+		lines:          lines,
 	}
 	lh := newLimitsHook(cfg, server, &b.stats, log)
 	ph.limits, b.limits = lh, lh
@@ -198,11 +210,18 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 	// The limits hook goes first, so a gateway at max_connections refuses
 	// before it spends a password hash; the auth hook before the ingest
 	// hook, whose OnPublish must never see a publish the ACL denies.
-	for _, h := range []mqtt.Hook{lh, ah, ph} {
+	for _, h := range []mqtt.Hook{lh, ah, ph, &sessionLogHook{lines: lines}} {
 		if err := server.AddHook(h, nil); err != nil {
 			cancel()
 			return nil, fmt.Errorf("ingest: add hook %s: %w", h.ID(), err)
 		}
+	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(b.metrics); err != nil {
+			cancel()
+			return nil, fmt.Errorf("ingest: register metrics: %w", err)
+		}
+		b.reg = opts.Registerer
 	}
 	return b, nil
 }
@@ -260,6 +279,10 @@ func (b *Broker) Addr() net.Addr {
 	return b.listener.ln.Addr()
 }
 
+// Listening reports whether the broker accepts connections: started and
+// not closing.
+func (b *Broker) Listening() bool { return b.started.Load() && !b.closing.Load() }
+
 // Stats returns the publish counters.
 func (b *Broker) Stats() Stats {
 	s := b.stats.snapshot()
@@ -306,6 +329,9 @@ func (b *Broker) Close(ctx context.Context) error {
 func (b *Broker) close(ctx context.Context) error {
 	b.closing.Store(true)
 	defer b.cancel()
+	if b.reg != nil {
+		defer b.reg.Unregister(b.metrics)
+	}
 	if !b.started.Load() {
 		return nil
 	}

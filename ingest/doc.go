@@ -179,4 +179,13 @@
 // hook tells them apart by wildcards and by the filters of the SUBSCRIBE
 // in progress (an exact filter then needs both CanSubscribe and
 // CanReceive).
+//
+// Each accepted CONNECT is logged at info ("mqtt login") and so is its end
+// ("mqtt disconnect", with the reason and how long it lasted), with the
+// same keys: client_id, remote, listener, protocol, identity, tls. A fleet
+// reconnecting at once would flood the log, so these lines share a rate
+// limit (connlog.go) and what it leaves out is counted in a summary line.
+// mochi's own log goes through the same zerolog logger (logging.go).
+// Metrics (metrics.go) are read from Stats at scrape time; only the
+// publish→PUBACK histogram is observed on the publish path.
 package ingest

@@ -9,6 +9,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/weir-gateway/weir/shards"
@@ -32,9 +33,11 @@ type publishHook struct {
 	closing    *atomic.Bool
 	packetSize uint32 // advertised in CONNACK to MQTT 5 clients
 	stats      *counters
-	limits     *limitsHook // publish-time abuse limits (limits.go)
+	ackLatency prometheus.Histogram // QoS ≥ 1 appends that were stored
+	limits     *limitsHook          // publish-time abuse limits (limits.go)
 	log        zerolog.Logger
 	logLimit   [numRefusals]*limiter
+	unrouted   *unroutedLog
 }
 
 func (h *publishHook) ID() string { return "weir-ingest" }
@@ -100,6 +103,7 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	rt := h.router.Load().match(pk.TopicName)
 	if rt == nil {
 		h.stats.unrouted.Add(1)
+		h.unrouted.note(pk.TopicName, cl.ID, time.Now())
 		return pk, nil
 	}
 	var username string
@@ -129,8 +133,12 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		Props:    userProps(pk.Properties.User),
 	}
 	qos0 := pk.FixedHeader.Qos == 0
+	start := time.Now()
 	if _, err := h.sink.Append(ctx, rt.stream, rec, shards.AppendOptions{NoWait: qos0}); err != nil {
 		return h.refuse(cl, &pk, rt, classify(err), err)
+	}
+	if !qos0 {
+		h.ackLatency.Observe(time.Since(start).Seconds())
 	}
 	h.stats.stored.Add(1)
 	return pk, nil

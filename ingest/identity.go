@@ -3,6 +3,7 @@ package ingest
 import (
 	"slices"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 )
@@ -17,8 +18,9 @@ import (
 // identity and ok are written on the connect goroutine before mochi
 // registers the client (under its locks) and only read afterwards.
 type connAuth struct {
-	identity string // "" = anonymous
-	ok       bool   // authenticated: OnConnectAuthenticate may say yes
+	identity string    // "" = anonymous
+	ok       bool      // authenticated: OnConnectAuthenticate may say yes
+	since    time.Time // when the login was accepted (for the disconnect line)
 	// pending holds the filters of the SUBSCRIBE being processed, for
 	// OnACLCheck to tell a filter check from a delivery check.
 	pending atomic.Pointer[[]string]

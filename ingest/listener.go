@@ -130,7 +130,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			// Out of file descriptors and the like: keep serving the
 			// connections we have, try again shortly, as net/http does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			l.log.Warn().Err(err).Dur("retry_in", backoff).Msg("mqtt accept failed")
+			l.log.Warn().Err(err).Dur("retry_in_ms", backoff).Msg("mqtt accept failed")
 			time.Sleep(backoff)
 			continue
 		}

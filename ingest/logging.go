@@ -55,7 +55,7 @@ func newMochiLogger(log zerolog.Logger) *slog.Logger {
 		}
 	}
 	return slog.New(&mochiLogHandler{
-		log:   log.With().Str("component", "mqtt").Logger(),
+		log:   log.With().Str("source", "mochi").Logger(),
 		limit: newLimiter(time.Second),
 		min:   min,
 	})
@@ -108,13 +108,22 @@ func (h *mochiLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 		if dropAttr(a.Key) {
 			continue
 		}
-		c = c.Str(a.Key, a.Value.Resolve().String())
+		c = c.Str(mochiKey(a.Key), a.Value.Resolve().String())
 	}
 	return &mochiLogHandler{log: c.Logger(), limit: h.limit, min: h.min}
 }
 
 // WithGroup is not used by mochi; groups are flattened.
 func (h *mochiLogHandler) WithGroup(string) slog.Handler { return h }
+
+// mochiKey renames mochi's keys to weir's for the same thing, so one
+// query finds a device in both kinds of line.
+func mochiKey(k string) string {
+	if k == "client" {
+		return "client_id"
+	}
+	return k
+}
 
 // dropAttr hides packet dumps: they hold payloads (device data) and can be
 // as large as the maximum packet size.
@@ -124,7 +133,7 @@ func addAttr(e *zerolog.Event, prefix string, a slog.Attr) {
 	if dropAttr(a.Key) {
 		return
 	}
-	key := a.Key
+	key := mochiKey(a.Key)
 	if prefix != "" {
 		key = prefix + "." + key
 	}
@@ -139,7 +148,7 @@ func addAttr(e *zerolog.Event, prefix string, a slog.Attr) {
 	case slog.KindBool:
 		e.Bool(key, v.Bool())
 	case slog.KindDuration:
-		e.Dur(key, v.Duration())
+		e.Dur(key+"_ms", v.Duration()) // weir's rule: durations in milliseconds, unit in the key
 	case slog.KindGroup:
 		for _, g := range v.Group() {
 			addAttr(e, key, g)

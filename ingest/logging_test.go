@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -38,7 +39,7 @@ func TestMochiLogHandler(t *testing.T) {
 	if n := logs.count(`"message":"publish packet error"`); n != 1 {
 		t.Errorf("%d warn lines for 20 errors in one second, want 1", n)
 	}
-	for _, want := range []string{`"level":"warn"`, `"error":"boom"`, `"client":"c1"`, `"hook":"x"`, `"component":"mqtt"`, `"level":"debug"`, `"n":3`} {
+	for _, want := range []string{`"level":"warn"`, `"error":"boom"`, `"client_id":"c1"`, `"hook":"x"`, `"source":"mochi"`, `"level":"debug"`, `"n":3`, `"d_ms":1000`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %s: %s", want, out)
 		}
@@ -59,5 +60,54 @@ func TestLimiter(t *testing.T) {
 	ok, suppressed := l.allow(t0.Add(time.Second))
 	if !ok || suppressed != 5 {
 		t.Errorf("after the interval: ok=%v suppressed=%d, want true 5", ok, suppressed)
+	}
+}
+
+// TestConnLogStorm: 5,000 logins and 5,000 disconnects within one second
+// write at most the burst, then one summary line with the counts left out.
+func TestConnLogStorm(t *testing.T) {
+	logs := &logBuffer{}
+	c := newConnLog(zerolog.New(logs))
+	t0 := time.Unix(1000, 0)
+	now := t0
+	c.now = func() time.Time { return now }
+	written := 0
+	for i := range 10_000 {
+		now = t0.Add(time.Duration(i) * 100 * time.Microsecond) // all within 1 s
+		if e := c.event(i%2 == 0); e != nil {
+			e.Msg("line")
+			written++
+		}
+	}
+	// The burst, plus what the rate refills within the second.
+	if written < connLogBurst || written > connLogBurst+connLogRate+1 {
+		t.Errorf("%d lines written in a storm of 10,000", written)
+	}
+	if n := logs.count("mqtt connection lines suppressed"); n != 1 {
+		t.Fatalf("%d summary lines, want 1 (the first suppressed event writes one; the next is due after %v)", n, connLogSummary)
+	}
+	// The next summary, after the interval, counts what the first did not.
+	now = t0.Add(connLogSummary + time.Second)
+	if e := c.event(true); e == nil {
+		t.Fatal("event after the storm suppressed")
+	} else {
+		e.Msg("line")
+	}
+	if n := logs.count("mqtt connection lines suppressed"); n != 2 {
+		t.Fatalf("%d summary lines after the interval, want 2", n)
+	}
+	var sum uint64
+	for _, line := range strings.Split(strings.TrimSpace(logs.buf.String()), "\n") {
+		if !strings.Contains(line, "suppressed") {
+			continue
+		}
+		var m struct{ Logins, Disconnects uint64 }
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		sum += m.Logins + m.Disconnects
+	}
+	if want := uint64(10_000 - written); sum != want {
+		t.Errorf("summaries count %d suppressed lines, want %d", sum, want)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -31,8 +32,8 @@ func TestSIGTERMExitsCleanly(t *testing.T) {
 }
 
 // TestDefaultsNoArgs runs plain `weir`: MQTT on 127.0.0.1:1883, data in
-// ./weir-data, stream "telemetry" of 4 shards, every topic stored keyed
-// by client id.
+// ./weir-data, stream "telemetry" of 4 shards, a topic outside devices/+/#
+// stored keyed by client id.
 func TestDefaultsNoArgs(t *testing.T) {
 	dir := t.TempDir()
 	w := harness.StartDefaults(t, dir)
@@ -223,6 +224,7 @@ func TestUnroutedDeliveredNotStored(t *testing.T) {
 	}
 	pub := connect(t, w.MQTTURL(), "device-1")
 	publish(t, pub, "commands/device-1/reboot", []byte("now"))
+	publish(t, pub, "commands/device-1/reboot", []byte("again"))
 	publish(t, pub, "devices/device-1/telemetry", []byte("stored"))
 	select {
 	case b := <-got:
@@ -238,6 +240,10 @@ func TestUnroutedDeliveredNotStored(t *testing.T) {
 	lines := harness.Dump(t, w.DataDir, "telemetry")
 	if len(lines) != 1 || string(lines[0].Data) != "stored" {
 		t.Errorf("stored %d records (%+v), want only the routed one", len(lines), lines)
+	}
+	// The operator hears about the unrouted topic once, not per publish.
+	if n := strings.Count(w.Log(), "matched no route"); n != 1 || !strings.Contains(w.Log(), "commands/device-1/reboot") {
+		t.Errorf("%d log lines about the unrouted topic, want 1 naming it:\n%s", n, w.Log())
 	}
 }
 
@@ -284,5 +290,43 @@ func writeFile(t *testing.T, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReadmeAWSCLIExample runs the README's `aws kinesis` lines as written
+// (the endpoint pointed at a test gateway) on a machine with no AWS
+// configuration at all: no region, no credentials, a fresh HOME. They must
+// work, not stop at "You must specify a region" or "Unable to locate
+// credentials".
+func TestReadmeAWSCLIExample(t *testing.T) {
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the examples for the loopback defaults: the secured ones sign
+	// with keys of a credentials file.
+	examples := regexp.MustCompile(`(?m)^ +(aws kinesis [^\n]*--endpoint-url http://127\.0\.0\.1:4588[^\n]*)$`).FindAllStringSubmatch(string(readme), -1)
+	if len(examples) == 0 {
+		t.Fatal("README has no `aws kinesis ... --endpoint-url http://127.0.0.1:4588` example")
+	}
+	aws, err := exec.LookPath("aws")
+	if err != nil {
+		t.Fatal("the AWS CLI is not installed (Debian: awscli; or run scripts/install-deps.sh)")
+	}
+	w := harness.StartWeir(t, harness.Opts{})
+	home := t.TempDir()
+	for _, ex := range examples {
+		line := strings.Replace(ex[1], "http://127.0.0.1:4588", w.APIURL(), 1)
+		cmd := exec.Command(aws, strings.Fields(line)[1:]...)
+		cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "AWS_EC2_METADATA_DISABLED=true",
+			"AWS_CONFIG_FILE=" + filepath.Join(home, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"), "AWS_PAGER="}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "telemetry") {
+			t.Errorf("README example %q on a clean machine: %v\n%s", ex[1], err, out)
+		}
 	}
 }

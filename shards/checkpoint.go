@@ -97,6 +97,10 @@ func (c *Checkpoints) file(stream, consumer string, create bool) (*ckptFile, err
 		if err := json.Unmarshal(b, &f.data); err != nil {
 			return nil, fmt.Errorf("shards: checkpoint file %s is damaged: %w", f.path, err)
 		}
+		if f.data.Version != 1 {
+			// A newer weir wrote it: refuse rather than misread it.
+			return nil, fmt.Errorf("shards: checkpoint file %s: unknown version %d", f.path, f.data.Version)
+		}
 		if f.data.Shards == nil {
 			f.data.Shards = map[string]uint64{}
 		}

@@ -24,6 +24,9 @@ var (
 	ErrConsumerExists   = errors.New("shards: consumer already exists")
 	ErrLimitExceeded    = errors.New("shards: limit exceeded")
 	ErrResourceInUse    = errors.New("shards: resource in use")
+	// ErrDataDirLocked: another process (a running gateway) holds the
+	// data directory's LOCK.
+	ErrDataDirLocked = errors.New("shards: data dir is in use by another weir process")
 )
 
 // TrimmedError says that a read asked for records that retention has already

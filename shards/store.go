@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
@@ -42,6 +43,9 @@ type Options struct {
 	// OpenExistingOnly refuses to create a missing data directory (offline
 	// tools such as `weir dump` must not make one by mistake).
 	OpenExistingOnly bool
+	// Registerer, if set, gets the logs' fdatasync and commit group
+	// histograms (wal.Metrics) while the store is open.
+	Registerer prometheus.Registerer
 
 	// Test seams, set only through export_test.go: the logs' filesystem
 	// and the steps of metadata writes, for faults and crashes a real disk
@@ -80,6 +84,7 @@ type Store struct {
 	applyMu sync.Mutex
 
 	metrics storeMetrics
+	walm    *wal.Metrics
 	stop    chan struct{}
 	done    sync.WaitGroup
 }
@@ -144,12 +149,22 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("shards: data dir %s is in use by another weir process: %w", dir, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrDataDirLocked, dir, err)
 	}
 	s := &Store{dir: dir, opts: opts, log: opts.Logger, lock: lock, streams: map[string]*Stream{}, stop: make(chan struct{})}
+	if opts.Registerer != nil {
+		s.walm = wal.NewMetrics()
+		if err := opts.Registerer.Register(s.walm); err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("shards: register metrics: %w", err)
+		}
+	}
 	s.ckpts = &Checkpoints{dir: filepath.Join(dir, "checkpoints"), fs: opts.metaFS, clock: opts.Clock, files: map[string]*ckptFile{}}
 	if err := s.load(); err != nil {
 		s.closeStreams()
+		if opts.Registerer != nil {
+			opts.Registerer.Unregister(s.walm)
+		}
 		lock.Close()
 		return nil, err
 	}
@@ -262,6 +277,9 @@ func (s *Store) Close() error {
 	close(s.stop)
 	s.done.Wait()
 	err := s.closeStreams()
+	if s.opts.Registerer != nil {
+		s.opts.Registerer.Unregister(s.walm)
+	}
 	if s.lock != nil {
 		s.lock.Close()
 	}

@@ -385,6 +385,7 @@ func (st *Stream) openShard(info ShardInfo) (*Shard, error) {
 		Sync:         wal.SyncAlways,
 		SyncInterval: s.opts.Durability.Interval.D(),
 		CommitDelay:  s.opts.Durability.CommitDelay.D(),
+		Metrics:      s.walm,
 	}
 	if s.opts.Durability.Fsync == FsyncInterval {
 		opts.Sync = wal.SyncInterval

@@ -141,6 +141,15 @@ func reqSize(r *request) int64 {
 	return n
 }
 
+// sync is one counted and timed fdatasync of the active segment.
+func (l *Log) sync(f File) error {
+	l.syncs.Add(1)
+	start := time.Now()
+	err := f.Sync()
+	l.opts.Metrics.observeSync(time.Since(start))
+	return err
+}
+
 // commit writes one group. A request never spans segments: one that does
 // not fit in the rest of a non-empty segment starts the next one, so a
 // refused roll (disk full) leaves no partial request behind. A request
@@ -150,6 +159,7 @@ func (l *Log) commit(reqs []*request) {
 	l.pollSpare()
 	var noSpace error // one failed segment creation per group is enough
 	published := false
+	first := w.next
 	for _, r := range reqs {
 		var refuse error
 		switch {
@@ -194,10 +204,10 @@ func (l *Log) commit(reqs []*request) {
 		err := l.flush()
 		if err == nil {
 			l.groups.Add(1)
+			l.opts.Metrics.observeGroup(w.next - first)
 		}
 		if err == nil && l.opts.Sync == SyncAlways {
-			l.syncs.Add(1)
-			if err := w.f.Sync(); err != nil {
+			if err := l.sync(w.f); err != nil {
 				l.fail("sync segment "+w.seg.path, err)
 			}
 		}
@@ -308,8 +318,7 @@ func (l *Log) roll() error {
 	if err := l.flush(); err != nil {
 		return err
 	}
-	l.syncs.Add(1)
-	if err := w.f.Sync(); err != nil {
+	if err := l.sync(w.f); err != nil {
 		return l.fail("sync segment "+w.seg.path, err)
 	}
 	if w.spare == nil && w.kicked {
@@ -559,8 +568,7 @@ func (l *Log) syncLoop(synced uint64) {
 		}
 		// Records written before a roll were synced by the roll itself,
 		// so syncing the newest segment covers everything up to written.
-		l.syncs.Add(1)
-		if err := f.Sync(); err != nil {
+		if err := l.sync(f); err != nil {
 			l.fail("sync segment "+s.path, err)
 		} else {
 			l.show(written)

@@ -64,6 +64,9 @@ type Options struct {
 	// saturated by many connections, fewer and larger groups leave that CPU
 	// to the broker. A lone appender never waits. Zero disables it.
 	CommitDelay time.Duration
+	// Metrics, if set, receives the fdatasync latency and commit group
+	// sizes (shared by every log of a store).
+	Metrics *Metrics
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -4,8 +4,8 @@ import (
 	"encoding/base64"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
+	"github.com/weir-gateway/weir/internal/jsonstr"
 	"github.com/weir-gateway/weir/shards"
 )
 
@@ -17,27 +17,27 @@ func appendLine(b []byte, src Source, r *shards.Record) []byte {
 	seq := strconv.AppendUint(nil, r.Seq, 10)
 	b = append(b, `{"id":`...)
 	b = append(b, '"')
-	b = appendEscaped(b, src.Gateway)
+	b = jsonstr.Append(b, src.Gateway, true)
 	b = append(b, '/')
-	b = appendEscaped(b, src.Stream)
+	b = jsonstr.Append(b, src.Stream, true)
 	b = append(b, '/')
-	b = appendEscaped(b, src.Shard)
+	b = jsonstr.Append(b, src.Shard, true)
 	b = append(b, '/')
 	b = append(b, seq...)
 	b = append(b, `","gateway":"`...)
-	b = appendEscaped(b, src.Gateway)
+	b = jsonstr.Append(b, src.Gateway, true)
 	b = append(b, `","stream":"`...)
-	b = appendEscaped(b, src.Stream)
+	b = jsonstr.Append(b, src.Stream, true)
 	b = append(b, `","shard":"`...)
-	b = appendEscaped(b, src.Shard)
+	b = jsonstr.Append(b, src.Shard, true)
 	b = append(b, `","seq":"`...)
 	b = append(b, seq...)
 	b = append(b, `","key":"`...)
-	b = appendEscaped(b, r.Key)
+	b = jsonstr.Append(b, r.Key, true)
 	b = append(b, `","topic":"`...)
-	b = appendEscaped(b, r.Topic)
+	b = jsonstr.Append(b, r.Topic, true)
 	b = append(b, `","client_id":"`...)
-	b = appendEscaped(b, r.ClientID)
+	b = jsonstr.Append(b, r.ClientID, true)
 	b = append(b, `","ts":"`...)
 	b = time.UnixMilli(r.Arrival).UTC().AppendFormat(b, TimeFormat)
 	b = append(b, `","qos":`...)
@@ -48,9 +48,9 @@ func appendLine(b []byte, src Source, r *shards.Record) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"key":"`...)
-		b = appendEscaped(b, p.Key)
+		b = jsonstr.Append(b, p.Key, true)
 		b = append(b, `","value":"`...)
-		b = appendEscaped(b, p.Value)
+		b = jsonstr.Append(b, p.Value, true)
 		b = append(b, `"}`...)
 	}
 	b = append(b, `],"data":`...)
@@ -62,60 +62,4 @@ func appendLine(b []byte, src Source, r *shards.Record) []byte {
 		b = append(b, '"')
 	}
 	return append(b, "}\n"...)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendEscaped appends s as encoding/json writes a string's contents
-// with HTML escaping on (its default): <, > and & as \u003c..., control
-// characters as \b \f \n \r \t or \u00XX, invalid UTF-8 as \ufffd, and
-// U+2028 and U+2029 escaped.
-func appendEscaped(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(b, s[start:]...)
 }

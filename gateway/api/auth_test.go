@@ -18,6 +18,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/weir-gateway/weir/internal/promtest"
 )
 
 // testKeys: an admin on everything (e.kc), a writer and a reader of
@@ -346,18 +348,9 @@ func TestAuthFailures(t *testing.T) {
 	if n := e.store.Metrics().Appended; n != 0 {
 		t.Errorf("%d records stored by refused requests", n)
 	}
-	var m bytes.Buffer
-	resp, err := e.hc.Get(e.hs.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(&m, resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`weir_api_auth_failures_total{reason="bad_signature"} 4`, `weir_api_auth_failures_total{reason="unknown_key"} 1`,
-		`weir_api_auth_failures_total{reason="missing_signature"} 1`, `weir_api_auth_failures_total{reason="expired"} 3`} {
-		if !strings.Contains(m.String(), want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
+	m := promtest.Scrape(t, e.hc, e.hs.URL+"/metrics")
+	for reason, n := range map[string]float64{"bad_signature": 4, "unknown_key": 1, "missing_signature": 1, "expired": 3} {
+		m.Want(t, n, "weir_api_auth_failures_total", "reason", reason)
 	}
 }
 

@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/weir-gateway/weir/internal/conf"
+	"github.com/weir-gateway/weir/internal/promtest"
 	"github.com/weir-gateway/weir/shards"
 )
 
@@ -189,45 +189,28 @@ func TestMetricsAndHealth(t *testing.T) {
 	if _, err := e.call(weirPrefix+"CommitCheckpoint", map[string]string{"StreamName": "m", "ConsumerName": "dash", "ShardId": "shardId-000000000000", "SequenceNumber": "2"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := e.hc.Get(e.hs.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	text := string(b)
-	for _, want := range []string{
-		`weir_shard_last_sequence{stream="m",shard="shardId-000000000000"} 5`,
-		`weir_shard_records{stream="m",shard="shardId-000000000000"} 5`,
-		`weir_shard_trim_horizon_sequence{stream="m",shard="shardId-000000000000"} 1`,
-		`weir_consumer_lag_records{stream="m",consumer="dash",shard="shardId-000000000000"} 3`,
-		`weir_api_read_records_total{stream="m",shard="shardId-000000000000"} 5`,
-		`weir_api_requests_total{op="PutRecord",code="OK"} 5`,
-		// Five sequential puts: five commit groups.
-		`weir_shard_commit_groups_total{stream="m",shard="shardId-000000000000"} 5`,
-		"# TYPE weir_shard_syncs_total counter",
-		"# TYPE weir_consumer_lag_seconds gauge",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("/metrics lacks %q", want)
+	m := promtest.Scrape(t, e.hc, e.hs.URL+"/metrics")
+	sh := []string{"stream", "m", "shard", "shardId-000000000000"}
+	m.Want(t, 5, "weir_shard_last_sequence", sh...)
+	m.Want(t, 5, "weir_shard_records", sh...)
+	m.Want(t, 1, "weir_shard_trim_horizon_sequence", sh...)
+	m.Want(t, 3, "weir_consumer_lag_records", append(sh, "consumer", "dash")...)
+	m.Want(t, 5, "weir_api_read_records_total", sh...)
+	m.Want(t, 5, "weir_api_requests_total", "op", "PutRecord", "code", "OK")
+	m.Want(t, 5, "weir_api_request_duration_seconds", "op", "PutRecord")
+	// Five sequential puts: five commit groups.
+	m.Want(t, 5, "weir_shard_commit_groups_total", sh...)
+	for name, typ := range map[string]string{"weir_shard_syncs_total": "counter", "weir_consumer_lag_seconds": "gauge",
+		"weir_api_request_duration_seconds": "histogram"} {
+		if got := m.Type(name); got != typ {
+			t.Errorf("%s is a %q, want %s", name, got, typ)
 		}
 	}
-	// Each family is one group: no metric name reappears after another.
-	seen, last := map[string]bool{}, ""
-	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
-		name := line
-		if strings.HasPrefix(line, "# ") {
-			name = strings.Fields(line)[2]
-		} else if i := strings.IndexAny(line, "{ "); i > 0 {
-			name = line[:i]
-		}
-		if name != last && seen[name] {
-			t.Fatalf("metric %s is split into several groups", name)
-		}
-		seen[name], last = true, name
+	if probs, err := m.Lint(); err != nil || len(probs) > 0 {
+		t.Errorf("promlint: %v %q", err, probs)
 	}
 
-	resp, err = e.hc.Get(e.hs.URL + "/healthz")
+	resp, err := e.hc.Get(e.hs.URL + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}

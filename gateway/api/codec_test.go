@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -53,55 +52,6 @@ func FuzzDecodeIterator(f *testing.F) {
 		_, _ = s.decodeIterator(tok, time.UnixMilli(0))
 		_, _ = s.decodeToken(tok, time.UnixMilli(0))
 	})
-}
-
-// FuzzAppendJSONString checks the hand-written string quoting against
-// encoding/json: both must decode to the same string.
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "plain", "quo\"te\\", "ctl\x00\x1f\n\t", "bad\xffutf8", "\u2028\u2029", "日本語", "<&>"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		var mine, std string
-		b := appendJSONString(nil, s)
-		if err := json.Unmarshal(b, &mine); err != nil {
-			t.Fatalf("%q -> %s: %v", s, b, err)
-		}
-		sb, _ := json.Marshal(s)
-		_ = json.Unmarshal(sb, &std)
-		if mine != std {
-			t.Fatalf("%q: mine %q, encoding/json %q", s, mine, std)
-		}
-	})
-}
-
-func TestGetRecordsJSONMatchesReflection(t *testing.T) {
-	next := "it"
-	g := &getRecordsResult{ext: true, next: &next, millisBehind: 7, records: []shards.Record{
-		{Seq: 1, Key: "k\"1", Data: []byte{0, 1, 2}, Arrival: 1700000000001, Topic: "a/b", ClientID: "c", QoS: 1,
-			Props: []shards.UserProperty{{Key: "x", Value: "y"}}},
-		{Seq: 2, Key: "k2", Data: nil, Arrival: 1700000000999},
-	}}
-	var fast, slow any
-	if err := json.Unmarshal(g.appendJSON(nil), &fast); err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	if _, err := g.writeJSON(&sb, nil); err != nil || sb.String() != string(g.appendJSON(nil)) {
-		t.Fatalf("streamed JSON differs: %v", err)
-	}
-	ref, _ := json.Marshal(g.output())
-	_ = json.Unmarshal(ref, &slow)
-	fb, _ := json.Marshal(fast)
-	rb, _ := json.Marshal(slow)
-	if string(fb) != string(rb) {
-		t.Fatalf("fast %s\nreflective %s", fb, rb)
-	}
-	// The end of a closed shard: no iterator member at all.
-	end := &getRecordsResult{children: []childShard{{ShardId: "c", ParentShards: []string{"p"}}}}
-	if s := string(end.appendJSON(nil)); strings.Contains(s, "NextShardIterator") || !strings.Contains(s, `"ChildShards":[{`) {
-		t.Fatalf("end of shard JSON %s", s)
-	}
 }
 
 func TestErrorMapping(t *testing.T) {

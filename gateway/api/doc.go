@@ -90,9 +90,10 @@
 // owners (shards.Checkpoints); SubscribeToShard is not served, so
 // registering one does not enable enhanced fan-out.
 //
-// GET /metrics serves Prometheus text (per shard: last sequence, trim
-// horizon, records, bytes, reads, throttles; per consumer and shard: lag in
-// records and seconds; per operation: requests by outcome and time).
-// GET /healthz answers 200 {"status":"ok"} or 503 with the shards whose
-// log failed.
+// GET /metrics serves the registry given in Options (the daemon's, which
+// every part registers on) with promhttp; the API's own collector reports
+// the store per stream, shard and consumer and the API's counters at
+// scrape time. GET /healthz is liveness (200 while the process answers);
+// GET /readyz is readiness (503 with the reasons when a shard failed, a
+// listener is down or the gateway is stopping). API.md lists the families.
 package api

@@ -3,13 +3,13 @@ package api
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weir-gateway/weir/internal/promtest"
 	"github.com/weir-gateway/weir/shards"
 )
 
@@ -122,19 +122,30 @@ func TestDescribeGateway(t *testing.T) {
 	}
 }
 
-func TestExtraMetricsAreAppended(t *testing.T) {
+func TestMetricsOnInjectedRegistry(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	hs := serveWith(t, e, Options{ExtraMetrics: func(m *MetricsWriter) {
-		m.Family("weir_test_total", "counter", "A test counter.")
-		m.Sample("weir_test_total", 7)
-	}})
-	resp, err := http.Get(hs.URL + "/metrics")
-	if err != nil {
+	reg := prometheus.NewRegistry()
+	other := prometheus.NewCounter(prometheus.CounterOpts{Name: "weir_test_total", Help: "A test counter."})
+	other.Add(7)
+	reg.MustRegister(other)
+	srv := mustNew(t, Config{}, e.store, Options{Clock: e.clock.Now, Registry: reg})
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	m := promtest.Scrape(t, nil, hs.URL+"/metrics")
+	m.Want(t, 7, "weir_test_total")
+	m.Want(t, 0, "weir_api_put_records_total", "outcome", "ok")
+	if probs, err := m.Lint(); err != nil || len(probs) > 0 {
+		t.Errorf("promlint: %v %q", err, probs)
+	}
+	// Close takes the API's families off the registry it was given, so a
+	// new Server can register on it again (a test in parallel, a restart
+	// of the API in the same process).
+	if err := srv.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(b), "# TYPE weir_test_total counter\nweir_test_total 7\n") || !strings.Contains(string(b), "weir_api_put_records_total") {
-		t.Fatalf("metrics:\n%s", b)
+	fams, err := reg.Gather()
+	if err != nil || len(fams) != 1 {
+		t.Fatalf("after Close: %d families, %v", len(fams), err)
 	}
+	mustNew(t, Config{}, e.store, Options{Clock: e.clock.Now, Registry: reg})
 }

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
-	"unicode/utf8"
 
+	"github.com/weir-gateway/weir/internal/jsonstr"
 	"github.com/weir-gateway/weir/shards"
 )
 
@@ -123,15 +123,15 @@ func (g *getRecordsResult) appendRecord(b []byte, i int) []byte {
 	b = append(b, `,"Data":"`...)
 	b = base64.StdEncoding.AppendEncode(b, r.Data)
 	b = append(b, `","PartitionKey":`...)
-	b = appendJSONString(b, r.Key)
+	b = jsonstr.AppendQuoted(b, r.Key, false)
 	if g.ext {
 		if r.Topic != "" {
 			b = append(b, `,"Topic":`...)
-			b = appendJSONString(b, r.Topic)
+			b = jsonstr.AppendQuoted(b, r.Topic, false)
 		}
 		if r.ClientID != "" {
 			b = append(b, `,"ClientId":`...)
-			b = appendJSONString(b, r.ClientID)
+			b = jsonstr.AppendQuoted(b, r.ClientID, false)
 		}
 		b = append(b, `,"QoS":`...)
 		b = strconv.AppendUint(b, uint64(r.QoS), 10)
@@ -142,9 +142,9 @@ func (g *getRecordsResult) appendRecord(b []byte, i int) []byte {
 					b = append(b, ',')
 				}
 				b = append(b, `{"Key":`...)
-				b = appendJSONString(b, p.Key)
+				b = jsonstr.AppendQuoted(b, p.Key, false)
 				b = append(b, `,"Value":`...)
-				b = appendJSONString(b, p.Value)
+				b = jsonstr.AppendQuoted(b, p.Value, false)
 				b = append(b, '}')
 			}
 			b = append(b, ']')
@@ -177,58 +177,4 @@ func growTo(b []byte, n int) []byte {
 	nb := make([]byte, len(b), len(b)+n)
 	copy(nb, b)
 	return nb
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString quotes s as a JSON string. Invalid UTF-8 becomes U+FFFD
-// as encoding/json does; partition keys are valid UTF-8 but topics and
-// properties come from devices.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		// U+2028 and U+2029 break JavaScript string literals.
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

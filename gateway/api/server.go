@@ -16,10 +16,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/weir-gateway/weir/shards"
 )
+
+// promLogger sends promhttp's errors (a collector that failed during a
+// scrape) to the API's log.
+type promLogger struct{ log zerolog.Logger }
+
+func (l promLogger) Println(v ...any) { l.log.Error().Msg(fmt.Sprint(v...)) }
 
 // Target prefixes of the two operation sets served on POST /.
 const (
@@ -48,14 +56,21 @@ type Options struct {
 	// Forwarders reports the running forwarders for DescribeGateway (the
 	// daemon passes a closure over their Lag); nil means none.
 	Forwarders func() []ForwarderStatus
-	// ExtraMetrics, if set, adds the families of other parts (the
-	// daemon: MQTT ingest counters, forwarders) to /metrics. Its family
-	// names must not clash with the API's.
-	ExtraMetrics func(m *MetricsWriter)
+	// Registry is where the API registers its metrics (until Close) and
+	// what /metrics serves: the daemon passes the one registry every
+	// part registers on. Nil: a registry of the Server's own.
+	Registry *prometheus.Registry
+	// NotReady, if set, adds the daemon's reasons for /readyz to fail
+	// (storage closed, a listener down) to the API's own (failed shards,
+	// closing).
+	NotReady func() []string
 
 	// guard replaces the failure guard (tests: their own clock and
 	// limits); nil = newFailureGuard().
 	guard *failureGuard
+	// failedShards replaces FailedShards(store) for /readyz (tests: a
+	// shard failure without a failing disk); nil = the store's.
+	failedShards func() []FailedShard
 }
 
 // Server is the Kinesis-compatible HTTP API of one store.
@@ -68,8 +83,10 @@ type Server struct {
 
 	region, account string
 
-	forwarders   func() []ForwarderStatus
-	extraMetrics func(m *MetricsWriter)
+	forwarders func() []ForwarderStatus
+	notReady   func() []string
+	registry   *prometheus.Registry
+	collector  *collector
 
 	ops     map[string]opSpec
 	handler http.Handler
@@ -83,6 +100,8 @@ type Server struct {
 	cert  atomic.Pointer[tls.Certificate]
 	hosts hostPolicy
 	guard *failureGuard
+
+	failedShards func() []FailedShard
 
 	// closing ends long-polls at Close, so Shutdown need not wait them out.
 	closing   chan struct{}
@@ -130,23 +149,39 @@ func New(cfg Config, store *shards.Store, opts Options) (*Server, error) {
 		cfg: cfg, store: store, log: opts.Logger, now: opts.Clock,
 		sign:   signer{key: append([]byte(nil), key...)},
 		region: opts.Region, account: opts.AccountID,
-		forwarders: opts.Forwarders, extraMetrics: opts.ExtraMetrics,
+		forwarders: opts.Forwarders, notReady: opts.NotReady, registry: opts.Registry,
 		closing:  make(chan struct{}),
 		limiters: map[string]*readLimiter{}, readLimits: cfg.ReadLimits,
-		metrics: newAPIMetrics(),
-		hosts:   newHostPolicy(cfg.AllowedHosts),
-		guard:   opts.guard,
+		metrics:      newAPIMetrics(),
+		hosts:        newHostPolicy(cfg.AllowedHosts),
+		guard:        opts.guard,
+		failedShards: opts.failedShards,
 	}
 	if s.guard == nil {
 		s.guard = newFailureGuard()
+	}
+	if s.failedShards == nil {
+		s.failedShards = func() []FailedShard { return FailedShards(store) }
 	}
 	if err := s.ReloadCredentials(); err != nil {
 		return nil, err
 	}
 	s.ops = s.operations()
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	s.collector = newCollector(s)
+	if err := s.registry.Register(s.collector); err != nil {
+		return nil, fmt.Errorf("api: register metrics: %w", err)
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", s.serveMetrics)
+	// Unsigned, as Prometheus cannot sign; the Host check still applies.
+	// A collector that fails is reported in its place and the rest served.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError, ErrorLog: promLogger{s.log},
+	}))
 	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.HandleFunc("GET /readyz", s.serveReady)
 	mux.HandleFunc("/", s.serveAPI)
 	s.mux = mux
 	s.handler = s.checkHost(mux)
@@ -194,7 +229,7 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 	})
 }
 
-// Handler serves the API, /metrics and /healthz.
+// Handler serves the API, /metrics, /healthz and /readyz.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Start listens on cfg.Listen and serves in the background.
@@ -248,7 +283,10 @@ func (s *Server) Addr() net.Addr {
 // Close ends long-polls, stops accepting requests and waits (up to ctx) for
 // those in flight.
 func (s *Server) Close(ctx context.Context) error {
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.registry.Unregister(s.collector)
+	})
 	s.mu.Lock()
 	srv, done := s.srv, s.done
 	s.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weir-gateway/weir/ingest"
 	"github.com/weir-gateway/weir/internal/conf"
 	"github.com/weir-gateway/weir/shards"
 )
@@ -81,8 +82,15 @@ func TestDefault(t *testing.T) {
 	if len(f.Streams) != 1 || f.Streams[0].Name != "telemetry" || f.Streams[0].Shards != 4 {
 		t.Fatalf("Default streams = %+v", f.Streams)
 	}
-	if len(f.Routes) != 1 || f.Routes[0].Filter != "#" || f.Routes[0].Stream != "telemetry" || f.Routes[0].PartitionKey != "{client_id}" {
-		t.Fatalf("Default routes = %+v", f.Routes)
+	wantRoutes := []ingest.Route{
+		{Filter: "devices/+/#", Stream: "telemetry", PartitionKey: "{topic.1}"},
+		{Filter: "#", Stream: "telemetry", PartitionKey: "{client_id}"},
+	}
+	if !reflect.DeepEqual(f.Routes, wantRoutes) {
+		t.Fatalf("Default routes = %+v, want %+v", f.Routes, wantRoutes)
+	}
+	if sh := ingest.ShadowedRoutes(f.Routes); len(sh) != 0 {
+		t.Fatalf("Default routes shadow each other: %+v", sh)
 	}
 	if f.MQTTPacketSize() != conf.MiB+64*conf.KiB {
 		t.Fatalf("MQTTPacketSize = %v", f.MQTTPacketSize())

@@ -68,13 +68,18 @@ func base() *File {
 
 // Default returns the built-in configuration of `weir` with no arguments:
 // MQTT on 127.0.0.1:1883, the API on 127.0.0.1:4588, data in ./weir-data,
-// one stream "telemetry" of 4 shards, and every topic routed to it keyed by
-// client id.
+// one stream "telemetry" of 4 shards, and every topic routed to it:
+// devices/DEVICE/... keyed by DEVICE, so one device's records keep one key
+// (and order) whatever client id its connection uses, anything else keyed
+// by client id.
 func Default() *File {
 	f := base()
 	f.src.name = "defaults"
 	f.Streams = []shards.StreamConfig{shards.StreamConfig{Name: shards.DefaultStreamName, Shards: 4}.WithDefaults()}
-	f.Routes = []ingest.Route{{Filter: "#", Stream: shards.DefaultStreamName, PartitionKey: "{client_id}"}}
+	f.Routes = []ingest.Route{
+		{Filter: "devices/+/#", Stream: shards.DefaultStreamName, PartitionKey: "{topic.1}"},
+		{Filter: "#", Stream: shards.DefaultStreamName, PartitionKey: "{client_id}"},
+	}
 	return f
 }
 

@@ -34,8 +34,14 @@ type gatewayOptions struct {
 
 func startGateway(t *testing.T, o gatewayOptions) *testGateway {
 	t.Helper()
+	return startGatewayIn(t, t.TempDir(), o)
+}
+
+// startGatewayIn is startGateway on a given (possibly restored) data dir.
+func startGatewayIn(t *testing.T, dataDir string, o gatewayOptions) *testGateway {
+	t.Helper()
 	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = dataDir
 	cfg.MQTT.Listen = "127.0.0.1:0"
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.Durability = shards.Durability{Fsync: shards.FsyncAlways}

@@ -24,30 +24,44 @@ import (
 	"github.com/weir-gateway/weir/gateway"
 	"github.com/weir-gateway/weir/gateway/config"
 	"github.com/weir-gateway/weir/internal/conf"
+	"github.com/weir-gateway/weir/internal/sdnotify"
+	"github.com/weir-gateway/weir/shards"
 	"github.com/weir-gateway/weir/wal"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and revision are stamped by scripts/release.sh with
+// -ldflags "-X main.version=... -X main.revision=..."; a plain `go build`
+// leaves version "dev" and takes the revision from the Go build info.
+var (
+	version  = "dev"
+	revision = ""
+)
 
 const usage = `weir — edge telemetry gateway (MQTT in, Kinesis-style shards on disk, Kinesis out)
 
 Usage:
   weir                          run on embedded defaults (MQTT 127.0.0.1:1883, data in ./weir-data)
   weir serve --config FILE      run with a configuration file
-  weir check-config FILE        validate a configuration file and print every problem
+  weir check-config FILE [--route TOPIC [--payload DATA]]
+                                validate a configuration file, print every problem
+                                and warning; dry-run where a publish would go
   weir check-config --reload-from RUNNING.yaml FILE
                                 also print what a reload (SIGHUP) from RUNNING.yaml to FILE
                                 would apply live and what needs a restart
+  weir config example           print the commented example configuration (every key)
   weir dump --data-dir DIR --stream NAME [--shard ID]
                                 print a stopped gateway's records as JSON lines
   weir read STREAM [flags]      read a stream through a running gateway's API
-  weir streams [--api URL]      list streams, shards, retention and consumer lag
+  weir streams [--api URL] [--verbose]
+                                list streams, shards, retention and consumer lag
   weir passwd [-c] FILE USER    set a password in a password file (Mosquitto's format)
-  weir version                  print the version
+  weir backup --data-dir DIR --to FILE.tar [--api URL]
+                                copy a data directory into a tar file, offline or
+                                from a running gateway
+  weir version                  print version, revision, Go version and platform
 
 Run 'weir COMMAND --help' for a command's flags.
-See configs/weir.example.yaml for every configuration key.
+Run 'weir config example' for every configuration key.
 `
 
 func main() {
@@ -88,8 +102,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdStreams(rest, stdout, stderr)
 	case "passwd":
 		return cmdPasswd(rest, os.Stdin, stdout, stderr)
+	case "config":
+		return cmdConfig(rest, stdout, stderr)
+	case "backup":
+		return cmdBackup(rest, stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, versionString())
+		printVersion(stdout)
 		return 0
 	case "help", "--help", "-help", "-h":
 		fmt.Fprint(stdout, usage)
@@ -100,16 +118,44 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// versionString is the one-line version the start log carries.
 func versionString() string {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += "+" + s.Value[:12]
-			}
+	return fmt.Sprintf("weir %s (%s, %s, %s/%s)", version, buildRevision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "weir %s\nrevision: %s\ngo: %s\nplatform: %s/%s\n", version, buildRevision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// buildRevision is the stamped git revision, else the one the Go toolchain
+// recorded (with "-dirty" for uncommitted changes), else "unknown".
+func buildRevision() string {
+	if revision != "" {
+		return revision
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
 		}
 	}
-	return "weir " + v
+	if rev == "" {
+		return "unknown"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
 }
 
 // newFlags makes a flag set whose --help prints the command's usage.
@@ -117,8 +163,13 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "Usage: %s\n", synopsis)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprint(stderr, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
 	}
 	return fs
 }
@@ -144,7 +195,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 func serve(cfg *config.File, source string, stderr io.Writer) int {
 	log := newLogger(cfg, stderr)
 	log.Info().Str("version", versionString()).Str("config", source).Msg("starting")
-	d, err := gateway.Start(cfg, log)
+	d, err := gateway.StartWith(cfg, log, gateway.Options{Version: version, Systemd: sdnotify.FromEnv()})
 	if err != nil {
 		log.Error().Err(err).Msg("start failed")
 		if hint := recoveryHint(err); hint != "" {
@@ -220,18 +271,23 @@ func isTerminal(w io.Writer) bool {
 }
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check-config", "weir check-config [--reload-from RUNNING.yaml] FILE", stderr)
+	fs := newFlags("check-config", checkConfigSynopsis, stderr)
 	from := fs.String("reload-from", "", "the configuration file the gateway runs with (`RUNNING.yaml`): also print what a reload\n"+
 		"(kill -HUP, systemctl reload weir) would do on changing it to FILE, key by key:\n"+
 		"applied live, restart needed, or not applied")
-	if err := fs.Parse(args); err != nil {
+	var dry dryRunFlags
+	dry.register(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return flagExit(err)
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "weir check-config: exactly one configuration FILE is required")
 		fs.Usage()
 		return 2
 	}
-	cfg, err := config.Load(fs.Arg(0))
+	path := pos[0]
+	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -243,7 +299,8 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", fs.Arg(0))
+	printRouteWarnings(stderr, cfg)
+	fmt.Fprintf(stdout, "%s: ok\n", path)
 	if *from != "" {
 		running, err := config.Load(*from)
 		if err != nil {
@@ -252,7 +309,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		}
 		printPlan(stdout, gateway.Plan(running, cfg), cfg)
 	}
-	return 0
+	return dry.run(cfg, stdout, stderr)
 }
 
 // printPlan writes a reload's changes grouped by effect, one per line
@@ -289,6 +346,10 @@ func cmdDump(args []string, stdout, stderr io.Writer) int {
 	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(zerolog.WarnLevel)
 	if err := gateway.Dump(stdout, log, *dir, *stream, *shard); err != nil {
 		fmt.Fprintln(stderr, "weir dump:", err)
+		if errors.Is(err, shards.ErrDataDirLocked) {
+			fmt.Fprintf(stderr, "A gateway is running on %s; read through its API instead:\n  weir read %s [--api URL]\n", *dir, *stream)
+			return 1
+		}
 		if hint := recoveryHint(err); hint != "" {
 			fmt.Fprintln(stderr, hint)
 		}

@@ -112,6 +112,9 @@ func readStream(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := &printer{out: stdout, raw: o.format == "raw", limit: o.limit, stop: cancel}
+	if !p.raw && isTerminal(stdout) {
+		p.hint = stderr // a person is reading: say how to see the data itself
+	}
 	if o.follow && o.wait > 0 {
 		p.idle, p.wait = time.AfterFunc(o.wait, cancel), o.wait
 		defer p.idle.Stop()
@@ -215,7 +218,12 @@ type printer struct {
 	stop  context.CancelFunc
 	idle  *time.Timer
 	wait  time.Duration
+	// hint, when set, gets one line after the first record saying that
+	// "data" is base64 and --format raw prints it as sent.
+	hint io.Writer
 }
+
+const base64Hint = `weir read: "data" is base64 in JSON lines; --format raw prints each record's data as sent`
 
 func (p *printer) handle(ctx context.Context, r consumer.Record) error {
 	p.mu.Lock()
@@ -241,6 +249,10 @@ func (p *printer) handle(ctx context.Context, r consumer.Record) error {
 		return fmt.Errorf("write output: %w", err)
 	}
 	p.n++
+	if p.hint != nil {
+		fmt.Fprintln(p.hint, base64Hint)
+		p.hint = nil
+	}
 	if p.limit > 0 && p.n >= p.limit {
 		p.stop()
 	}

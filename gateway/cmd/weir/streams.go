@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/weir-gateway/weir/gateway/api"
 	"github.com/weir-gateway/weir/gateway/apiclient"
@@ -19,10 +20,12 @@ import (
 // defaultAPI is api.listen's default.
 const defaultAPI = "http://127.0.0.1:4588"
 
-const streamsSynopsis = `weir streams [--api URL] [--json] [--profile NAME] [--ca-file FILE]
+const streamsSynopsis = `weir streams [--api URL] [--json] [--verbose] [--profile NAME] [--ca-file FILE]
 
 Lists a running gateway's streams (shards, retention, size, records) and, per
-stream, its registered consumers and forwarders with their lag. --json prints
+stream, its registered consumers and forwarders with their lag. A forwarder's
+reason for pausing and its last error follow the table, one line each, cut
+to fit a terminal; --verbose prints them whole. --json prints
 the answer of the API's WeirGateway_20261125.DescribeGateway as is (see
 gateway/api/API.md).` + credentialsHelp
 
@@ -59,6 +62,7 @@ func cmdStreams(args []string, stdout, stderr io.Writer) int {
 	var af apiFlags
 	af.register(fs)
 	asJSON := fs.Bool("json", false, "print the DescribeGateway JSON")
+	verbose := fs.Bool("verbose", false, "print forwarders' states and last errors whole")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -93,13 +97,18 @@ func cmdStreams(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "weir streams: cannot read the gateway's answer:", err)
 		return 1
 	}
-	printStreams(stdout, out)
+	printStreams(stdout, out, *verbose)
 	return 0
 }
 
+// noteWidth is how long a line under the consumer table may get without
+// --verbose: rows stay readable in a 120-column terminal.
+const noteWidth = 120
+
 // printStreams renders DescribeGateway as two aligned tables: streams, then
-// consumers and forwarders.
-func printStreams(w io.Writer, out api.DescribeGatewayOutput) {
+// consumers and forwarders, whose long states and errors follow the second
+// table, one line per forwarder, so no row grows with them.
+func printStreams(w io.Writer, out api.DescribeGatewayOutput, verbose bool) {
 	if len(out.Streams) == 0 {
 		fmt.Fprintln(w, "no streams")
 		return
@@ -118,21 +127,56 @@ func printStreams(w io.Writer, out api.DescribeGatewayOutput) {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STREAM\tCONSUMER\tLAG\tLAG BYTES\tOLDEST\tLOST\tSTATE\tLAST ERROR")
+	fmt.Fprintln(tw, "STREAM\tCONSUMER\tLAG\tLAG BYTES\tOLDEST\tLOST\tSTATE")
+	var notes []string
 	for _, s := range out.Streams {
 		for _, c := range s.Consumers {
-			lagBytes, state, lastErr := "-", "-", "-"
+			lagBytes, state := "-", "-"
 			if c.Kind == "forwarder" {
-				lagBytes, state = humanBytes(c.LagBytes), c.State
-				if c.LastError != "" {
-					lastErr = oneLine(c.LastError)
+				var why string
+				lagBytes = humanBytes(c.LagBytes)
+				state, why, _ = strings.Cut(c.State, ":")
+				if n := forwarderNote(s.StreamName+"/"+c.ConsumerName, strings.TrimSpace(why), c.LastError, verbose); n != "" {
+					notes = append(notes, n)
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", s.StreamName, c.ConsumerName, c.LagRecords, lagBytes,
-				age(c.LagSeconds), c.RecordsLost, state, lastErr)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\n", s.StreamName, c.ConsumerName, c.LagRecords, lagBytes,
+				age(c.LagSeconds), c.RecordsLost, state)
 		}
 	}
 	tw.Flush()
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range notes {
+			fmt.Fprintln(w, n)
+		}
+	}
+}
+
+// forwarderNote is the line under the table for a forwarder with a reason
+// for its state or a last error: "stream/consumer: paused: why; last error:
+// err", cut to noteWidth unless verbose.
+func forwarderNote(name, why, lastErr string, verbose bool) string {
+	var parts []string
+	if why != "" {
+		parts = append(parts, oneLine(why))
+	}
+	if lastErr != "" {
+		parts = append(parts, "last error: "+oneLine(lastErr))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	n := name + ": " + strings.Join(parts, "; ")
+	if !verbose && len(n) > noteWidth {
+		const more = "… (--verbose)"
+		cut := noteWidth - len(more)
+		for cut > 0 && !utf8.RuneStart(n[cut]) {
+			cut--
+		}
+		n = n[:cut] + more
+	}
+	return n
 }
 
 func humanBytes(n int64) string {

@@ -83,9 +83,10 @@ func TestStreamsShowsConsumerAndForwarderLag(t *testing.T) {
 		`(?m)^STREAM +STATUS +OPEN +CLOSED +RETENTION +RECORDS +BYTES$`,
 		`(?m)^quiet +ACTIVE +1 +0 +24h +0 +\d+(\.\d)? (B|KiB)$`,
 		`(?m)^telemetry +ACTIVE +4 +0 +24h +20 +\d+(\.\d)? (B|KiB|MiB)$`,
-		`(?m)^STREAM +CONSUMER +LAG +LAG BYTES +OLDEST +LOST +STATE +LAST ERROR$`,
-		`(?m)^telemetry +dash +15 +- +[0-9.]+m?s +0 +- +-$`,
-		`(?m)^telemetry +forwarder:cloud +20 +\d+ B +[0-9.]+m?s +0 +backoff +\S.*$`,
+		`(?m)^STREAM +CONSUMER +LAG +LAG BYTES +OLDEST +LOST +STATE$`,
+		`(?m)^telemetry +dash +15 +- +[0-9.]+m?s +0 +-$`,
+		`(?m)^telemetry +forwarder:cloud +20 +\d+ B +[0-9.]+m?s +0 +backoff$`,
+		`(?m)^telemetry/forwarder:cloud: last error: \S.*$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("streams output lacks %s", re)
@@ -94,10 +95,15 @@ func TestStreamsShowsConsumerAndForwarderLag(t *testing.T) {
 	// Columns line up: every row of a table starts its columns at the
 	// same offsets as its header.
 	tables := strings.Split(strings.TrimSpace(out), "\n\n")
-	if len(tables) != 2 {
-		t.Fatalf("want two tables:\n%s", out)
+	if len(tables) != 3 {
+		t.Fatalf("want two tables and the forwarder's note:\n%s", out)
 	}
-	for _, tb := range tables {
+	for _, l := range lines(out) {
+		if len(l) > noteWidth {
+			t.Errorf("line of %d characters, want at most %d: %q", len(l), noteWidth, l)
+		}
+	}
+	for _, tb := range tables[:2] {
 		rows := strings.Split(tb, "\n")
 		col := strings.Index(rows[0], "STATUS")
 		if strings.HasPrefix(rows[0], "STREAM  ") && strings.Contains(rows[0], "CONSUMER") {
