@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weir-gateway/weir/forwarder/s3sink"
 	"github.com/weir-gateway/weir/internal/conf"
 	"github.com/weir-gateway/weir/shards"
 )
@@ -28,7 +29,7 @@ const (
 // kind (stream, kind, name, priority, filter and the flow-control keys)
 // are at the top; the Kinesis keys stay at the top too, so configurations
 // written before there were other kinds keep working; every other kind has
-// its own section (http:, mqtt:), which must be left out for other kinds.
+// its own section (http:, mqtt:, s3:), which must be left out for other kinds.
 type Config struct {
 	Stream string `yaml:"stream"` // local stream
 	Kind   string `yaml:"kind"`   // kinesis | http | mqtt | s3
@@ -51,8 +52,9 @@ type Config struct {
 	Linger         conf.Duration `yaml:"linger"`
 	RequestTimeout conf.Duration `yaml:"request_timeout"`
 
-	HTTP HTTPConfig `yaml:"http"`
-	MQTT MQTTConfig `yaml:"mqtt"`
+	HTTP HTTPConfig    `yaml:"http"`
+	MQTT MQTTConfig    `yaml:"mqtt"`
+	S3   s3sink.Config `yaml:"s3"`
 }
 
 // Defaults fills the fields whose zero value is not a valid setting:
@@ -77,6 +79,7 @@ func (c *Config) Defaults() {
 	}
 	c.HTTP.Defaults()
 	c.MQTT.Defaults()
+	c.S3.Defaults()
 }
 
 // WithDefaults returns a copy of c with Defaults applied.
@@ -106,7 +109,7 @@ func (c Config) Target() string {
 	case KindMQTT:
 		return KindMQTT + ":" + redactURL(c.MQTT.Broker)
 	case KindS3:
-		return KindS3 + ":" + c.Name
+		return "s3://" + c.S3.Bucket
 	}
 	return c.TargetStream
 }
@@ -127,13 +130,7 @@ func (c Config) Validate() []error {
 	if c.Stream == "" {
 		errs.Add("stream", "must not be empty")
 	}
-	if c.Kind == KindS3 {
-		// Until package s3sink is wired in (see s3.go), say so here rather
-		// than when the daemon starts.
-		errs.Add("kind", "s3 is not available in this build")
-	} else {
-		errs.Enum("kind", c.Kind, KindKinesis, KindHTTP, KindMQTT)
-	}
+	errs.Enum("kind", c.Kind, KindKinesis, KindHTTP, KindMQTT, KindS3)
 	if c.Name != "" && !shards.ValidStreamName(c.Name) {
 		errs.Add("name", "%q is not a valid name: use 1..128 characters from a-z A-Z 0-9 _ . -", c.Name)
 	}
@@ -157,10 +154,14 @@ func (c Config) Validate() []error {
 			{"region", c.Region != "", "kinesis"},
 			{"endpoint", c.Endpoint != "", "kinesis"},
 			{"profile", c.Profile != "", "kinesis"},
-			{"envelope", c.Envelope != d.Envelope, "kinesis (http always sends the json envelope, mqtt the payload)"},
+			{"envelope", c.Envelope != d.Envelope, "kinesis (http always sends the json envelope, mqtt the payload, s3 its s3.format)"},
 			{"aggregate", c.Aggregate, "kinesis"},
 		} {
-			if k.set {
+			switch {
+			case !k.set:
+			case c.Kind == KindS3 && (k.key == "region" || k.key == "endpoint" || k.key == "profile"):
+				errs.Add(k.key, "applies to kind %s only, this forwarder is kind s3: set s3.%s instead", k.onlyWith, k.key)
+			default:
 				errs.Add(k.key, "applies to kind %s only, this forwarder is kind %s", k.onlyWith, c.Kind)
 			}
 		}
@@ -185,6 +186,7 @@ func (c Config) Validate() []error {
 	}{
 		{KindHTTP, c.HTTP, HTTPConfig{}.WithDefaults(), c.HTTP.Validate},
 		{KindMQTT, c.MQTT, MQTTConfig{}.WithDefaults(), c.MQTT.Validate},
+		{KindS3, c.S3, s3sink.Config{}.WithDefaults(), c.S3.Validate},
 	}
 	for _, s := range sections {
 		switch {

@@ -3,6 +3,10 @@ package forwarder
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/weir-gateway/weir/forwarder/s3sink"
+	"github.com/weir-gateway/weir/internal/conf"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -45,6 +49,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestSinkConfigValidate(t *testing.T) {
 	httpBase := Config{Stream: "telemetry", Kind: KindHTTP, Name: "hook", HTTP: HTTPConfig{URL: "https://h.example/x"}}
+	s3Base := Config{Stream: "telemetry", Kind: KindS3, Name: "archive", S3: s3sink.Config{Bucket: "arch", Endpoint: "http://127.0.0.1:9000"}}
 	mqttBase := Config{Stream: "telemetry", Kind: KindMQTT, Name: "bridge", MQTT: MQTTConfig{Broker: "ssl://b.example:8883"}}
 	tests := []struct {
 		name string
@@ -78,13 +83,21 @@ func TestSinkConfigValidate(t *testing.T) {
 		{"mqtt_topic_wildcard", mqttBase, func(c *Config) { c.MQTT.Topic = "a/+/{topic}" }, []string{"mqtt.topic:"}},
 		{"mqtt_password_both", mqttBase, func(c *Config) { c.MQTT.Username, c.MQTT.Password = "u", Secret{Env: "A", File: "/f"} },
 			[]string{"mqtt.password: set env or file, not both"}},
+		{"s3_valid", s3Base, func(c *Config) { c.S3.Compression, c.S3.Format, c.S3.Prefix = "zstd", "raw", "{gateway}/{shard}/" }, nil},
+		{"s3_section_errors", s3Base, func(c *Config) {
+			c.S3.Bucket, c.S3.Format, c.S3.MaxObjectAge = "", "csv", conf.Duration(time.Millisecond)
+		},
+			[]string{"s3.bucket: must not be empty", `s3.format: must be one of jsonl, raw, got "csv"`, "s3.max_object_age: must be 1s..24h"}},
+		{"s3_kinesis_keys", s3Base, func(c *Config) { c.Region, c.Envelope = "eu-west-1", "json" },
+			[]string{"region: applies to kind kinesis only, this forwarder is kind s3: set s3.region instead", "envelope: applies to kind kinesis"}},
+		{"s3_section_on_http", httpBase, func(c *Config) { c.S3.Bucket = "arch" }, []string{"s3: is set, but this forwarder is kind http"}},
 		{"section_of_other_kind", httpBase, func(c *Config) { c.MQTT.Broker = "tcp://b:1883" },
 			[]string{"mqtt: is set, but this forwarder is kind http"}},
 		{"bad_kind_priority_filter", httpBase, func(c *Config) {
 			c.Kind, c.Priority = "kafka", 101
 			c.HTTP = HTTPConfig{}
 			c.Filter = Filter{Topics: []string{"a/b+"}, JSON: []JSONCond{{Path: "a..b"}}}
-		}, []string{`kind: must be one of kinesis, http, mqtt, got "kafka"`, "priority: must be 0..100", "filter.topics[0]:", "filter.json[0].path:"}},
+		}, []string{`kind: must be one of kinesis, http, mqtt, s3, got "kafka"`, "priority: must be 0..100", "filter.topics[0]:", "filter.json[0].path:"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,5 +120,8 @@ func TestSinkConfigValidate(t *testing.T) {
 	}
 	if c := httpBase.WithDefaults(); c.Consumer() != "forwarder:hook" || c.Target() != "http:https://h.example/x" {
 		t.Errorf("http naming: %q %q", c.Consumer(), c.Target())
+	}
+	if c := s3Base.WithDefaults(); c.Consumer() != "forwarder:archive" || c.Target() != "s3://arch" {
+		t.Errorf("s3 naming: %q %q", c.Consumer(), c.Target())
 	}
 }

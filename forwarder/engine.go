@@ -56,6 +56,9 @@ type engine struct {
 	lastErr       string
 	lastWarn      time.Time
 	lastCommitErr time.Time
+	// uncommitted (runs only): an acknowledged run's watermark is not
+	// checkpointed yet, so no run may go out; see handle.
+	uncommitted bool
 
 	filter                       Filter
 	sent, resent, lost, filtered int64 // see Lag
@@ -142,7 +145,9 @@ func (e *engine) run(ctx context.Context) error {
 			e.up.idle() // held by an operator: let the sinks below use the uplink
 		}
 		if !now.Before(e.nextCommit) {
-			e.commit()
+			if e.commit() == nil {
+				e.uncommitted = false
+			}
 			e.nextCommit = now.Add(e.opts.CommitInterval)
 		}
 		e.publish(now, false)

@@ -192,7 +192,7 @@ func newSink(cfg Config, opts Options, log zerolog.Logger) (sink, error) {
 	case KindMQTT:
 		return newMQTTSink(cfg, opts, log)
 	case KindS3:
-		return nil, fmt.Errorf("%w: kind s3", ErrUnsupportedKind)
+		return newS3Sink(cfg, opts, log)
 	}
 	return newKinesisSink(cfg, opts)
 }

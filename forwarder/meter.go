@@ -2,13 +2,8 @@ package forwarder
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // meterChunk is how many bytes of a self-metered upload go per grant: small
@@ -64,53 +59,17 @@ func (m *meter) wait(ctx context.Context, n int) error {
 	}
 }
 
+// waitBytes blocks until n bytes may go, taking them a chunk at a time
+// so that sinks of higher priority get their turns in between.
+func (m *meter) waitBytes(ctx context.Context, n int) error {
+	for n > 0 {
+		c := min(n, meterChunk)
+		if err := m.wait(ctx, c); err != nil {
+			return err
+		}
+		n -= c
+	}
+	return nil
+}
+
 func (m *meter) close() { m.up.leave() }
-
-// client wraps an HTTP client so that every request body is read through
-// the meter.
-func (m *meter) client(inner aws.HTTPClient) aws.HTTPClient {
-	if inner == nil {
-		inner = http.DefaultClient
-	}
-	return meteredClient{m: m, inner: inner}
-}
-
-type meteredClient struct {
-	m     *meter
-	inner aws.HTTPClient
-}
-
-func (c meteredClient) Do(req *http.Request) (*http.Response, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return c.inner.Do(req)
-	}
-	mb := &meteredBody{ctx: req.Context(), m: c.m, rc: req.Body}
-	req.Body = mb
-	resp, err := c.inner.Do(req)
-	// The transport may still be reading the body once the answer is in
-	// (an early error response): that no longer goes upstream.
-	mb.done.Store(true)
-	return resp, err
-}
-
-type meteredBody struct {
-	ctx  context.Context
-	m    *meter
-	rc   io.ReadCloser
-	done atomic.Bool
-}
-
-func (b *meteredBody) Read(p []byte) (int, error) {
-	if b.done.Load() {
-		return 0, io.EOF
-	}
-	if len(p) > meterChunk {
-		p = p[:meterChunk]
-	}
-	if err := b.m.wait(b.ctx, len(p)); err != nil {
-		return 0, err
-	}
-	return b.rc.Read(p)
-}
-
-func (b *meteredBody) Close() error { return b.rc.Close() }

@@ -133,6 +133,8 @@ type planner struct {
 	// the queues (the shutdown drain sends only what lets the watermarks
 	// catch up). Once eligible, a key must stay eligible.
 	eligible func(*keyState) bool
+	// linger is what due was last asked about; build cuts runs by it.
+	linger time.Duration
 }
 
 func newPlanner(lim limits, pace *pacer, retryBo backoff.Exp) *planner {
@@ -260,6 +262,21 @@ func (p *planner) due(now time.Time, linger time.Duration) (bool, time.Time) {
 		}
 		return false, time.Time{}
 	}
+	p.linger = linger
+	if p.lim.byShard {
+		// Each run is cut by its own size or age only: a run sent early
+		// because other shards are ready makes a small object.
+		var next time.Time
+		for _, ks := range p.ready[p.rhead:] {
+			if p.runDue(ks, now) {
+				return true, time.Time{}
+			}
+			if at := time.UnixMilli(ks.headArrival()).Add(linger); next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
+		return false, next
+	}
 	if n >= p.lim.maxItems {
 		return true, time.Time{}
 	}
@@ -277,6 +294,14 @@ func (p *planner) due(now time.Time, linger time.Duration) (bool, time.Time) {
 	return false, deadline
 }
 
+// runDue (runs only) reports whether a shard's run is to be cut now: it
+// is being resent, an object's worth is waiting, or its first record has
+// waited the linger (max_object_age) that due was last asked about.
+func (p *planner) runDue(ks *keyState, now time.Time) bool {
+	return ks.retry != nil || ks.qBytes >= p.lim.maxItemBytes ||
+		!now.Before(time.UnixMilli(ks.headArrival()).Add(p.linger))
+}
+
 // build takes the next batch: at most one item per key, within the
 // request limits and about maxBytes (the rate limiter's budget; at least
 // one item always fits). Items go in ready order; a failed item is resent
@@ -290,6 +315,12 @@ func (p *planner) build(now time.Time, maxBytes int) *batch {
 		maxRecords = p.lim.maxItems
 	}
 	recs := 0
+	var young []*keyState // runs not due yet: back to ready afterwards
+	defer func() {
+		for _, ks := range young {
+			p.wake(ks, now)
+		}
+	}()
 	for len(b.items) < p.lim.maxItems && recs < maxRecords {
 		ks := p.popReady()
 		if ks == nil {
@@ -298,6 +329,10 @@ func (p *planner) build(now time.Time, maxBytes int) *batch {
 		ks.queued = false
 		if nb := p.notBefore(ks); nb.After(now) {
 			p.wake(ks, now)
+			continue
+		}
+		if p.lim.byShard && !p.runDue(ks, now) {
+			young = append(young, ks)
 			continue
 		}
 		room := maxBytes - b.bytes

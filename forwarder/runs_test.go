@@ -1,11 +1,9 @@
 package forwarder
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -154,34 +152,23 @@ func TestRunsPerShard(t *testing.T) {
 	t.Logf("%d objects (%d full), %d puts", len(objs), full, sink.puts)
 }
 
-// A self-metered upload goes through the shared uplink chunk by chunk.
+// A self-metered upload waits for its bytes on the shared uplink chunk
+// by chunk.
 func TestMeteredUpload(t *testing.T) {
-	be := newHTTPBackend(t)
 	up := NewUplink(UplinkConfig{MaxBytesPerSec: 128 << 10})
 	m := newMeter(Config{Priority: 1}, up)
 	defer m.close()
-	body := make([]byte, 384<<10)
-	body[0] = '['
-	body[1] = ']'
-	for i := 2; i < len(body); i++ {
-		body[i] = ' '
-	}
-	req, err := http.NewRequest(http.MethodPost, be.srv.URL, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
 	began := time.Now()
-	resp, err := m.client(nil).Do(req)
-	if err != nil {
+	if err := m.waitBytes(context.Background(), 384<<10); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
 	// 384 KiB at 128 KiB/s with a second's burst: at least 2s.
 	if d := time.Since(began); d < 1800*time.Millisecond || d > 10*time.Second {
 		t.Errorf("upload took %v, want about 2s", d)
 	}
-	if resp.StatusCode != 200 {
-		t.Errorf("status %d", resp.StatusCode)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := m.waitBytes(ctx, 1<<20); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("wait past its deadline = %v", err)
 	}
 }

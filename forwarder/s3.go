@@ -1,13 +1,3 @@
-//go:build s3sink
-
-// This file is the forwarder side of kind s3. It builds only with the
-// s3sink tag until package forwarder/s3sink is merged; then, to wire it:
-// drop the build tag, add `S3 s3sink.Config `yaml:"s3"`` to Config (with
-// c.S3.Defaults() in Config.Defaults and an entry
-// {KindS3, c.S3, s3sink.Config{}.WithDefaults(), c.S3.Validate} in
-// Validate's sections, and "s3" in its kind check instead of the "not
-// available" error), and return newS3Sink in newSink's case KindS3.
-
 package forwarder
 
 import (
@@ -16,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/smithy-go"
 	"github.com/rs/zerolog"
 
 	"github.com/weir-gateway/weir/forwarder/s3sink"
@@ -28,9 +19,12 @@ import (
 // run per shard in flight, a failed run rewritten as it was; the
 // watermark moves a whole object at a time, so a run retried after a
 // restart starts at the same record and s3sink names it the same: no
-// object holds a record another already holds. Uploads go through a
-// meter, 16 KiB at a time, so a large object does not hold up a
-// higher-priority sink on the shared uplink.
+// object holds a record another already holds. Each request body (an
+// object, or a part of a large one) waits for its bytes on a meter
+// (s3sink.Options.Wait), 16 KiB at a time, so a large object does not
+// hold up a higher-priority sink on the shared uplink. The meter is not
+// wrapped around the HTTP client: the Writer keeps its own, which the
+// SDK needs for AWS_CA_BUNDLE and which bounds dials and responses.
 type s3Sink struct {
 	cfg Config
 	w   *s3sink.Writer
@@ -42,8 +36,8 @@ func newS3Sink(cfg Config, opts Options, log zerolog.Logger) (sink, error) {
 	sc := cfg.S3.WithDefaults()
 	m := newMeter(cfg, opts.Uplink)
 	w, err := s3sink.New(context.Background(), sc, s3sink.Options{
-		Gateway: opts.GatewayID, Logger: log, HTTPClient: m.client(opts.HTTPClient),
-		LoadOptions: opts.LoadOptions,
+		Gateway: opts.GatewayID, Logger: log, HTTPClient: opts.HTTPClient,
+		LoadOptions: opts.LoadOptions, Wait: m.waitBytes,
 	})
 	if err != nil {
 		m.close()
@@ -99,12 +93,22 @@ func (s *s3Sink) send(ctx context.Context, b *batch) (sendOutcome, error) {
 	return o, nil
 }
 
+// classify names a failure after the store's error code when there is
+// one (the state then reads "paused: NoSuchBucket: ..."), else after
+// Classify's reason.
 func (s *s3Sink) classify(err error) failure {
 	perm, reason := s3sink.Classify(err)
-	if perm {
-		return failure{kind: permanent, code: "S3", msg: err.Error(), fix: reason}
+	code := reason
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() != "" {
+		code = ae.ErrorCode()
+	} else if perm {
+		code = "S3"
 	}
-	return failure{kind: transient, code: reason, msg: err.Error()}
+	if perm {
+		return failure{kind: permanent, code: code, msg: err.Error(), fix: reason}
+	}
+	return failure{kind: transient, code: code, msg: err.Error()}
 }
 
 func (s *s3Sink) close() {

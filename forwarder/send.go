@@ -10,6 +10,10 @@ import (
 // due; it returns when to look again (zero: on the next event).
 func (e *engine) dispatch(now time.Time) time.Time {
 	for e.inflight < e.cfg.MaxInFlight {
+		if e.uncommitted {
+			e.up.idle()
+			return e.nextCommit
+		}
 		if e.paused != nil {
 			if e.probing {
 				e.up.idle()
@@ -149,6 +153,16 @@ func (e *engine) handle(r result, now time.Time) {
 	}
 	if e.draining && len(c.acked) > 0 {
 		e.plan.rewake(now) // higher acknowledgements let more gaps be filled
+	}
+	if e.plan.lim.byShard && len(c.acked) > 0 {
+		// An object is named after its run's first record, and a restart
+		// cuts runs from the checkpoint on: were the next run of a shard
+		// sent before this one's end is checkpointed, a crash would make
+		// the restarted engine cut a longer run from this one's start,
+		// leaving the next run's object behind with copies of its records.
+		// So the checkpoint goes first; if it cannot be written, no run
+		// goes out until a later commit succeeds.
+		e.uncommitted = e.commit() != nil
 	}
 	e.buffered -= len(c.acked)
 	e.sent += int64(len(c.acked))
