@@ -40,10 +40,10 @@ func usageOf(cl *mqtt.Client) *clientUsage {
 }
 
 // notePublish counts a publish the hook sees from cl.
-func notePublish(cl *mqtt.Client) {
+func notePublish(cl *mqtt.Client, now time.Time) {
 	if u := usageOf(cl); u != nil {
 		u.in.Add(1)
-		u.last.Store(time.Now().UnixNano())
+		u.last.Store(now.UnixNano())
 	}
 }
 

@@ -96,14 +96,18 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, nil
 	}
 	h.stats.received.Add(1)
-	notePublish(cl)
+	// One clock read serves the client's last-publish time, the unrouted
+	// log and the publish→ack latency (which so includes routing and the
+	// key).
+	now := time.Now()
+	notePublish(cl, now)
 	if why, err := h.limits.admit(cl, &pk); err != nil {
 		return h.refuse(cl, &pk, nil, why, err)
 	}
 	rt := h.router.Load().match(pk.TopicName)
 	if rt == nil {
 		h.stats.unrouted.Add(1)
-		h.unrouted.note(pk.TopicName, cl.ID, time.Now())
+		h.unrouted.note(pk.TopicName, cl.ID, now)
 		return pk, nil
 	}
 	var username string
@@ -133,12 +137,11 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		Props:    userProps(pk.Properties.User),
 	}
 	qos0 := pk.FixedHeader.Qos == 0
-	start := time.Now()
 	if _, err := h.sink.Append(ctx, rt.stream, rec, shards.AppendOptions{NoWait: qos0}); err != nil {
 		return h.refuse(cl, &pk, rt, classify(err), err)
 	}
 	if !qos0 {
-		h.ackLatency.Observe(time.Since(start).Seconds())
+		h.ackLatency.Observe(time.Since(now).Seconds())
 	}
 	h.stats.stored.Add(1)
 	return pk, nil
