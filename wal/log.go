@@ -52,6 +52,7 @@ type Log struct {
 
 	groups atomic.Uint64 // see Stats
 	syncs  atomic.Uint64
+	slow   slowSyncs // the "slow fdatasync" warning (metrics.go)
 
 	truncMu   sync.Mutex
 	closeOnce sync.Once
