@@ -183,9 +183,13 @@ func (c StreamConfig) Validate() []error {
 	}
 	if c.MaxBytes < 0 {
 		errs.Add("max_bytes", "must not be negative")
-	} else if segOK && c.MaxBytes != 0 && c.MaxBytes < 2*c.SegmentSize {
-		errs.Add("max_bytes", "(%v) must be 0 (unlimited) or at least twice segment_size (%v), because space is freed a whole segment at a time",
-			c.MaxBytes, c.SegmentSize)
+	} else if least := conf.ByteSize(2*c.Shards+1) * c.SegmentSize; segOK && c.Shards >= MinShards && c.Shards <= MaxShards &&
+		c.MaxBytes != 0 && c.MaxBytes < least {
+		// max_bytes counts allocated space (usage.go): each shard holds its
+		// active segment and the next one prepared, and space is freed a
+		// sealed segment at a time, so less could never store anything.
+		errs.Add("max_bytes", "(%v) must be 0 (unlimited) or at least (2 × shards + 1) × segment_size = %v: it counts space allocated on disk, where every shard keeps its segment being written and the next one prepared, and space is freed a whole segment at a time",
+			c.MaxBytes, least)
 	}
 	errs.Enum("on_full", c.OnFull, OnFullReject, OnFullDropOldest)
 	errs.Nest("rate", c.Rate.Validate())

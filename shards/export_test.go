@@ -16,3 +16,6 @@ func withMetaFS(o Options, steps fsutil.Steps) Options {
 	o.metaFS = steps
 	return o
 }
+
+// refreshNow walks the shard's directory now, whatever changed.
+func refreshNow(sh *Shard) { sh.refreshUsage(true, 0) }

@@ -35,6 +35,7 @@ type Shard struct {
 	info    atomic.Pointer[ShardInfo]
 	logp    atomic.Pointer[wal.Log] // replaced only when a failed reshard reopens a sealed parent
 	limiter *limiter
+	usage   usage // disk accounting (usage.go)
 
 	// segLast caches the arrival time of the last record of each sealed
 	// segment (by the segment's first index): retention asks for it on
@@ -57,9 +58,6 @@ func (sh *Shard) TrimHorizon() uint64 { return sh.wal().FirstIndex() }
 
 // Last is the last committed sequence number, or StartSeq-1 if none.
 func (sh *Shard) Last() uint64 { return sh.wal().LastIndex() }
-
-// Bytes is what the shard's log occupies on disk.
-func (sh *Shard) Bytes() int64 { return sh.wal().Size() }
 
 // LogStats are the shard log's commit counters (groups and syncs) since
 // it was opened.
