@@ -91,7 +91,7 @@ metric() { curl -fsS "http://$api/metrics" | awk -v n="$1" '$1 ~ "^"n"({|$)" {s 
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
   echo "backing disk of the image: $(df -h --output=source,fstype "$work" | tail -1)"
   echo "fleet: $DEVICES devices x $RATE msg/s x $SIZE B QoS 1; stream: $SHARDS shards, segment_size $SEGMENT_SIZE"
-  echo "window: ${WARMUP} warm-up, ${DURATION} measured"
+  echo "window: ${WARMUP} warm-up, ${DURATION} measured; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/flashwear.txt"
 
 for mode in $MODES; do
@@ -154,11 +154,13 @@ EOF
   rm -f "$work/disk.img"
 
   awk -v mode="$mode" -v s="$((s1 - s0))" -v w="$((w1 - w0))" -v r="$((r1 - r0))" -v y="$((y1 - y0))" \
-    -v g="$((g1 - g0))" -v segs="$((f1 - f0))" -v size="$SIZE" -v t="$measure" 'BEGIN {
+    -v g="$((g1 - g0))" -v segs="$((f1 - f0))" -v size="$SIZE" -v t="$measure" -v offered="$((DEVICES * RATE))" 'BEGIN {
       if (r == 0) { print "flashwear: " mode ": no record stored in the window" > "/dev/stderr"; exit 1 }
       bytes = s * 512; payload = r * size
       printf "fsync %-8s %8.0f records/s  device %6.2f MB/s (%5.1f KiB/write)  %5.2f device bytes per payload byte  %6.2f records/fdatasync  %6.2f records/group  %2d new segments  %6.1f TB/year\n",
         mode, r / t, bytes / t / 1e6, (w ? bytes / w / 1024 : 0), bytes / payload, (y ? r / y : 0), (g ? r / g : 0), segs, bytes / t * 365.25 * 86400 / 1e12
+      if (r / t < 0.9 * offered)
+        printf "  (the fleet offered %d records/s; stored %.0f%% of that: the machine could not keep up, fewer records share each fdatasync than on an idle one)\n", offered, 100 * r / t / offered
     }' | tee -a "$out/flashwear.txt"
 done
 echo "report in $out/flashwear.txt" >&2
