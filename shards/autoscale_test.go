@@ -328,7 +328,9 @@ func TestSplitPointSpreadsFewKeys(t *testing.T) {
 
 func TestSetModePersistsAndRefuses(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, dir, Options{DefaultStream: testStream("", 1)})
+	tmpl := testStream("", 1)
+	tmpl.OnDemand.MaxShards = 2
+	s := openStore(t, dir, Options{DefaultStream: tmpl})
 	st, err := s.CreateStream(StreamConfig{Name: "api", Shards: 3})
 	must(t, err)
 	if st.Mode() != ModeProvisioned {
@@ -343,17 +345,23 @@ func TestSetModePersistsAndRefuses(t *testing.T) {
 	}
 	st.resharding.Add(-1)
 	must(t, st.SetMode(ModeOnDemand))
-	if f, c := st.scaleBounds(); f != 3 || c != DefaultMaxShards {
-		t.Fatalf("bounds after switching with 3 open shards = %d..%d, want 3..%d", f, c, DefaultMaxShards)
+	if f, c := st.scaleBounds(); f != 3 || c != 3 {
+		t.Fatalf("bounds after switching with 3 open shards = %d..%d, want 3..3 (max_shards 2 yields to the floor)", f, c)
 	}
 	od, err := s.CreateStream(StreamConfig{Name: "od", Shards: 2, Mode: ModeOnDemand})
 	must(t, err)
 	if f, _ := od.scaleBounds(); od.Mode() != ModeOnDemand || f != 2 {
 		t.Fatalf("on-demand stream: mode %q floor %d", od.Mode(), f)
 	}
+	// The template's ceiling (max_shards 2 here) yields to a bigger count.
+	big, err := s.CreateStream(StreamConfig{Name: "big", Shards: 3, Mode: ModeOnDemand})
+	must(t, err)
+	if f, c := big.scaleBounds(); f != 3 || c != f {
+		t.Fatalf("on-demand stream over max_shards: bounds %d..%d, want its count as both", f, c)
+	}
 	must(t, s.Close())
 
-	s = openStore(t, dir, Options{DefaultStream: testStream("", 1)})
+	s = openStore(t, dir, Options{DefaultStream: tmpl})
 	defer s.Close()
 	for _, name := range []string{"api", "od"} {
 		st, err := s.Stream(name)

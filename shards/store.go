@@ -360,6 +360,10 @@ func (s *Store) AppendBatch(ctx context.Context, stream string, recs []*Record, 
 func (s *Store) CreateStream(cfg StreamConfig) (*Stream, error) {
 	base := s.opts.DefaultStream
 	base.Name, base.Shards, base.Mode = cfg.Name, cfg.Shards, cfg.Mode
+	// An API client asking for more shards than the template's ceiling
+	// gets them; the autoscaler then only merges back to that floor.
+	base.OnDemand.Defaults()
+	base.OnDemand.MaxShards = max(base.OnDemand.MaxShards, cfg.Shards)
 	if cfg.Retention.D() > 0 {
 		base.Retention = cfg.Retention
 	}
