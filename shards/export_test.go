@@ -1,6 +1,8 @@
 package shards
 
 import (
+	"time"
+
 	"github.com/weir-gateway/weir/internal/fsutil"
 	"github.com/weir-gateway/weir/wal"
 )
@@ -19,3 +21,10 @@ func withMetaFS(o Options, steps fsutil.Steps) Options {
 
 // refreshNow walks the shard's directory now, whatever changed.
 func refreshNow(sh *Shard) { sh.refreshUsage(true, 0) }
+
+// withAutoscaleClock makes the autoscaler read time from clock; tests then
+// drive its passes with tick.
+func withAutoscaleClock(o AutoscaleOptions, clock func() time.Time) AutoscaleOptions {
+	o.clock = clock
+	return o
+}
