@@ -160,7 +160,7 @@ EOF
       printf "fsync %-8s %8.0f records/s  device %6.2f MB/s (%5.1f KiB/write)  %5.2f device bytes per payload byte  %6.2f records/fdatasync  %6.2f records/group  %2d new segments  %6.1f TB/year\n",
         mode, r / t, bytes / t / 1e6, (w ? bytes / w / 1024 : 0), bytes / payload, (y ? r / y : 0), (g ? r / g : 0), segs, bytes / t * 365.25 * 86400 / 1e12
       if (r / t < 0.9 * offered)
-        printf "  (the fleet offered %d records/s; stored %.0f%% of that: the machine could not keep up, fewer records share each fdatasync than on an idle one)\n", offered, 100 * r / t / offered
+        printf "  (the fleet offered %d records/s; stored %.0f%% of that: the machine could not keep up: slower syncs batch more records each, so the ratio is lower than at the full rate)\n", offered, 100 * r / t / offered
     }' | tee -a "$out/flashwear.txt"
 done
 echo "report in $out/flashwear.txt" >&2
