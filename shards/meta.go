@@ -24,6 +24,9 @@ type streamMeta struct {
 	RetentionMS int64       `json:"retention_ms,omitempty"` // set by Increase/DecreaseStreamRetentionPeriod
 	Declared    bool        `json:"declared"`               // from the config file, not CreateStream
 	Shards      []shardMeta `json:"shards"`
+	// EncryptionKeyID is the KeyId new records are encrypted with
+	// (StartStreamEncryption); empty = stored in plain text.
+	EncryptionKeyID string `json:"encryption_key_id,omitempty"`
 }
 
 type shardMeta struct {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-gateway/weir/wal"
@@ -31,6 +32,8 @@ type Stream struct {
 	open    []*Shard      // open shards ordered by StartHash
 	mapCh   chan struct{} // closed when the shard map changes
 	deleted bool
+
+	enc atomic.Pointer[encryption] // nil = new records in plain text; set with meta
 }
 
 // Name returns the stream's name.
@@ -125,9 +128,9 @@ func (st *Stream) prepare(rec *Record, o AppendOptions, cfg StreamConfig, now ti
 	if o.ExplicitHashKey != nil {
 		h = *o.ExplicitHashKey
 	}
-	payload, err := encodeRecord(rec)
+	payload, err := st.encode(rec)
 	if err != nil {
-		return prepared{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+		return prepared{}, err
 	}
 	return prepared{hash: h, payload: payload, size: size}, nil
 }
