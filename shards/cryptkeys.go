@@ -226,9 +226,15 @@ func (k *keyring) load(name string) (*dataKey, error) {
 }
 
 // parseKey accepts 32 raw bytes, or 64 hex digits, or the standard base64
-// of 32 bytes, the text forms with surrounding white space allowed.
+// of 32 bytes, the text forms with surrounding white space allowed. 32
+// bytes of printable text are refused: that is a weak password or a
+// 16-byte key in hex, not 32 random bytes (which are all printable once
+// in 10^14).
 func parseKey(b []byte) ([]byte, error) {
 	if len(b) == KeySize {
+		if printable(b) {
+			return nil, fmt.Errorf("holds %d bytes of text; a raw key is %d random bytes (e.g. `head -c 32 /dev/urandom > FILE`)", len(b), KeySize)
+		}
 		return b, nil
 	}
 	s := strings.TrimSpace(string(b))
@@ -242,4 +248,13 @@ func parseKey(b []byte) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("must hold a %d-byte key: %d raw bytes, %d hex digits or base64 (e.g. `head -c 32 /dev/urandom > FILE`); it has %d bytes",
 		KeySize, KeySize, 2*KeySize, len(b))
+}
+
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
