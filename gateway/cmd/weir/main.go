@@ -354,6 +354,9 @@ func cmdDump(args []string, stdout, stderr io.Writer) int {
 		if hint := recoveryHint(err); hint != "" {
 			fmt.Fprintln(stderr, hint)
 		}
+		if errors.Is(err, shards.ErrEncryptionOff) {
+			fmt.Fprintln(stderr, "The stream holds encrypted records: pass --keys-dir with the gateway's encryption.keys_dir.")
+		}
 		return 1
 	}
 	return 0
