@@ -1,9 +1,11 @@
 package shards
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"sync/atomic"
 )
 
@@ -93,17 +95,51 @@ func (s *nonceSource) put(dst []byte) {
 
 // seal wraps the plain record bytes in an envelope for stream.
 func (k *keyring) seal(dk *dataKey, stream string, arrival int64, plain []byte) []byte {
+	out := k.header(dk, arrival, len(plain))
+	return k.sealTail(dk, stream, append(out, plain...), len(out))
+}
+
+// sealRecord encodes rec straight after the envelope header and seals it
+// in place: one buffer per record, as for a plain one.
+func (k *keyring) sealRecord(dk *dataKey, stream string, rec *Record) ([]byte, error) {
+	size := len(rec.Data) + len(rec.Key) + len(rec.Topic) + len(rec.ClientID) + 32
+	for _, p := range rec.Props {
+		size += len(p.Key) + len(p.Value) + 4
+	}
+	out := k.header(dk, rec.Arrival, size)
+	buf := bytes.NewBuffer(out)
+	if err := bufEncMode.MarshalToBuffer(storedOf(rec), buf); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	}
+	return k.sealTail(dk, stream, buf.Bytes(), len(out)), nil
+}
+
+// header starts an envelope with room for size bytes of record and the tag.
+func (k *keyring) header(dk *dataKey, arrival int64, size int) []byte {
 	n := len(dk.name)
-	out := make([]byte, envFixed+n, envOverhead+n+len(plain))
+	out := make([]byte, envFixed+n, envOverhead+n+size)
 	out[0], out[1], out[2] = envMagic, envVersion, byte(n)
 	p := 3 + copy(out[3:], dk.name)
 	p += copy(out[p:], dk.check[:])
 	binary.BigEndian.PutUint64(out[p:], uint64(arrival))
-	p += 8
-	k.nonce.put(out[p:])
-	nonce := out[p : p+nonceSize]
-	return dk.aead.Seal(out, nonce, plain, additional(out, stream))
+	k.nonce.put(out[p+8:])
+	return out
 }
+
+// sealTail encrypts b[hdr:] in place behind the header b[:hdr].
+func (k *keyring) sealTail(dk *dataKey, stream string, b []byte, hdr int) []byte {
+	nonce := b[hdr-nonceSize : hdr]
+	adp := adPool.Get().(*[]byte)
+	ad := append(append((*adp)[:0], b[:hdr]...), stream...)
+	out := dk.aead.Seal(b[:hdr], nonce, b[hdr:], ad)
+	*adp = ad
+	adPool.Put(adp)
+	return out
+}
+
+// adPool holds additional-data buffers: the AEAD interface makes a local
+// one escape, which would cost an allocation per record.
+var adPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // open returns the plain record bytes of an envelope of stream.
 func (k *keyring) open(stream string, b []byte) ([]byte, error) {
@@ -118,18 +154,15 @@ func (k *keyring) open(stream string, b []byte) ([]byte, error) {
 	if dk.check != e.check {
 		return nil, &KeyError{KeyID: e.name, Err: fmt.Errorf("%w (record's key check %x, key file's %x)", ErrKeyMismatch, e.check, dk.check)}
 	}
-	plain, err := dk.aead.Open(nil, e.nonce, e.sealed, additional(e.header, stream))
+	adp := adPool.Get().(*[]byte)
+	ad := append(append((*adp)[:0], e.header...), stream...)
+	plain, err := dk.aead.Open(nil, e.nonce, e.sealed, ad)
+	*adp = ad
+	adPool.Put(adp)
 	if err != nil {
 		return nil, &KeyError{KeyID: e.name, Err: fmt.Errorf("%w: %v", ErrTampered, err)}
 	}
 	return plain, nil
-}
-
-// additional is the GCM additional data of an envelope: its header and the
-// stream it belongs to.
-func additional(header []byte, stream string) []byte {
-	ad := make([]byte, 0, len(header)+len(stream))
-	return append(append(ad, header...), stream...)
 }
 
 // encryption is a stream's current encryption setting.
@@ -143,19 +176,19 @@ type encryption struct {
 // loaded fails the append: an encrypted stream never falls back to storing
 // plain text.
 func (st *Stream) encode(rec *Record) ([]byte, error) {
-	plain, err := encodeRecord(rec)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
-	}
 	enc := st.enc.Load()
 	if enc == nil {
+		plain, err := encodeRecord(rec)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+		}
 		return plain, nil
 	}
 	dk, err := st.store.keys.get(enc.name)
 	if err != nil {
 		return nil, fmt.Errorf("shards: encrypt record for %s: %w", st.name, err)
 	}
-	return st.store.keys.seal(dk, st.name, rec.Arrival, plain), nil
+	return st.store.keys.sealRecord(dk, st.name, rec)
 }
 
 // decode reads a stored record, plain or encrypted.
