@@ -64,7 +64,7 @@ var (
 	encMode, _ = cbor.CoreDetEncOptions().EncMode()
 	// bufEncMode encodes the same way into a caller's buffer (crypt.go).
 	bufEncMode, _ = cbor.CoreDetEncOptions().UserBufferEncMode()
-	decMode, _ = cbor.DecOptions{
+	decMode, _    = cbor.DecOptions{
 		MaxArrayElements: 1 << 16,
 		MaxMapPairs:      1 << 16,
 	}.DecMode()
