@@ -32,7 +32,7 @@ const (
 
 // envelope is a parsed envelope; its slices alias the stored bytes.
 type envelope struct {
-	name    string
+	name    []byte // aliases the record: string(name) only where it is kept
 	check   [checkSize]byte
 	arrival int64
 	nonce   []byte
@@ -54,7 +54,7 @@ func parseEnvelope(b []byte) (envelope, error) {
 	if n == 0 || len(b) < envOverhead+n {
 		return envelope{}, fmt.Errorf("%w: envelope of %d bytes is truncated", ErrTampered, len(b))
 	}
-	e := envelope{name: string(b[3 : 3+n])}
+	e := envelope{name: b[3 : 3+n]}
 	p := 3 + n
 	copy(e.check[:], b[p:])
 	p += checkSize
@@ -147,12 +147,16 @@ func (k *keyring) open(stream string, b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, &KeyError{Err: err}
 	}
-	dk, err := k.get(e.name)
-	if err != nil {
-		return nil, err
+	k.mu.RLock()
+	dk := k.keys[string(e.name)] // no allocation for the lookup
+	k.mu.RUnlock()
+	if dk == nil {
+		if dk, err = k.get(string(e.name)); err != nil {
+			return nil, err
+		}
 	}
 	if dk.check != e.check {
-		return nil, &KeyError{KeyID: e.name, Err: fmt.Errorf("%w (record's key check %x, key file's %x)", ErrKeyMismatch, e.check, dk.check)}
+		return nil, &KeyError{KeyID: dk.name, Err: fmt.Errorf("%w (record's key check %x, key file's %x)", ErrKeyMismatch, e.check, dk.check)}
 	}
 	adp := adPool.Get().(*[]byte)
 	ad := append(append((*adp)[:0], e.header...), stream...)
@@ -160,7 +164,7 @@ func (k *keyring) open(stream string, b []byte) ([]byte, error) {
 	*adp = ad
 	adPool.Put(adp)
 	if err != nil {
-		return nil, &KeyError{KeyID: e.name, Err: fmt.Errorf("%w: %v", ErrTampered, err)}
+		return nil, &KeyError{KeyID: dk.name, Err: fmt.Errorf("%w: %v", ErrTampered, err)}
 	}
 	return plain, nil
 }

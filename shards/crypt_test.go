@@ -417,7 +417,7 @@ func TestEnvelopeTamperDetected(t *testing.T) {
 	if got, err := k.open("s", env); err != nil || !bytes.Equal(got, plain) {
 		t.Fatalf("round trip: %q %v", got, err)
 	}
-	if e, _ := parseEnvelope(env); e.arrival != 1234 || e.name != "k" {
+	if e, _ := parseEnvelope(env); e.arrival != 1234 || string(e.name) != "k" {
 		t.Fatalf("header: %+v", e)
 	}
 	if _, err := k.open("other-stream", env); !errors.Is(err, ErrTampered) {
