@@ -118,7 +118,7 @@ func crashRound(t *testing.T, seed uint64, mode SyncMode) {
 // FuzzOpen feeds Open a newest segment of arbitrary bytes behind a valid
 // header: it must never panic, and whatever it accepts must read back.
 func FuzzOpen(f *testing.F) {
-	valid := encodeSegHeader(1)
+	valid := encodeSegHeader(1, 0)
 	for i := range 5 {
 		valid = appendFrame(valid, uint64(1+i), payloadFor(i, 10*i))
 	}
@@ -131,7 +131,7 @@ func FuzzOpen(f *testing.F) {
 		fsys := newMemFS()
 		const dir = "/fuzz"
 		h, _ := fsys.OpenFile(dir+"/"+segmentName(1), os.O_CREATE|os.O_RDWR, 0o644)
-		h.WriteAt(append(encodeSegHeader(1), body...), 0)
+		h.WriteAt(append(encodeSegHeader(1, 0), body...), 0)
 		l, err := Open(dir, Options{Name: "fuzz", FS: fsys})
 		if err != nil {
 			return

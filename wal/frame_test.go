@@ -49,12 +49,20 @@ func TestFrameZeroHeaderIsEnd(t *testing.T) {
 }
 
 func TestSegmentHeader(t *testing.T) {
-	h := encodeSegHeader(42)
+	h := encodeSegHeader(42, segFlagRecycled)
 	if len(h) != segHeaderSize {
 		t.Fatalf("header is %d bytes", len(h))
 	}
-	if first, err := decodeSegHeader(h); err != nil || first != 42 {
-		t.Fatalf("decode = %d, %v", first, err)
+	if got, err := decodeSegHeader(h); err != nil || got != (segHeader{first: 42, version: segVersion, flags: segFlagRecycled}) {
+		t.Fatalf("decode = %+v, %v", got, err)
+	}
+	if got, err := decodeSegHeader(encodeSegHeaderVersion(7, 1, 0)); err != nil || got.version != 1 || got.first != 7 {
+		t.Fatalf("version 1 header: %+v, %v", got, err)
+	}
+	for _, bad := range [][]byte{encodeSegHeaderVersion(7, 1, segFlagRecycled), encodeSegHeaderVersion(7, 3, 0), encodeSegHeader(7, 2)} {
+		if _, err := decodeSegHeader(bad); !errors.Is(err, errBadSegHeader) {
+			t.Fatalf("header %x accepted: %v", bad, err)
+		}
 	}
 	for i := range len(h) * 8 {
 		c := bytes.Clone(h)
