@@ -26,8 +26,8 @@ type writer struct {
 	// append starts a new segment first.
 	sealedTail bool
 	pendOff    []uint32
-	rolled  []rolledSeg // segments sealed by this group, published with it
-	reqs    []*request
+	rolled     []rolledSeg // segments sealed by this group, published with it
+	reqs       []*request
 
 	target int         // group size to linger for: the recent largest group, decaying slowly
 	linger *time.Timer // CommitDelay timer, reused across groups

@@ -199,7 +199,7 @@ func TestCorruption(t *testing.T) {
 				patchFile(t, segs[0].Path, segs[0].Bytes, []byte{1})
 			},
 			corrupt: true, lazy: true, // the footer's first byte
-			want:    want{segment: 0, offset: func(s []SegmentInfo) int64 { return s[0].Bytes }},
+			want: want{segment: 0, offset: func(s []SegmentInfo) int64 { return s[0].Bytes }},
 		},
 		{
 			name:    "bad_segment_header",
