@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,8 +20,26 @@ import (
 func TestCrashKeepsAcknowledged(t *testing.T) {
 	for round := range 30 {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
-			crashRound(t, uint64(round), SyncAlways)
+			crashRound(t, uint64(round), SyncAlways, false)
 		})
+	}
+}
+
+// TestCrashWithRecycling: as TestCrashKeepsAcknowledged, with retention
+// deleting segments all the while, so that cuts also land while a deleted
+// segment's file is renamed free, reused (header rewritten over its stale
+// frames) and renamed into place, and while footers are written.
+func TestCrashWithRecycling(t *testing.T) {
+	reused := 0
+	for round := range 30 {
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			if crashRound(t, 2000+uint64(round), SyncAlways, true).Recycled > 0 {
+				reused++
+			}
+		})
+	}
+	if reused < 15 {
+		t.Fatalf("a file was reused before the cut in only %d of 30 rounds", reused)
 	}
 }
 
@@ -29,12 +48,12 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 func TestCrashIntervalRecovers(t *testing.T) {
 	for round := range 10 {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
-			crashRound(t, 1000+uint64(round), SyncInterval)
+			crashRound(t, 1000+uint64(round), SyncInterval, round%2 == 0)
 		})
 	}
 }
 
-func crashRound(t *testing.T, seed uint64, mode SyncMode) {
+func crashRound(t *testing.T, seed uint64, mode SyncMode, retention bool) Stats {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	fsys := newMemFS()
 	opts := Options{Name: "crash", SegmentSize: MinSegmentSize, Sync: mode, FS: fsys}
@@ -76,7 +95,30 @@ func crashRound(t *testing.T, seed uint64, mode SyncMode) {
 			}
 		}()
 	}
+	var horizon atomic.Uint64 // the highest index retention was asked to delete below
+	if retention {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				if last := l.LastIndex(); last > 30 {
+					h := last - 30
+					if h > horizon.Load() {
+						horizon.Store(h)
+					}
+					if _, err := l.TruncateFront(h); err != nil && !errors.Is(err, ErrClosed) {
+						t.Errorf("TruncateFront: %v", err)
+						return
+					}
+				}
+				runtime.Gosched()
+			}
+		}()
+	}
 	target := 20 + rng.IntN(400)
+	if retention {
+		target = 200 + rng.IntN(800) // several deletions and reuses first
+	}
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= target })
 	mu.Lock()
 	before := append([]ack(nil), acked...) // acknowledged before the cut
@@ -84,6 +126,7 @@ func crashRound(t *testing.T, seed uint64, mode SyncMode) {
 	image := fsys.crash(rng)
 	stop.Store(true)
 	wg.Wait()
+	stats := l.Stats()
 	closeLog(t, l)
 
 	opts.FS = image
@@ -95,7 +138,13 @@ func crashRound(t *testing.T, seed uint64, mode SyncMode) {
 	if mode != SyncAlways {
 		before = nil // acknowledged before a sync: may be lost by design
 	}
+	if h := horizon.Load(); r.FirstIndex() > max(h, 1) {
+		t.Fatalf("FirstIndex %d after the cut, retention deleted only below %d", r.FirstIndex(), h)
+	}
 	for _, a := range before {
+		if a.idx < r.FirstIndex() {
+			continue // deleted by retention
+		}
 		p, err := r.Read(a.idx)
 		if err != nil || string(p) != a.payload {
 			t.Fatalf("acknowledged record %d lost: got %q, %v; want %q", a.idx, p, err, a.payload)
@@ -113,6 +162,7 @@ func crashRound(t *testing.T, seed uint64, mode SyncMode) {
 	}
 	// The recovered log keeps working.
 	appendN(t, r, 5, 10)
+	return stats
 }
 
 // FuzzOpen feeds Open a newest segment of arbitrary bytes behind a valid

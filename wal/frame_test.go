@@ -130,3 +130,33 @@ func TestCRCUint64MatchesCRC32(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeFooter: the footer and trailer decoders never panic, and
+// accept only bytes that are exactly the encoding of what they return.
+func FuzzDecodeFooter(f *testing.F) {
+	ft := &footer{first: 7, count: 40, minTag: 3, maxTag: 9, flags: footerTagsValid, segCRC: 0xabcdef, offsets: []uint32{32, 900}}
+	f.Add(sealTail(ft, 5000), uint64(7), int64(5000))
+	f.Add(sealTail(&footer{first: 1, offsets: []uint32{}}, 32), uint64(1), int64(32))
+	f.Add(make([]byte, 100), uint64(1), int64(100))
+	f.Fuzz(func(t *testing.T, b []byte, first uint64, end int64) {
+		if end < segHeaderSize || end > 1<<40 {
+			return
+		}
+		if len(b) >= trailerSize {
+			size := end + int64(len(b))
+			tr := b[len(b)-trailerSize:]
+			if off, n, err := decodeTrailer(tr, first, size); err == nil {
+				if off+int64(n)+trailerSize != size || !bytes.Equal(appendTrailer(nil, first, off, n), tr) {
+					t.Fatalf("accepted trailer %x points at %d+%d in a file of %d bytes", tr, off, n, size)
+				}
+			}
+		}
+		got, err := decodeFooter(b, first, end)
+		if err != nil {
+			return
+		}
+		if re := appendFooter(nil, got); !bytes.Equal(re, b) {
+			t.Fatalf("accepted a footer that is not the encoding of its contents:\n got %x\nwant %x", b, re)
+		}
+	})
+}
