@@ -58,6 +58,8 @@ Usage:
   weir backup --data-dir DIR --to FILE.tar [--api URL]
                                 copy a data directory into a tar file, offline or
                                 from a running gateway
+  weir verify --data-dir DIR    check every record, segment footer and checksum of a
+                                stopped gateway's data; FILE:OFFSET of any damage
   weir version                  print version, revision, Go version and platform
 
 Run 'weir COMMAND --help' for a command's flags.
@@ -106,6 +108,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdConfig(rest, stdout, stderr)
 	case "backup":
 		return cmdBackup(rest, stdout, stderr)
+	case "verify":
+		return cmdVerify(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		printVersion(stdout)
 		return 0
