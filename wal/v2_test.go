@@ -279,3 +279,29 @@ func TestScrubFindsDamage(t *testing.T) {
 		t.Fatalf("Read of the damaged record: %v", err)
 	}
 }
+
+// TestSealedEmptyNewestReplaced: an empty log sealed and reopened takes
+// appends: the new segment has the sealed empty one's name and replaces it.
+func TestSealedEmptyNewestReplaced(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, testOpts(nil))
+	if err := l.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	closeLog(t, l)
+	l = mustOpen(t, dir, testOpts(nil))
+	if s := l.Segments(); len(s) != 1 || !s[0].Sealed {
+		t.Fatalf("reopened sealed empty log: %+v", s)
+	}
+	appendN(t, l, 50, 100)
+	if s := l.Segments(); s[0].FirstIndex != 1 || s[0].LastIndex < 1 {
+		t.Fatalf("segments after appends: %+v", s)
+	}
+	closeLog(t, l)
+	l = mustOpen(t, dir, testOpts(nil))
+	defer closeLog(t, l)
+	checkRecords(t, l, 1, 50, 100)
+	if rep, err := VerifyDir(dir, "x", nil); err != nil || len(rep.Damage) != 0 {
+		t.Fatalf("VerifyDir: %+v, %v", rep, err)
+	}
+}
