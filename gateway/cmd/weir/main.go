@@ -255,7 +255,8 @@ never truncates because it would drop acknowledged data silently:
 To proceed, stop here and keep a copy of the data directory, then either
 restore that segment from a backup, or move it (and every later segment of
 that shard) out of the shard directory to accept losing the records from
-that offset on; 'weir dump' shows what remains.`, ce.Shard, ce.Segment, ce.Offset)
+that offset on; 'weir verify --data-dir DIR' lists every damaged place and
+'weir dump' shows what remains.`, ce.Shard, ce.Segment, ce.Offset)
 }
 
 func newLogger(cfg *config.File, stderr io.Writer) zerolog.Logger {
