@@ -2,9 +2,11 @@ package shards
 
 import (
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/weir-gateway/weir/internal/conf"
+	"github.com/weir-gateway/weir/wal"
 )
 
 // Config limits. Retention and segment bounds come from issue 3 (short
@@ -158,6 +160,13 @@ func (d Durability) WithDefaults() Durability {
 	return d
 }
 
+// perShardSegments are the segment files a shard may hold besides its
+// sealed ones: the one being written, the next one prepared, and the
+// deleted ones its log keeps for reuse. max_bytes counts allocated space
+// (usage.go) and frees a sealed segment at a time, so a cap below that for
+// every shard plus one segment could never store anything.
+const perShardSegments = 2 + wal.DefaultRecycleSegments
+
 // Validate checks one stream on its own; uniqueness of names is checked by
 // whoever holds the list. Paths are relative to the stream.
 func (c StreamConfig) Validate() []error {
@@ -188,13 +197,10 @@ func (c StreamConfig) Validate() []error {
 	}
 	if c.MaxBytes < 0 {
 		errs.Add("max_bytes", "must not be negative")
-	} else if least := conf.ByteSize(2*c.Shards+1) * c.SegmentSize; segOK && c.Shards >= MinShards && c.Shards <= MaxShards &&
+	} else if least := conf.ByteSize(perShardSegments*c.Shards+1) * c.SegmentSize; segOK && c.Shards >= MinShards && c.Shards <= MaxShards &&
 		c.MaxBytes != 0 && c.MaxBytes < least {
-		// max_bytes counts allocated space (usage.go): each shard holds its
-		// active segment and the next one prepared, and space is freed a
-		// sealed segment at a time, so less could never store anything.
-		errs.Add("max_bytes", "(%v) must be 0 (unlimited) or at least (2 × shards + 1) × segment_size = %v: it counts space allocated on disk, where every shard keeps its segment being written and the next one prepared, and space is freed a whole segment at a time",
-			c.MaxBytes, least)
+		errs.Add("max_bytes", "(%v) must be 0 (unlimited) or at least (%d × shards + 1) × segment_size = %v: it counts space allocated on disk, where every shard keeps its segment being written, the next one prepared and up to %d deleted ones for reuse, and space is freed a whole segment at a time",
+			c.MaxBytes, perShardSegments, least, wal.DefaultRecycleSegments)
 	}
 	errs.Enum("on_full", c.OnFull, OnFullReject, OnFullDropOldest)
 	errs.Nest("rate", c.Rate.Validate())
@@ -234,6 +240,25 @@ func (d Durability) Validate() []error {
 	}
 	if d.CommitDelay < 0 || d.CommitDelay > MaxCommitDelay {
 		errs.Add("commit_delay", "must be 0..%v, got %v", MaxCommitDelay, d.CommitDelay)
+	}
+	return errs
+}
+
+// EncryptionConfig is the `encryption:` section: where the keys of
+// StartStreamEncryption live (ENCRYPTION.md).
+type EncryptionConfig struct {
+	// KeysDir holds one key file per KeyId; "" = stream encryption off.
+	// Keep it off the medium that holds data_dir, or encryption protects
+	// nothing when that medium is stolen.
+	KeysDir string `yaml:"keys_dir"`
+}
+
+// Validate checks the section; whether the directory exists and is safe
+// is checked when the store opens.
+func (c EncryptionConfig) Validate() []error {
+	var errs conf.ErrorList
+	if c.KeysDir != "" && strings.TrimSpace(c.KeysDir) != c.KeysDir {
+		errs.Add("keys_dir", "has leading or trailing spaces: %q", c.KeysDir)
 	}
 	return errs
 }

@@ -13,9 +13,10 @@ import (
 )
 
 // Disk accounting. What a shard costs the card is not the bytes of its
-// records: the log preallocates every segment whole (written zeros, so
-// fdatasync need not touch metadata), prepares the next one before it is
-// needed, and may keep other files beside them. So a shard's Bytes are the
+// records: the log preallocates segments whole (so fdatasync need not
+// touch metadata), prepares the next one before it is needed, keeps the
+// files of up to two deleted segments for reuse, and may keep other files
+// (copies of damaged tails) beside them. So a shard's Bytes are the
 // blocks allocated to its directory and everything in it, st_blocks × 512
 // for each file and directory, the number `du -s -B1` prints; max_bytes,
 // /metrics (weir_stream_bytes, weir_shard_bytes) and `weir streams` count

@@ -100,12 +100,12 @@ func TestBytesCountAllocatedSpace(t *testing.T) {
 
 // max_bytes caps allocated bytes: a stream refuses records once its
 // segments, preallocated and prepared ones included, reach the cap, long
-// before its records alone would (counting records, 7 of these would fit
-// in 192 KiB; counting what the disk holds, at most 5 do).
+// before its records alone would (counting records, 10 of these would fit
+// in 320 KiB; counting what the disk holds, at most 9 do).
 func TestMaxBytesCountsAllocatedSpace(t *testing.T) {
 	const seg = 64 << 10
 	cfg := testStream("s", 1)
-	cfg.SegmentSize, cfg.MaxRecordSize, cfg.MaxBytes = seg, 32<<10, 3*seg
+	cfg.SegmentSize, cfg.MaxRecordSize, cfg.MaxBytes = seg, 32<<10, 5*seg
 	cfg.OnFull = OnFullReject
 	if errs := cfg.Validate(); len(errs) > 0 {
 		t.Fatal(errs)
@@ -115,7 +115,7 @@ func TestMaxBytesCountsAllocatedSpace(t *testing.T) {
 	st, _ := s.Stream("s")
 	sh, _ := st.Shard("shardId-000000000000")
 	stored := 0
-	for ; stored < 10; stored++ {
+	for ; stored < 20; stored++ {
 		_, err := s.Append(context.Background(), "s", &Record{Key: "k", Data: make([]byte, 30<<10)}, AppendOptions{})
 		if errors.Is(err, ErrFull) {
 			break
@@ -124,8 +124,8 @@ func TestMaxBytesCountsAllocatedSpace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if stored < 2 || stored > 5 {
-		t.Fatalf("stored %d records of 30 KiB under max_bytes 192 KiB with 64 KiB segments, want 2..5", stored)
+	if stored < 4 || stored > 9 {
+		t.Fatalf("stored %d records of 30 KiB under max_bytes 320 KiB with 64 KiB segments, want 4..9", stored)
 	}
 	if b, d := st.Bytes(), st.DataBytes(); b < cfg.MaxBytes.Bytes() || d >= cfg.MaxBytes.Bytes() {
 		t.Fatalf("refused at Bytes %d, DataBytes %d; want Bytes >= max_bytes %d > DataBytes", b, d, cfg.MaxBytes.Bytes())
