@@ -14,6 +14,10 @@
 #   MODES="always interval"  durability.fsync of each run (interval: 10ms)
 #   DEVICES=1000 RATE=5 SIZE=200   the fleet: devices × msg/s × payload bytes
 #   SHARDS=4  SEGMENT_SIZE=16MiB   the stream
+#   RETENTION=24h                  its retention: short (e.g. 30s, with a
+#                                  WARMUP past the first deletions) measures
+#                                  the steady state where deleted segments'
+#                                  files are reused instead of zero-filled
 #   WARMUP=20s DURATION=120s       unmeasured, then measured time
 #   IMAGE_SIZE=4G                  the sparse loop image (in TMPDIR)
 #   OUT=bench-results/flashwear-<date>  where the report and logs go
@@ -28,7 +32,7 @@ fi
 
 MODES=${MODES:-always interval}
 DEVICES=${DEVICES:-1000} RATE=${RATE:-5} SIZE=${SIZE:-200}
-SHARDS=${SHARDS:-4} SEGMENT_SIZE=${SEGMENT_SIZE:-16MiB}
+SHARDS=${SHARDS:-4} SEGMENT_SIZE=${SEGMENT_SIZE:-16MiB} RETENTION=${RETENTION:-24h}
 WARMUP=${WARMUP:-20s} DURATION=${DURATION:-120s} IMAGE_SIZE=${IMAGE_SIZE:-4G}
 out=${OUT:-bench-results/flashwear-$(date -u +%Y%m%dT%H%M%SZ)}
 
@@ -90,7 +94,7 @@ metric() { curl -fsS "http://$api/metrics" | awk -v n="$1" '$1 ~ "^"n"({|$)" {s 
   echo "kernel: $(uname -srm)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
   echo "backing disk of the image: $(df -h --output=source,fstype "$work" | tail -1)"
-  echo "fleet: $DEVICES devices x $RATE msg/s x $SIZE B QoS 1; stream: $SHARDS shards, segment_size $SEGMENT_SIZE"
+  echo "fleet: $DEVICES devices x $RATE msg/s x $SIZE B QoS 1; stream: $SHARDS shards, segment_size $SEGMENT_SIZE, retention $RETENTION"
   echo "window: ${WARMUP} warm-up, ${DURATION} measured; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/flashwear.txt"
 
@@ -116,6 +120,7 @@ streams:
   - name: telemetry
     shards: $SHARDS
     segment_size: $SEGMENT_SIZE
+    retention: $RETENTION
     rate: {records_per_sec: 0, bytes_per_sec: 0}
 routes:
   - filter: devices/+/telemetry
