@@ -71,6 +71,9 @@ type Options struct {
 	// failedShards replaces FailedShards(store) for /readyz (tests: a
 	// shard failure without a failing disk); nil = the store's.
 	failedShards func() []FailedShard
+	// subscriptionLife replaces the 5 minutes a SubscribeToShard lasts
+	// (tests: expiry without waiting); 0 = 5 minutes.
+	subscriptionLife time.Duration
 }
 
 // Server is the Kinesis-compatible HTTP API of one store.
@@ -108,8 +111,14 @@ type Server struct {
 	closeOnce sync.Once
 
 	limMu      sync.Mutex
-	limiters   map[string]*readLimiter // by stream + "/" + shard id
+	limiters   map[string]*readLimiter // by stream + "/" + shard id [+ "/" + consumer]
 	readLimits ReadLimits              // cfg.ReadLimits until Apply changes them
+
+	// subs are the running SubscribeToShard responses, one per consumer
+	// and shard (ops_subscribe.go).
+	subMu   sync.Mutex
+	subs    map[subKey]*subscription
+	subLife time.Duration
 
 	mu   sync.Mutex
 	ln   net.Listener
@@ -156,6 +165,7 @@ func New(cfg Config, store *shards.Store, opts Options) (*Server, error) {
 		hosts:        newHostPolicy(cfg.AllowedHosts),
 		guard:        opts.guard,
 		failedShards: opts.failedShards,
+		subs:         map[subKey]*subscription{}, subLife: opts.subscriptionLife,
 	}
 	if s.guard == nil {
 		s.guard = newFailureGuard()
@@ -241,8 +251,9 @@ func (s *Server) Start() error {
 	if s.cfg.TLS.Enabled() {
 		ln = tls.NewListener(ln, &tls.Config{
 			MinVersion: tls.VersionTLS12,
-			// HTTP/1.1 only until the API serves HTTP/2.
-			NextProtos: []string{"http/1.1"},
+			// ALPN: h2 first, as every HTTP/2 client expects of a server
+			// that has it.
+			NextProtos: []string{"h2", "http/1.1"},
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return s.cert.Load(), nil
 			},
@@ -250,10 +261,13 @@ func (s *Server) Start() error {
 	}
 	srv := &http.Server{
 		Handler:           s.handler,
+		Protocols:         s.protocols(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute, // the request, body included; not the handler
+		// The request, body included; not the handler. SubscribeToShard
+		// lifts it once it has read its request (ops_subscribe.go).
+		ReadTimeout: time.Minute,
 		// No WriteTimeout: a long-poll legitimately holds a response for
-		// up to 20 s.
+		// up to 20 s, a subscription for 5 minutes.
 		IdleTimeout: 2 * time.Minute,
 	}
 	s.mu.Lock()
@@ -268,6 +282,24 @@ func (s *Server) Start() error {
 	s.log.Info().Str("addr", ln.Addr().String()).Bool("tls", s.cfg.TLS.Enabled()).
 		Bool("credentials", s.cfg.CredentialsFile != "").Msg("kinesis api listening")
 	return nil
+}
+
+// protocols is what the listener speaks: HTTP/1.1 always, and HTTP/2 —
+// negotiated by ALPN over TLS, or in clear text with prior knowledge (h2c)
+// on a plain port. The server tells the two apart on one port by the
+// HTTP/2 connection preface. The JS SDK v3 talks HTTP/2 by default (its
+// handler is NodeHttp2Handler, h2c for an http:// endpoint); Go and Python
+// clients talk HTTP/1.1. The h2c Upgrade header of RFC 7540 (dropped by
+// RFC 9113) is not served.
+func (s *Server) protocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	if s.cfg.TLS.Enabled() {
+		p.SetHTTP2(true)
+	} else {
+		p.SetUnencryptedHTTP2(true)
+	}
+	return p
 }
 
 // Addr is the bound address (useful with port 0), or nil before Start.
@@ -348,6 +380,7 @@ func (s *Server) operations() map[string]opSpec {
 		kinesisPrefix + "DecreaseStreamRetentionPeriod": {s.decreaseRetention, permAdmin},
 		kinesisPrefix + "RegisterStreamConsumer":        {s.registerConsumer, permAdmin},
 		kinesisPrefix + "DeregisterStreamConsumer":      {s.deregisterConsumer, permAdmin},
+		kinesisPrefix + "SubscribeToShard":              {s.subscribeToShard, permRead},
 		// A forwarder's checkpoint (forwarder:<target>) needs admin.
 		weirPrefix + "CommitCheckpoint": {s.commitCheckpoint, permRead},
 		weirPrefix + "GetCheckpoints":   {s.getCheckpoints, permRead},
@@ -433,6 +466,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.request(opName, "", time.Since(start))
+	if rs, ok := resp.(responseStreamer); ok {
+		rs.stream(w, r)
+		return
+	}
 	buf := getBuffer()
 	defer putBuffer(buf)
 	if st, ok := resp.(jsonStreamer); ok && c == codecJSON {
