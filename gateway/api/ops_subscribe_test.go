@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go/eventstream"
+	"github.com/fxamacker/cbor/v2"
 )
 
 // eventWait bounds how long a test waits for one event: pushes take
@@ -217,5 +221,245 @@ func TestSubscribeToShard(t *testing.T) {
 			checkData(t, recs, p.from)
 			s.es.Close()
 		}
+	}
+}
+
+// TestSubscribeToShardResumeAcrossRestart: a consumer that resubscribes
+// with AFTER_SEQUENCE_NUMBER and its last ContinuationSequenceNumber after
+// a gateway restart gets every record exactly once, including those
+// written while it was away.
+func TestSubscribeToShardResumeAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, envOptions{dir: dir})
+	e.createStream("s", 1)
+	arn := e.register("s", "efo")
+	const shard = "shardId-000000000000"
+	ep := endpoint{"http1", e.hs.URL, http1Client()}
+	s := e.subscribe(ep, arn, shard, types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon})
+	e.putN("s", 0, 30)
+	recs, last := s.records(30)
+	checkData(t, recs, 0)
+	cont := *last.ContinuationSequenceNumber
+	e.restart(envOptions{dir: dir})
+	e.putN("s", 30, 20) // while no one is subscribed
+	ep.url = e.hs.URL
+	s = e.subscribe(ep, arn, shard, types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: &cont})
+	e.putN("s", 50, 10)
+	recs, _ = s.records(60 - 30)
+	checkData(t, recs, 30)
+	// Nothing more: the next event is a heartbeat at the earliest.
+	select {
+	case v := <-s.es.Events():
+		if ev, ok := v.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent); ok && len(ev.Value.Records) > 0 {
+			t.Fatalf("duplicate records after resume: %s", dataOf(ev.Value.Records))
+		}
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestSubscribeToShardResourceInUse: one subscription per consumer and
+// shard. A second within 5 s is refused; a later one takes over and the
+// first ends with a ResourceInUseException event. Another consumer, or
+// another shard, is independent.
+func TestSubscribeToShardResourceInUse(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createStream("s", 2)
+	a, b := e.register("s", "a"), e.register("s", "b")
+	ep := endpoint{"http1", e.hs.URL, http1Client()}
+	latest := types.StartingPosition{Type: types.ShardIteratorTypeLatest}
+	first := e.subscribe(ep, a, "shardId-000000000000", latest)
+	first.next()
+	_, err := subscribe(e.ctx(), sdkClient(ep.url, ep.hc), a, "shardId-000000000000", latest)
+	wantCode(t, err, errResourceInUse)
+	e.subscribe(ep, a, "shardId-000000000001", latest).next()
+	e.subscribe(ep, b, "shardId-000000000000", latest).next()
+
+	e.clock.Advance(takeoverAfter)
+	second := e.subscribe(ep, a, "shardId-000000000000", latest)
+	second.next()
+	err = first.end()
+	var inUse *types.ResourceInUseException
+	if !errors.As(err, &inUse) {
+		t.Fatalf("first subscription ended with %v, want ResourceInUseException", err)
+	}
+}
+
+// TestSubscribeToShardChildShards: a subscription to a shard that is split
+// gets its last records, then an event with ChildShards and no
+// ContinuationSequenceNumber, and ends; the children continue.
+func TestSubscribeToShardChildShards(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createStream("c", 1)
+	arn := e.register("c", "efo")
+	parent := "shardId-000000000000"
+	ep := endpoint{"http1", e.hs.URL, http1Client()}
+	s := e.subscribe(ep, arn, parent, types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon})
+	e.putN("c", 0, 3)
+	recs, _ := s.records(3)
+	checkData(t, recs, 0)
+	if _, err := e.kc.SplitShard(e.ctx(), &kinesis.SplitShardInput{StreamName: aws.String("c"), ShardToSplit: aws.String(parent),
+		NewStartingHashKey: aws.String("170141183460469231731687303715884105728")}); err != nil {
+		t.Fatal(err)
+	}
+	ev, ok := s.next()
+	if !ok || ev.ContinuationSequenceNumber != nil || len(ev.ChildShards) != 2 || len(ev.Records) != 0 {
+		t.Fatalf("end of shard: %+v (open %v), want ChildShards and no continuation", ev, ok)
+	}
+	for _, c := range ev.ChildShards {
+		if len(c.ParentShards) != 1 || c.ParentShards[0] != parent {
+			t.Fatalf("child %+v", c)
+		}
+	}
+	if err := s.end(); err != nil {
+		t.Fatalf("stream after the shard's end: %v", err)
+	}
+	// Subscribing to the closed shard again: straight to the end.
+	e.clock.Advance(takeoverAfter)
+	s = e.subscribe(ep, arn, parent, types.StartingPosition{Type: types.ShardIteratorTypeLatest})
+	if ev, ok := s.next(); !ok || len(ev.ChildShards) != 2 {
+		t.Fatalf("LATEST on a closed shard: %+v", ev)
+	}
+	// A child gets what is written now (the partition key "k" hashes
+	// to one of them).
+	out := e.put("c", "k", []byte("child"))
+	s = e.subscribe(ep, arn, *out.ShardId, types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon})
+	if recs, _ := s.records(1); string(recs[0].Data) != "child" {
+		t.Fatalf("child shard: %s", dataOf(recs))
+	}
+}
+
+// TestSubscribeToShardExpiry: a subscription ends by itself after its
+// life (5 minutes; shortened here), without an error.
+func TestSubscribeToShardExpiry(t *testing.T) {
+	e := newEnv(t, envOptions{subscriptionLife: 300 * time.Millisecond})
+	e.createStream("s", 1)
+	arn := e.register("s", "efo")
+	start := time.Now()
+	s := e.subscribe(endpoint{"http1", e.hs.URL, http1Client()}, arn, "shardId-000000000000", types.StartingPosition{Type: types.ShardIteratorTypeLatest})
+	if err := s.end(); err != nil {
+		t.Fatalf("expired subscription: %v", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("ended after %s, before its life", d)
+	}
+}
+
+// TestSubscribeToShardErrors: refusals before the stream (HTTP errors) and
+// ends during it (exception events).
+func TestSubscribeToShardErrors(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createStream("s", 1)
+	arn := e.register("s", "efo")
+	ep := endpoint{"http1", e.hs.URL, http1Client()}
+	const shard = "shardId-000000000000"
+	latest := types.StartingPosition{Type: types.ShardIteratorTypeLatest}
+	for _, c := range []struct {
+		arn, shard string
+		pos        types.StartingPosition
+		want       string
+	}{
+		{e.srv.streamARN("s") + "/consumer/nobody:1", shard, latest, errResourceNotFound},
+		{e.srv.streamARN("gone") + "/consumer/efo:1", shard, latest, errResourceNotFound},
+		{arn, "shardId-000000000009", latest, errResourceNotFound},
+		{arn, shard, types.StartingPosition{Type: "SOMEWHERE"}, errValidation},
+		{arn, shard, types.StartingPosition{Type: types.ShardIteratorTypeAtSequenceNumber}, errInvalidArgument},
+		{arn, shard, types.StartingPosition{Type: types.ShardIteratorTypeAtSequenceNumber, SequenceNumber: aws.String("99")}, errInvalidArgument},
+		{"not-an-arn", shard, latest, errInvalidArgument},
+	} {
+		_, err := subscribe(e.ctx(), sdkClient(ep.url, ep.hc), c.arn, c.shard, c.pos)
+		if errCode(err) != c.want {
+			t.Errorf("%s %s %s: %v, want %s", c.arn, c.shard, c.pos.Type, err, c.want)
+		}
+	}
+	// Deregistered while subscribed: ResourceNotFoundException event at
+	// the next wake-up (here, a record).
+	s := e.subscribe(ep, arn, shard, latest)
+	s.next()
+	if _, err := e.kc.DeregisterStreamConsumer(e.ctx(), &kinesis.DeregisterStreamConsumerInput{ConsumerARN: &arn}); err != nil {
+		t.Fatal(err)
+	}
+	e.put("s", "k", []byte("x"))
+	var nf *types.ResourceNotFoundException
+	if err := s.end(); !errors.As(err, &nf) {
+		t.Fatalf("after deregistration: %v, want ResourceNotFoundException", err)
+	}
+}
+
+// TestSubscribeToShardOwnBudget: each registered consumer reads within a
+// byte budget of its own, apart from the one GetRecords readers share.
+func TestSubscribeToShardOwnBudget(t *testing.T) {
+	e := newEnv(t, envOptions{limits: ReadLimits{CallsPerSec: 5, BytesPerSec: 1000}})
+	e.createStream("s", 1)
+	for i := range 10 {
+		e.put("s", "k", bytes.Repeat([]byte{'a' + byte(i)}, 299)) // 300 bytes with the key
+	}
+	// GetRecords spends the shared budget.
+	if g := e.get(e.iter("s", "shardId-000000000000", types.ShardIteratorTypeTrimHorizon, ""), 0); len(g.Records) == 0 || len(g.Records) > 4 {
+		t.Fatalf("GetRecords read %d records with a 1000-byte budget", len(g.Records))
+	}
+	ep := endpoint{"http1", e.hs.URL, http1Client()}
+	for _, name := range []string{"a", "b"} {
+		s := e.subscribe(ep, e.register("s", name), "shardId-000000000000", types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon})
+		ev, _ := s.next()
+		if n := len(ev.Records); n == 0 || n > 4 {
+			t.Fatalf("consumer %s: first event has %d records, want 1..4 (its own 1000 bytes)", name, n)
+		}
+		// The rest comes as the budget refills (the test clock moves it).
+		got := len(ev.Records)
+		for got < 10 {
+			e.clock.Advance(time.Second)
+			ev, ok := s.next()
+			if !ok {
+				t.Fatalf("consumer %s: stream ended: %v", name, s.es.Err())
+			}
+			if len(ev.Records) > 4 {
+				t.Fatalf("consumer %s: %d records in one second of budget", name, len(ev.Records))
+			}
+			got += len(ev.Records)
+		}
+	}
+}
+
+// TestSubscribeToShardRawWire reads the wire itself over h2c: HTTP/2,
+// the event-stream content type, CRC-checked frames with the Kinesis
+// headers, and CBOR payloads for a CBOR request (the Java SDK's format).
+func TestSubscribeToShardRawWire(t *testing.T) {
+	e := newEnv(t, envOptions{api: Config{Listen: "127.0.0.1:0"}})
+	url := e.serve()
+	e.createStream("s", 1)
+	arn := e.register("s", "efo")
+	e.putN("s", 0, 2)
+	body, _ := cbor.Marshal(map[string]any{"ConsumerARN": arn, "ShardId": "shardId-000000000000",
+		"StartingPosition": map[string]any{"Type": "TRIM_HORIZON"}})
+	req, _ := http.NewRequestWithContext(e.ctx(), http.MethodPost, url+"/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentTypeCBOR)
+	req.Header.Set("X-Amz-Target", kinesisPrefix+"SubscribeToShard")
+	resp, err := h2cClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != contentTypeEventStream {
+		t.Fatalf("%s %d %q", resp.Proto, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	dec := eventstream.NewDecoder()
+	msg, err := dec.Decode(resp.Body, nil)
+	if err != nil || msg.Headers.Get(":event-type").String() != "initial-response" || msg.Headers.Get(":message-type").String() != "event" {
+		t.Fatalf("initial response %+v: %v", msg.Headers, err)
+	}
+	msg, err = dec.Decode(resp.Body, nil)
+	if err != nil || msg.Headers.Get(":event-type").String() != "SubscribeToShardEvent" || msg.Headers.Get(":content-type").String() != contentTypeCBOR {
+		t.Fatalf("event %+v: %v", msg.Headers, err)
+	}
+	var ev struct {
+		Records []struct {
+			Data           []byte
+			SequenceNumber string
+		}
+		ContinuationSequenceNumber string
+	}
+	if err := cbor.Unmarshal(msg.Payload, &ev); err != nil || len(ev.Records) != 2 || string(ev.Records[1].Data) != "r1" ||
+		ev.ContinuationSequenceNumber != ev.Records[1].SequenceNumber {
+		t.Fatalf("CBOR event %+v: %v", ev, err)
 	}
 }
