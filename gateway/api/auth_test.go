@@ -237,6 +237,7 @@ func TestAuthEveryOperation(t *testing.T) {
 		"DecreaseStreamRetentionPeriod": `{` + sn + `,"RetentionPeriodHours":1}`,
 		"RegisterStreamConsumer":        `{"StreamARN":"arn:aws:kinesis:local:000000000000:stream/telemetry","ConsumerName":"c"}`,
 		"DeregisterStreamConsumer":      `{"ConsumerARN":"arn:aws:kinesis:local:000000000000:stream/telemetry/consumer/c:1"}`,
+		"SubscribeToShard":              `{"ConsumerARN":"arn:aws:kinesis:local:000000000000:stream/telemetry/consumer/c:1","ShardId":"shardId-000000000000","StartingPosition":{"Type":"LATEST"}}`,
 		"CommitCheckpoint":              `{` + sn + `,"ConsumerName":"c","ShardId":"shardId-000000000000","SequenceNumber":"1"}`,
 		"GetCheckpoints":                `{` + sn + `,"ConsumerName":"c"}`,
 		"WeirGetRecords":                `{"ShardIterator":"` + *it.ShardIterator + `"}`,

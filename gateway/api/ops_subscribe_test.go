@@ -3,10 +3,15 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/eventstream"
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/weir-gateway/weir/integration/kinesalite"
 )
 
 // eventWait bounds how long a test waits for one event: pushes take
@@ -461,5 +468,82 @@ func TestSubscribeToShardRawWire(t *testing.T) {
 	if err := cbor.Unmarshal(msg.Payload, &ev); err != nil || len(ev.Records) != 2 || string(ev.Records[1].Data) != "r1" ||
 		ev.ContinuationSequenceNumber != ev.Records[1].SequenceNumber {
 		t.Fatalf("CBOR event %+v: %v", ev, err)
+	}
+}
+
+// TestJSSDKEveryOperation runs every Kinesis operation the gateway serves
+// through the JS SDK v3 as shipped — its default handler talks HTTP/2 —
+// against the plain listener (h2c) and a TLS one (h2 by ALPN).
+func TestJSSDKEveryOperation(t *testing.T) {
+	if lookTool(t, "node") == "" {
+		return
+	}
+	modules, err := kinesalite.NodeModules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(modules + "/@aws-sdk/client-kinesis"); err != nil {
+		t.Fatalf("@aws-sdk/client-kinesis is not installed in %s (bash scripts/install-deps.sh): %v", modules, err)
+	}
+	e := newEnv(t, envOptions{api: Config{Listen: "127.0.0.1:0"}})
+	plain := e.serve()
+	certFile, keyFile, _ := writeCert(t, t.TempDir(), "weir")
+	tlsSrv := mustNew(t, Config{Listen: "127.0.0.1:0", TLS: TLSConfig{CertFile: certFile, KeyFile: keyFile}}, e.store,
+		Options{Clock: e.clock.Now, Secret: []byte("0123456789abcdef0123456789abcdef")})
+	if err := tlsSrv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tlsSrv.Close(context.Background()) })
+	var want []string
+	for target := range e.srv.ops {
+		if name, ok := strings.CutPrefix(target, kinesisPrefix); ok {
+			want = append(want, name)
+		}
+	}
+	slices.Sort(want)
+	for _, url := range []string{plain, "https://" + tlsSrv.Addr().String()} {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		cmd := exec.CommandContext(ctx, "node", "testdata/jssdk_ops.js", url, testKeyID, testSecret)
+		cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "NODE_EXTRA_CA_CERTS="+certFile)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		raw, err := cmd.Output()
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: node: %v\n%s", url, err, stderr.Bytes())
+		}
+		var got struct {
+			Handler, Fatal, SecondSubscription, MissingStream, GetRecords string
+			Ops                                                           map[string]string
+			Streams, Consumers                                            []string
+			SummaryOpen, ListShards, PutFailed, Updated                   int
+			ConsumerStatus                                                string
+			Subscribed                                                    struct{ Data, Cont, Last string }
+		}
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatalf("%s: node printed %q: %v\n%s", url, raw, err, stderr.Bytes())
+		}
+		if got.Fatal != "" {
+			t.Fatalf("%s: %s (ops so far %v)", url, got.Fatal, got.Ops)
+		}
+		if got.Handler != "NodeHttp2Handler" {
+			t.Errorf("%s: the SDK used %s, not its HTTP/2 default", url, got.Handler)
+		}
+		for _, name := range want {
+			if got.Ops[name] != "ok" {
+				t.Errorf("%s: %s: %q (add it to testdata/jssdk_ops.js if it is new)", url, name, got.Ops[name])
+			}
+		}
+		if fmt.Sprint(got.Streams) != "[js]" || got.SummaryOpen != 2 || got.ListShards != 2 || got.ConsumerStatus != "ACTIVE" ||
+			fmt.Sprint(got.Consumers) != "[efo]" || got.PutFailed != 0 || got.GetRecords != "a,b,c,d" || got.Updated != 4 {
+			t.Errorf("%s: answers %+v", url, got)
+		}
+		if got.Subscribed.Data != "a,b,c,d" || got.Subscribed.Cont != got.Subscribed.Last {
+			t.Errorf("%s: SubscribeToShard read %+v", url, got.Subscribed)
+		}
+		if got.SecondSubscription != errResourceInUse || got.MissingStream != errResourceNotFound {
+			t.Errorf("%s: second subscription %s, missing stream %s", url, got.SecondSubscription, got.MissingStream)
+		}
+		e.clock.Advance(takeoverAfter)
 	}
 }
