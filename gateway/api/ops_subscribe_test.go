@@ -547,3 +547,13 @@ func TestJSSDKEveryOperation(t *testing.T) {
 		e.clock.Advance(takeoverAfter)
 	}
 }
+
+func eventstreamDecoder() *eventstream.Decoder { return eventstream.NewDecoder() }
+
+func decodeJSON(t testing.TB, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
