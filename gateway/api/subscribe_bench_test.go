@@ -128,7 +128,9 @@ func BenchmarkSubscribeLatency(b *testing.B) {
 	}
 	slices.Sort(lats)
 	slices.Sort(acks)
-	pctOf := func(d []time.Duration, p float64) float64 { return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000 }
+	pctOf := func(d []time.Duration, p float64) float64 {
+		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
+	}
 	pct := func(p float64) float64 { return pctOf(lats, p) }
 	b.ReportMetric(pctOf(acks, 0.99), "ack-p99-ms")
 	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
