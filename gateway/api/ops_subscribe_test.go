@@ -513,12 +513,12 @@ func TestJSSDKEveryOperation(t *testing.T) {
 			t.Fatalf("%s: node: %v\n%s", url, err, stderr.Bytes())
 		}
 		var got struct {
-			Handler, Fatal, SecondSubscription, MissingStream, GetRecords string
-			Ops                                                           map[string]string
-			Streams, Consumers                                            []string
-			SummaryOpen, ListShards, PutFailed, Updated                   int
-			ConsumerStatus                                                string
-			Subscribed                                                    struct{ Data, Cont, Last string }
+			Handler, Fatal, SecondSubscription, MissingStream, GetRecords, Mode string
+			Ops                                                                 map[string]string
+			Streams, Consumers                                                  []string
+			SummaryOpen, ListShards, PutFailed, Updated                         int
+			ConsumerStatus                                                      string
+			Subscribed                                                          struct{ Data, Cont, Last string }
 		}
 		if err := json.Unmarshal(raw, &got); err != nil {
 			t.Fatalf("%s: node printed %q: %v\n%s", url, raw, err, stderr.Bytes())
@@ -535,7 +535,7 @@ func TestJSSDKEveryOperation(t *testing.T) {
 			}
 		}
 		if fmt.Sprint(got.Streams) != "[js]" || got.SummaryOpen != 2 || got.ListShards != 2 || got.ConsumerStatus != "ACTIVE" ||
-			fmt.Sprint(got.Consumers) != "[efo]" || got.PutFailed != 0 || got.GetRecords != "a,b,c,d" || got.Updated != 4 {
+			fmt.Sprint(got.Consumers) != "[efo]" || got.PutFailed != 0 || got.GetRecords != "a,b,c,d" || got.Updated != 4 || got.Mode != "ON_DEMAND" {
 			t.Errorf("%s: answers %+v", url, got)
 		}
 		if got.Subscribed.Data != "a,b,c,d" || got.Subscribed.Cont != got.Subscribed.Last {

@@ -75,6 +75,8 @@ async function subscribe(arn, shard, n) {
   const open = (await call('ListShards', { StreamName: S, ShardFilter: { Type: 'AT_LATEST' } })).Shards.map((s) => s.ShardId).filter((id) => id !== shard0);
   await call('MergeShards', { StreamName: S, ShardToMerge: open[0], AdjacentShardToMerge: open[1] });
   out.updated = (await call('UpdateShardCount', { StreamName: S, TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' })).TargetShardCount;
+  await call('UpdateStreamMode', { StreamARN: arn, StreamModeDetails: { StreamMode: 'ON_DEMAND' } });
+  out.mode = (await call('DescribeStreamSummary', { StreamARN: arn })).StreamDescriptionSummary.StreamModeDetails.StreamMode;
   try {
     await kc.send(new k.DescribeStreamCommand({ StreamName: 'no-such-stream' }));
     out.missingStream = 'found';
