@@ -72,6 +72,8 @@ type envOptions struct {
 	api  Config
 	// subscriptionLife shortens SubscribeToShard's 5 minutes.
 	subscriptionLife time.Duration
+	// keysDir is the store's encryption.keys_dir.
+	keysDir string
 }
 
 // mustNew is New for configurations that must load.
@@ -114,6 +116,7 @@ func (e *env) open(o envOptions) {
 		Clock: e.clock.Now, NoRetentionLoop: true, Streams: o.streams,
 		DefaultStream: shards.StreamConfig{Rate: unlimitedRate}.WithDefaults(),
 		Durability:    shards.Durability{Fsync: shards.FsyncAlways},
+		KeysDir:       o.keysDir,
 	})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
