@@ -485,7 +485,9 @@ func TestJSSDKEveryOperation(t *testing.T) {
 	if _, err := os.Stat(modules + "/@aws-sdk/client-kinesis"); err != nil {
 		t.Fatalf("@aws-sdk/client-kinesis is not installed in %s (bash scripts/install-deps.sh): %v", modules, err)
 	}
-	e := newEnv(t, envOptions{api: Config{Listen: "127.0.0.1:0"}})
+	keys := t.TempDir()
+	writeStreamKey(t, keys, "alias/edge", 1)
+	e := newEnv(t, envOptions{api: Config{Listen: "127.0.0.1:0"}, keysDir: keys})
 	plain := e.serve()
 	certFile, keyFile, _ := writeCert(t, t.TempDir(), "weir")
 	tlsSrv := mustNew(t, Config{Listen: "127.0.0.1:0", TLS: TLSConfig{CertFile: certFile, KeyFile: keyFile}}, e.store,
@@ -513,12 +515,12 @@ func TestJSSDKEveryOperation(t *testing.T) {
 			t.Fatalf("%s: node: %v\n%s", url, err, stderr.Bytes())
 		}
 		var got struct {
-			Handler, Fatal, SecondSubscription, MissingStream, GetRecords, Mode string
-			Ops                                                                 map[string]string
-			Streams, Consumers                                                  []string
-			SummaryOpen, ListShards, PutFailed, Updated                         int
-			ConsumerStatus                                                      string
-			Subscribed                                                          struct{ Data, Cont, Last string }
+			Handler, Fatal, SecondSubscription, MissingStream, GetRecords, Mode, Encryption string
+			Ops                                                                             map[string]string
+			Streams, Consumers                                                              []string
+			SummaryOpen, ListShards, PutFailed, Updated                                     int
+			ConsumerStatus                                                                  string
+			Subscribed                                                                      struct{ Data, Cont, Last string }
 		}
 		if err := json.Unmarshal(raw, &got); err != nil {
 			t.Fatalf("%s: node printed %q: %v\n%s", url, raw, err, stderr.Bytes())
@@ -535,7 +537,7 @@ func TestJSSDKEveryOperation(t *testing.T) {
 			}
 		}
 		if fmt.Sprint(got.Streams) != "[js]" || got.SummaryOpen != 2 || got.ListShards != 2 || got.ConsumerStatus != "ACTIVE" ||
-			fmt.Sprint(got.Consumers) != "[efo]" || got.PutFailed != 0 || got.GetRecords != "a,b,c,d" || got.Updated != 4 || got.Mode != "ON_DEMAND" {
+			fmt.Sprint(got.Consumers) != "[efo]" || got.PutFailed != 0 || got.GetRecords != "a,b,c,d" || got.Updated != 4 || got.Mode != "ON_DEMAND" || got.Encryption != "KMS" {
 			t.Errorf("%s: answers %+v", url, got)
 		}
 		if got.Subscribed.Data != "a,b,c,d" || got.Subscribed.Cont != got.Subscribed.Last {

@@ -2,7 +2,8 @@
 // @aws-sdk/client-kinesis with its default request handler (no
 // requestHandler option: NodeHttp2Handler, so HTTP/2 — h2c with prior
 // knowledge for http://, ALPN h2 for https://) and prints, as JSON, what
-// each returned. TestJSSDKEveryOperation checks the answers.
+// each returned. TestJSSDKEveryOperation checks the answers (and provides
+// the key file alias/edge for the encryption calls).
 //
 //   node jssdk_ops.js <endpoint> <access key id> <secret>
 const k = require('@aws-sdk/client-kinesis');
@@ -77,6 +78,9 @@ async function subscribe(arn, shard, n) {
   out.updated = (await call('UpdateShardCount', { StreamName: S, TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' })).TargetShardCount;
   await call('UpdateStreamMode', { StreamARN: arn, StreamModeDetails: { StreamMode: 'ON_DEMAND' } });
   out.mode = (await call('DescribeStreamSummary', { StreamARN: arn })).StreamDescriptionSummary.StreamModeDetails.StreamMode;
+  await call('StartStreamEncryption', { StreamName: S, EncryptionType: 'KMS', KeyId: 'alias/edge' });
+  out.encryption = (await call('PutRecord', { StreamName: S, PartitionKey: 'k', Data: Buffer.from('e') })).EncryptionType;
+  await call('StopStreamEncryption', { StreamName: S, EncryptionType: 'KMS', KeyId: 'alias/edge' });
   try {
     await kc.send(new k.DescribeStreamCommand({ StreamName: 'no-such-stream' }));
     out.missingStream = 'found';
