@@ -37,8 +37,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -64,6 +66,9 @@ type settings struct {
 	JSON        bool          `json:"-"`
 	JSONFile    string        `json:"-"`
 	Weir        string        `json:"-"`
+	// Mosquitto is the mosquitto binary tls-idle measures beside weir;
+	// "" leaves it out.
+	Mosquitto string `json:"-"`
 }
 
 func main() {
@@ -94,6 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&s.JSON, "json", false, "print the report as JSON on stdout (progress stays on stderr)")
 	fs.StringVar(&s.JSONFile, "json-file", "", "also write the JSON report to this file")
 	fs.StringVar(&s.Weir, "weir", "", "weir binary (default: build ./gateway/cmd/weir from the current module)")
+	fs.StringVar(&s.Mosquitto, "mosquitto", "mosquitto", "tls-idle mode: Mosquitto 2 binary measured beside weir with the same certificates and devices (\"\" = weir only)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -165,11 +171,13 @@ type handshakeReport struct {
 }
 
 type tlsIdleReport struct {
-	Devices   int        `json:"devices"`
-	Plain     idleSeries `json:"plain"`
-	TLS       idleSeries `json:"tls"`
-	TargetKiB float64    `json:"target_tls_kib_per_device"`
-	MTLS      bool       `json:"mtls"`
+	Devices int        `json:"devices"`
+	Plain   idleSeries `json:"plain"`
+	TLS     idleSeries `json:"tls"`
+	// Mosquitto is Mosquitto 2 with the same TLS listener settings.
+	Mosquitto *idleSeries `json:"mosquitto_tls,omitempty"`
+	TargetKiB float64     `json:"target_tls_kib_per_device"`
+	MTLS      bool        `json:"mtls"`
 }
 
 type machine struct {
@@ -228,12 +236,19 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	env := &benchEnv{weirBin: s.Weir, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay, noStore: s.NoStore, mtls: s.MTLS}
+	env := &benchEnv{weirBin: s.Weir, mosquittoBin: s.Mosquitto, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay, noStore: s.NoStore, mtls: s.MTLS}
 	if env.pki, err = newBenchPKI(tmp); err != nil {
 		return nil, fmt.Errorf("make a CA: %w", err)
 	}
 	if env.selfBin, err = os.Executable(); err != nil {
 		return nil, err
+	}
+	if slices.Contains(modes, "tls-idle") && env.mosquittoBin != "" {
+		if env.mosquittoBin, err = exec.LookPath(env.mosquittoBin); err != nil {
+			return nil, fmt.Errorf("tls-idle measures Mosquitto beside weir (--mosquitto \"\" leaves it out): %w", err)
+		}
+	} else {
+		env.mosquittoBin = ""
 	}
 	if env.weirBin == "" {
 		fmt.Fprintln(progress, "building gateway/cmd/weir ...")
@@ -322,21 +337,26 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 			rep.Handshakes = hr
 		case "tls-idle":
 			ir := &tlsIdleReport{Devices: s.IdleDevices, TargetKiB: 24, MTLS: s.MTLS}
+			kinds := []string{kindWeirTLS, kindWeir}
+			if env.mosquittoBin != "" {
+				ir.Mosquitto = &idleSeries{}
+				kinds = append(kinds, kindMosquittoTLS)
+			}
 			for round := 1; round <= s.Rounds; round++ {
-				for _, kind := range order(round, kindWeirTLS, kindWeir) {
+				for _, kind := range rotate(round, kinds) {
 					r, err := idleOnce(ctx, env, kind, s.IdleDevices)
 					if err != nil {
 						return nil, fmt.Errorf("tls-idle %s: %w", kind, err)
 					}
-					logf("tls-idle round %d/%d: %-8s %6.1f KiB/device (RSS %d → %d KiB)", round, s.Rounds, kind, r.PerDevice, r.BeforeKiB, r.AfterKiB)
-					ser := &ir.Plain
-					if kind == kindWeirTLS {
-						ser = &ir.TLS
-					}
+					logf("tls-idle round %d/%d: %-13s %6.1f KiB/device (RSS %d → %d KiB)", round, s.Rounds, kind, r.PerDevice, r.BeforeKiB, r.AfterKiB)
+					ser := map[string]*idleSeries{kindWeirTLS: &ir.TLS, kindWeir: &ir.Plain, kindMosquittoTLS: ir.Mosquitto}[kind]
 					ser.Runs = append(ser.Runs, r)
 				}
 			}
-			for _, ser := range []*idleSeries{&ir.Plain, &ir.TLS} {
+			for _, ser := range []*idleSeries{&ir.Plain, &ir.TLS, ir.Mosquitto} {
+				if ser == nil {
+					continue
+				}
 				var xs []float64
 				for _, r := range ser.Runs {
 					xs = append(xs, r.PerDevice)
@@ -356,6 +376,12 @@ func order(round int, a, b string) []string {
 		return []string{a, b}
 	}
 	return []string{b, a}
+}
+
+// rotate starts round r's runs at a different kind each round.
+func rotate(round int, kinds []string) []string {
+	i := (round - 1) % len(kinds)
+	return append(slices.Clone(kinds[i:]), kinds[:i]...)
 }
 
 // alternate runs spec against kinds a and b in turn and returns a's
@@ -535,6 +561,9 @@ func printText(w io.Writer, r *Report) {
 	if i := r.TLSIdle; i != nil {
 		fmt.Fprintf(w, "\nidle footprint over %s: %d devices, weir RSS growth per device (median of %d):\n", tlsKind(i.MTLS), i.Devices, s.Rounds)
 		fmt.Fprintf(w, "  tls    %6.1f KiB/device\n  plain  %6.1f KiB/device\n", i.TLS.Median, i.Plain.Median)
+		if m := i.Mosquitto; m != nil && m.Median > 0 {
+			fmt.Fprintf(w, "  mosquitto %s %6.1f KiB/device (weir/mosquitto %.2f)\n", tlsKind(i.MTLS), m.Median, i.TLS.Median/m.Median)
+		}
 		fmt.Fprintf(w, "  tls target ≤ %.0f KiB: %s\n", i.TargetKiB, verdict(i.TLS.Median <= i.TargetKiB))
 	}
 	if i := r.Idle; i != nil {
