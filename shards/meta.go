@@ -23,7 +23,12 @@ type streamMeta struct {
 	NextShard   int         `json:"next_shard"`
 	RetentionMS int64       `json:"retention_ms,omitempty"` // set by Increase/DecreaseStreamRetentionPeriod
 	Declared    bool        `json:"declared"`               // from the config file, not CreateStream
+	Mode        string      `json:"mode,omitempty"`         // "" (provisioned) or on_demand
+	MinShards   int         `json:"min_shards,omitempty"`   // on_demand: the autoscaler's floor
 	Shards      []shardMeta `json:"shards"`
+	// EncryptionKeyID is the KeyId new records are encrypted with
+	// (StartStreamEncryption); empty = stored in plain text.
+	EncryptionKeyID string `json:"encryption_key_id,omitempty"`
 }
 
 type shardMeta struct {

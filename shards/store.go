@@ -43,6 +43,9 @@ type Options struct {
 	// OpenExistingOnly refuses to create a missing data directory (offline
 	// tools such as `weir dump` must not make one by mistake).
 	OpenExistingOnly bool
+	// KeysDir holds the stream encryption keys, one file per KeyId
+	// (ENCRYPTION.md); "" turns StartStreamEncryption off.
+	KeysDir string
 	// Registerer, if set, gets the logs' fdatasync and commit group
 	// histograms (wal.Metrics) while the store is open.
 	Registerer prometheus.Registerer
@@ -74,6 +77,7 @@ type Store struct {
 	log   zerolog.Logger
 	lock  *os.File
 	ckpts *Checkpoints
+	keys  *keyring
 
 	mu      sync.RWMutex
 	streams map[string]*Stream
@@ -151,7 +155,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("%w: %s: %w", ErrDataDirLocked, dir, err)
 	}
-	s := &Store{dir: dir, opts: opts, log: opts.Logger, lock: lock, streams: map[string]*Stream{}, stop: make(chan struct{})}
+	keys, err := newKeyring(opts.KeysDir)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, lock: lock, keys: keys, streams: map[string]*Stream{}, stop: make(chan struct{})}
 	if opts.Registerer != nil {
 		s.walm = wal.NewMetrics()
 		if err := opts.Registerer.Register(s.walm); err != nil {
@@ -226,6 +235,11 @@ func (s *Store) load() error {
 			return err
 		}
 		s.streams[m.Name] = st
+		if ok {
+			if err := st.applyDeclaredMode(cfg); err != nil {
+				return err
+			}
+		}
 	}
 	for _, c := range s.opts.Streams {
 		if _, ok := s.streams[c.Name]; ok {
@@ -241,6 +255,9 @@ func (s *Store) load() error {
 func (s *Store) openStream(dir string, m streamMeta, cfg StreamConfig) (*Stream, error) {
 	st := &Stream{store: s, name: m.Name, dir: dir, cfg: cfg, meta: m, shards: map[string]*Shard{}, mapCh: make(chan struct{})}
 	if err := st.removeOrphans(); err != nil {
+		return nil, err
+	}
+	if err := st.loadEncryption(); err != nil {
 		return nil, err
 	}
 	for _, sm := range m.Shards {
@@ -350,10 +367,15 @@ func (s *Store) AppendBatch(ctx context.Context, stream string, recs []*Record, 
 }
 
 // CreateStream creates a stream with cfg.Shards shards evenly dividing the
-// hash space; settings cfg leaves zero come from Options.DefaultStream.
+// hash space, in cfg.Mode; settings cfg leaves zero come from
+// Options.DefaultStream.
 func (s *Store) CreateStream(cfg StreamConfig) (*Stream, error) {
 	base := s.opts.DefaultStream
-	base.Name, base.Shards = cfg.Name, cfg.Shards
+	base.Name, base.Shards, base.Mode = cfg.Name, cfg.Shards, cfg.Mode
+	// An API client asking for more shards than the template's ceiling
+	// gets them; the autoscaler then only merges back to that floor.
+	base.OnDemand.Defaults()
+	base.OnDemand.MaxShards = max(base.OnDemand.MaxShards, cfg.Shards)
 	if cfg.Retention.D() > 0 {
 		base.Retention = cfg.Retention
 	}
@@ -373,6 +395,9 @@ func (s *Store) createStream(cfg StreamConfig, declared bool) (*Stream, error) {
 		return nil, fmt.Errorf("%w: %s", ErrStreamExists, cfg.Name)
 	}
 	m := streamMeta{Version: 1, Name: cfg.Name, Created: s.now().UTC().Truncate(time.Millisecond), NextShard: cfg.Shards, Declared: declared}
+	if cfg.Mode == ModeOnDemand {
+		m.Mode, m.MinShards = ModeOnDemand, cfg.Shards
+	}
 	for i, r := range EvenRanges(cfg.Shards) {
 		m.Shards = append(m.Shards, metaOf(ShardInfo{ID: shardID(i), StartHash: r[0], EndHash: r[1], StartSeq: 1}))
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-gateway/weir/wal"
@@ -23,6 +24,9 @@ type Stream struct {
 	// reshardMu serialises shard-map changes (reshards, retention-driven
 	// expiry) so that each one reads and writes a consistent map.
 	reshardMu sync.Mutex
+	// resharding counts splits, merges and UpdateShardCount calls in
+	// progress, so that UpdateStreamMode can answer ResourceInUse.
+	resharding atomic.Int32
 
 	mu      sync.RWMutex // guards the fields below
 	cfg     StreamConfig
@@ -31,6 +35,8 @@ type Stream struct {
 	open    []*Shard      // open shards ordered by StartHash
 	mapCh   chan struct{} // closed when the shard map changes
 	deleted bool
+
+	enc atomic.Pointer[encryption] // nil = new records in plain text; set with meta
 }
 
 // Name returns the stream's name.
@@ -125,9 +131,9 @@ func (st *Stream) prepare(rec *Record, o AppendOptions, cfg StreamConfig, now ti
 	if o.ExplicitHashKey != nil {
 		h = *o.ExplicitHashKey
 	}
-	payload, err := encodeRecord(rec)
+	payload, err := st.encode(rec)
 	if err != nil {
-		return prepared{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+		return prepared{}, err
 	}
 	return prepared{hash: h, payload: payload, size: size}, nil
 }
@@ -147,6 +153,7 @@ func (st *Stream) admit(ctx context.Context, sh *Shard, cfg StreamConfig, n int,
 		st.store.metrics.throttled.Add(int64(n))
 		return fmt.Errorf("%w: %s of %s (would wait %v)", ErrThrottled, sh.ID(), st.name, wait.Round(time.Millisecond))
 	}
+	sh.load.add(n, size)
 	if wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()
