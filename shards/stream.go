@@ -111,12 +111,19 @@ type prepared struct {
 }
 
 func (st *Stream) prepare(rec *Record, o AppendOptions, cfg StreamConfig, now time.Time) (prepared, error) {
+	return st.prepareInto(nil, rec, o, cfg, now)
+}
+
+// prepareInto is prepare encoding into buf's space; the payload it returns
+// is buf grown, also on error, so a pooled buffer is never lost.
+func (st *Stream) prepareInto(buf []byte, rec *Record, o AppendOptions, cfg StreamConfig, now time.Time) (prepared, error) {
+	fail := func(err error) (prepared, error) { return prepared{payload: buf}, err }
 	if err := validKey(rec.Key); err != nil {
-		return prepared{}, err
+		return fail(err)
 	}
 	size := int64(len(rec.Data) + len(rec.Key))
 	if limit := cfg.MaxRecordSize.Bytes(); size > limit {
-		return prepared{}, fmt.Errorf("%w: %d bytes of data and key, stream %s allows %d", ErrTooLarge, size, st.name, limit)
+		return fail(fmt.Errorf("%w: %d bytes of data and key, stream %s allows %d", ErrTooLarge, size, st.name, limit))
 	}
 	if rec.Arrival == 0 {
 		rec.Arrival = now.UnixMilli()
@@ -125,11 +132,7 @@ func (st *Stream) prepare(rec *Record, o AppendOptions, cfg StreamConfig, now ti
 	if o.ExplicitHashKey != nil {
 		h = *o.ExplicitHashKey
 	}
-	payload, err := encodeRecord(rec)
-	if err != nil {
-		return prepared{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
-	}
-	return prepared{hash: h, payload: payload, size: size}, nil
+	return prepared{hash: h, payload: appendRecord(buf, rec), size: size}, nil
 }
 
 // admit applies the stream's size cap and the shard's rate limit, waiting
