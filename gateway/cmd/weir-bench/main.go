@@ -55,6 +55,8 @@ type settings struct {
 	Size        int           `json:"payload_bytes"`
 	Rate        float64       `json:"latency_rate_per_device"`
 	IdleDevices int           `json:"idle_devices"`
+	IdlePublish bool          `json:"idle_publish,omitempty"`
+	BrokerCPUs  string        `json:"broker_cpus,omitempty"`
 	Shards      int           `json:"shards"`
 	Fsync       string        `json:"fsync"`
 	CommitDelay string        `json:"commit_delay,omitempty"`
@@ -85,6 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&s.Size, "size", 200, "payload bytes")
 	fs.Float64Var(&s.Rate, "rate", 100, "latency mode: messages per second per device")
 	fs.IntVar(&s.IdleDevices, "idle-devices", 5000, "idle mode: connected idle devices")
+	fs.StringVar(&s.BrokerCPUs, "broker-cpus", "", "pin the broker under test to these CPUs (taskset -c LIST); run weir-bench under taskset for the fleet's")
+	fs.BoolVar(&s.IdlePublish, "idle-publish", false, "idle mode: each device publishes one QoS 1 message after connecting (recently active devices)")
 	fs.IntVar(&s.Shards, "shards", 4, "weir: shards of the stream")
 	fs.StringVar(&s.Fsync, "fsync", "always", "weir: durability.fsync (always | interval)")
 	fs.StringVar(&s.CommitDelay, "commit-delay", "", "weir: durability.commit_delay (default: weir's own default)")
@@ -228,7 +232,8 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	env := &benchEnv{weirBin: s.Weir, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay, noStore: s.NoStore, mtls: s.MTLS}
+	env := &benchEnv{weirBin: s.Weir, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay, noStore: s.NoStore, mtls: s.MTLS,
+		idlePublish: s.IdlePublish, size: s.Size, brokerCPUs: s.BrokerCPUs}
 	if env.pki, err = newBenchPKI(tmp); err != nil {
 		return nil, fmt.Errorf("make a CA: %w", err)
 	}
@@ -429,6 +434,11 @@ func idleOnce(ctx context.Context, env *benchEnv, kind string, n int) (idleRun, 
 		return r, err
 	}
 	defer conns.Close()
+	if env.idlePublish {
+		if err := conns.publishEach(env.size); err != nil {
+			return r, err
+		}
+	}
 	// Connections settle: per-client goroutines park, buffers are sized.
 	if !sleep(ctx, 3*time.Second) {
 		return r, ctx.Err()
