@@ -2,6 +2,7 @@ package shards
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -73,6 +74,12 @@ var (
 // reflection or an allocation of its own. Writing each publish's record
 // is on the ingest hot path; decoding stays with the library.
 func appendRecord(dst []byte, r *Record) []byte {
+	// Each head takes at most 9 bytes: grow once, for the whole record.
+	size := 1 + 4*9 + 2*9 + len(r.Key) + len(r.Data) + len(r.Topic) + len(r.ClientID)
+	for _, p := range r.Props {
+		size += 1 + 2*9 + len(p.Key) + len(p.Value)
+	}
+	dst = slices.Grow(dst, size)
 	dst = append(dst, 0x87) // array of the 7 fields below
 	dst = appendCBORString(dst, 3, r.Key)
 	if r.Data == nil {

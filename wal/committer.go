@@ -23,7 +23,8 @@ type writer struct {
 	rolled  []rolledSeg // segments sealed by this group, published with it
 	reqs    []*request
 
-	target   int           // group size to linger for: the recent largest group, decaying slowly
+	recent   [16]int       // sizes of the last groups, a ring
+	nGroups  int           // groups gathered, indexes recent
 	timer    *time.Timer   // CommitDelay timer, reused across groups
 	lastCyc  time.Time     // when the previous group started gathering
 	gap      time.Duration // moving average of the time between arrivals
@@ -114,21 +115,26 @@ func (l *Log) gather(r *request) {
 	drain()
 	// Linger only until the group is as large as recent ones: appenders
 	// that were all waiting then come back together, so waiting longer
-	// buys nothing but latency. The target is the recent largest group,
-	// decaying by an eighth per group, so a group split by an unlucky
-	// moment heals instead of settling at half size. A lone appender
-	// (target 1) never waits.
+	// buys nothing but latency. The target is the largest of the last 16
+	// groups, so a group split by an unlucky moment heals instead of
+	// settling at half size, and a fleet that shrinks to one device stops
+	// lingering after 16 groups. A lone appender (target 1) never waits.
 	now := time.Now()
 	if n := len(reqs); n > 0 && !w.lastCyc.IsZero() {
 		gap := now.Sub(w.lastCyc) / time.Duration(n)
 		w.gap += (gap - w.gap) / 8
 	}
 	w.lastCyc = now
-	if d := l.opts.CommitDelay; d > 0 && l.opts.Sync == SyncAlways && w.target > 1 && len(reqs) < w.target && ctrl == nil {
-		l.lingerFor(w.target-len(reqs), d)
+	target := 0
+	for _, n := range w.recent {
+		target = max(target, n)
+	}
+	if d := l.opts.CommitDelay; d > 0 && l.opts.Sync == SyncAlways && target > 1 && len(reqs) < target && ctrl == nil {
+		l.lingerFor(target-len(reqs), d)
 		drain()
 	}
-	w.target = max(len(reqs), w.target-max(1, w.target/8))
+	w.recent[w.nGroups%len(w.recent)] = len(reqs)
+	w.nGroups++
 	if len(reqs) > 0 {
 		l.commit(reqs)
 	}
