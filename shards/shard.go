@@ -35,6 +35,7 @@ type Shard struct {
 	info    atomic.Pointer[ShardInfo]
 	logp    atomic.Pointer[wal.Log] // replaced only when a failed reshard reopens a sealed parent
 	limiter *limiter
+	load    loadCounter // what the limiter admitted, for the autoscaler
 
 	// segLast caches the arrival time of the last record of each sealed
 	// segment (by the segment's first index): retention asks for it on

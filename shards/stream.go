@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-gateway/weir/wal"
@@ -23,6 +24,9 @@ type Stream struct {
 	// reshardMu serialises shard-map changes (reshards, retention-driven
 	// expiry) so that each one reads and writes a consistent map.
 	reshardMu sync.Mutex
+	// resharding counts splits, merges and UpdateShardCount calls in
+	// progress, so that UpdateStreamMode can answer ResourceInUse.
+	resharding atomic.Int32
 
 	mu      sync.RWMutex // guards the fields below
 	cfg     StreamConfig
@@ -150,6 +154,7 @@ func (st *Stream) admit(ctx context.Context, sh *Shard, cfg StreamConfig, n int,
 		st.store.metrics.throttled.Add(int64(n))
 		return fmt.Errorf("%w: %s of %s (would wait %v)", ErrThrottled, sh.ID(), st.name, wait.Round(time.Millisecond))
 	}
+	sh.load.add(n, size)
 	if wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()
