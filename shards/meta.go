@@ -26,6 +26,9 @@ type streamMeta struct {
 	Mode        string      `json:"mode,omitempty"`         // "" (provisioned) or on_demand
 	MinShards   int         `json:"min_shards,omitempty"`   // on_demand: the autoscaler's floor
 	Shards      []shardMeta `json:"shards"`
+	// EncryptionKeyID is the KeyId new records are encrypted with
+	// (StartStreamEncryption); empty = stored in plain text.
+	EncryptionKeyID string `json:"encryption_key_id,omitempty"`
 }
 
 type shardMeta struct {

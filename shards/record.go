@@ -63,7 +63,9 @@ type storedRecord struct {
 
 var (
 	encMode, _ = cbor.CoreDetEncOptions().EncMode()
-	decMode, _ = cbor.DecOptions{
+	// bufEncMode encodes the same way into a caller's buffer (crypt.go).
+	bufEncMode, _ = cbor.CoreDetEncOptions().UserBufferEncMode()
+	decMode, _    = cbor.DecOptions{
 		MaxArrayElements: 1 << 16,
 		MaxMapPairs:      1 << 16,
 	}.DecMode()
@@ -130,6 +132,17 @@ func appendCBORHead(dst []byte, major byte, n uint64) []byte {
 	default:
 		return append(dst, m|27, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32),
 			byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+func encodeRecord(r *Record) ([]byte, error) {
+	return encMode.Marshal(storedOf(r))
+}
+
+func storedOf(r *Record) storedRecord {
+	return storedRecord{
+		Key: r.Key, Data: r.Data, Arrival: r.Arrival, Topic: r.Topic,
+		ClientID: r.ClientID, QoS: r.QoS, Props: r.Props,
 	}
 }
 

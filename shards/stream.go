@@ -35,6 +35,8 @@ type Stream struct {
 	open    []*Shard      // open shards ordered by StartHash
 	mapCh   chan struct{} // closed when the shard map changes
 	deleted bool
+
+	enc atomic.Pointer[encryption] // nil = new records in plain text; set with meta
 }
 
 // Name returns the stream's name.
@@ -136,7 +138,11 @@ func (st *Stream) prepareInto(buf []byte, rec *Record, o AppendOptions, cfg Stre
 	if o.ExplicitHashKey != nil {
 		h = *o.ExplicitHashKey
 	}
-	return prepared{hash: h, payload: appendRecord(buf, rec), size: size}, nil
+	payload, err := st.encodeTo(buf, rec)
+	if err != nil {
+		return fail(err)
+	}
+	return prepared{hash: h, payload: payload, size: size}, nil
 }
 
 // admit applies the stream's size cap and the shard's rate limit, waiting
@@ -394,6 +400,7 @@ func (st *Stream) openShard(info ShardInfo) (*Shard, error) {
 		SyncInterval: s.opts.Durability.Interval.D(),
 		CommitDelay:  s.opts.Durability.CommitDelay.D(),
 		Metrics:      s.walm,
+		Tag:          arrivalTag,
 	}
 	if s.opts.Durability.Fsync == FsyncInterval {
 		opts.Sync = wal.SyncInterval

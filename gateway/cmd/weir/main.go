@@ -58,6 +58,8 @@ Usage:
   weir backup --data-dir DIR --to FILE.tar [--api URL]
                                 copy a data directory into a tar file, offline or
                                 from a running gateway
+  weir verify --data-dir DIR    check every record, segment footer and checksum of a
+                                stopped gateway's data; FILE:OFFSET of any damage
   weir version                  print version, revision, Go version and platform
 
 Run 'weir COMMAND --help' for a command's flags.
@@ -106,6 +108,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdConfig(rest, stdout, stderr)
 	case "backup":
 		return cmdBackup(rest, stdout, stderr)
+	case "verify":
+		return cmdVerify(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		printVersion(stdout)
 		return 0
@@ -251,7 +255,8 @@ never truncates because it would drop acknowledged data silently:
 To proceed, stop here and keep a copy of the data directory, then either
 restore that segment from a backup, or move it (and every later segment of
 that shard) out of the shard directory to accept losing the records from
-that offset on; 'weir dump' shows what remains.`, ce.Shard, ce.Segment, ce.Offset)
+that offset on; 'weir verify --data-dir DIR' lists every damaged place and
+'weir dump' shows what remains.`, ce.Shard, ce.Segment, ce.Offset)
 }
 
 func newLogger(cfg *config.File, stderr io.Writer) zerolog.Logger {
@@ -332,8 +337,9 @@ func printPlan(w io.Writer, cs conf.Changes, next *config.File) {
 }
 
 func cmdDump(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("dump", "weir dump --data-dir DIR --stream NAME [--shard ID]", stderr)
+	fs := newFlags("dump", "weir dump --data-dir DIR --stream NAME [--shard ID] [--keys-dir DIR]", stderr)
 	dir := fs.String("data-dir", "", "data directory of a stopped gateway")
+	keys := fs.String("keys-dir", "", "the gateway's encryption.keys_dir, to read encrypted streams")
 	stream := fs.String("stream", "", "stream to print")
 	shard := fs.String("shard", "", "only this shard (e.g. shardId-000000000001)")
 	if err := fs.Parse(args); err != nil {
@@ -344,7 +350,7 @@ func cmdDump(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(zerolog.WarnLevel)
-	if err := gateway.Dump(stdout, log, *dir, *stream, *shard); err != nil {
+	if err := gateway.Dump(stdout, log, *dir, *keys, *stream, *shard); err != nil {
 		fmt.Fprintln(stderr, "weir dump:", err)
 		if errors.Is(err, shards.ErrDataDirLocked) {
 			fmt.Fprintf(stderr, "A gateway is running on %s; read through its API instead:\n  weir read %s [--api URL]\n", *dir, *stream)
@@ -352,6 +358,9 @@ func cmdDump(args []string, stdout, stderr io.Writer) int {
 		}
 		if hint := recoveryHint(err); hint != "" {
 			fmt.Fprintln(stderr, hint)
+		}
+		if errors.Is(err, shards.ErrEncryptionOff) {
+			fmt.Fprintln(stderr, "The stream holds encrypted records: pass --keys-dir with the gateway's encryption.keys_dir.")
 		}
 		return 1
 	}
