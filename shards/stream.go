@@ -117,12 +117,19 @@ type prepared struct {
 }
 
 func (st *Stream) prepare(rec *Record, o AppendOptions, cfg StreamConfig, now time.Time) (prepared, error) {
+	return st.prepareInto(nil, rec, o, cfg, now)
+}
+
+// prepareInto is prepare encoding into buf's space; the payload it returns
+// is buf grown, also on error, so a pooled buffer is never lost.
+func (st *Stream) prepareInto(buf []byte, rec *Record, o AppendOptions, cfg StreamConfig, now time.Time) (prepared, error) {
+	fail := func(err error) (prepared, error) { return prepared{payload: buf}, err }
 	if err := validKey(rec.Key); err != nil {
-		return prepared{}, err
+		return fail(err)
 	}
 	size := int64(len(rec.Data) + len(rec.Key))
 	if limit := cfg.MaxRecordSize.Bytes(); size > limit {
-		return prepared{}, fmt.Errorf("%w: %d bytes of data and key, stream %s allows %d", ErrTooLarge, size, st.name, limit)
+		return fail(fmt.Errorf("%w: %d bytes of data and key, stream %s allows %d", ErrTooLarge, size, st.name, limit))
 	}
 	if rec.Arrival == 0 {
 		rec.Arrival = now.UnixMilli()
@@ -131,9 +138,9 @@ func (st *Stream) prepare(rec *Record, o AppendOptions, cfg StreamConfig, now ti
 	if o.ExplicitHashKey != nil {
 		h = *o.ExplicitHashKey
 	}
-	payload, err := st.encode(rec)
+	payload, err := st.encodeTo(buf, rec)
 	if err != nil {
-		return prepared{}, err
+		return fail(err)
 	}
 	return prepared{hash: h, payload: payload, size: size}, nil
 }

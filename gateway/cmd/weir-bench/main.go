@@ -65,6 +65,8 @@ type settings struct {
 	IdleDevices int           `json:"idle_devices"`
 	IdleWait    time.Duration `json:"-"`
 	IdleWaitS   float64       `json:"idle_wait_s"`
+	IdlePublish bool          `json:"idle_publish,omitempty"`
+	BrokerCPUs  string        `json:"broker_cpus,omitempty"`
 	Shards      int           `json:"shards"`
 	Fsync       string        `json:"fsync"`
 	CommitDelay string        `json:"commit_delay,omitempty"`
@@ -99,6 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&s.Rate, "rate", 100, "latency mode: messages per second per device")
 	fs.IntVar(&s.IdleDevices, "idle-devices", 5000, "idle mode: connected idle devices")
 	fs.DurationVar(&s.IdleWait, "idle-wait", 3*time.Second, "idle modes: how long after the last CONNACK RSS is read (longer: after idle-time garbage has filled the GC's headroom)")
+	fs.StringVar(&s.BrokerCPUs, "broker-cpus", "", "pin the broker under test to these CPUs (taskset -c LIST); run weir-bench under taskset for the fleet's")
+	fs.BoolVar(&s.IdlePublish, "idle-publish", false, "idle mode: each device publishes one QoS 1 message after connecting (recently active devices)")
 	fs.IntVar(&s.Shards, "shards", 4, "weir: shards of the stream")
 	fs.StringVar(&s.Fsync, "fsync", "always", "weir: durability.fsync (always | interval)")
 	fs.StringVar(&s.CommitDelay, "commit-delay", "", "weir: durability.commit_delay (default: weir's own default)")
@@ -246,7 +250,8 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	env := &benchEnv{weirBin: s.Weir, mosquittoBin: s.Mosquitto, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay, noStore: s.NoStore, mtls: s.MTLS}
+	env := &benchEnv{weirBin: s.Weir, mosquittoBin: s.Mosquitto, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay, noStore: s.NoStore, mtls: s.MTLS,
+		idlePublish: s.IdlePublish, size: s.Size, brokerCPUs: s.BrokerCPUs}
 	if env.pki, err = newBenchPKI(tmp); err != nil {
 		return nil, fmt.Errorf("make a CA: %w", err)
 	}
@@ -465,6 +470,11 @@ func idleOnce(ctx context.Context, env *benchEnv, kind string, n int, wait time.
 		return r, err
 	}
 	defer conns.Close()
+	if env.idlePublish {
+		if err := conns.publishEach(env.size); err != nil {
+			return r, err
+		}
+	}
 	// Connections settle: per-client goroutines park, buffers are sized.
 	if !sleep(ctx, wait) {
 		return r, ctx.Err()

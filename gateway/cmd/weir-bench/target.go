@@ -40,6 +40,11 @@ type benchEnv struct {
 	// commitDelay is durability.commit_delay; empty leaves weir's default.
 	commitDelay string
 	noStore     bool // route a filter the fleet never publishes to
+	idlePublish bool // idle devices publish once before they are measured
+	// brokerCPUs, if set, pins the broker under test to these CPUs
+	// (taskset -c); run weir-bench itself under taskset for the fleet.
+	brokerCPUs string
+	size       int // payload bytes
 	// pki and mtls configure kindWeirTLS and its devices.
 	pki  *benchPKI
 	mtls bool
@@ -102,6 +107,10 @@ func startTarget(env *benchEnv, kind string) (*target, error) {
 		t.cmd = exec.Command(env.mosquittoBin, "-c", cfg)
 	default:
 		return nil, fmt.Errorf("unknown broker kind %q", kind)
+	}
+	if env.brokerCPUs != "" {
+		// taskset execs the broker: the pid stays the broker's.
+		t.cmd = exec.Command("taskset", append([]string{"-c", env.brokerCPUs, t.cmd.Path}, t.cmd.Args[1:]...)...)
 	}
 	logf, err := os.Create(filepath.Join(dir, "broker.log"))
 	if err != nil {
