@@ -21,7 +21,16 @@ type ShardInfo struct {
 	EndSeq           uint64  // last sequence number once closed; 0 while open
 	Closed           bool
 	ClosedAt         time.Time
+	// V1LastSeq is the last index the shard had issued when its data
+	// directory moved from sequence number format v1 to v2: legacy numbers
+	// up to it are still accepted (ParseSeq). 0 for shards made under v2.
+	V1LastSeq uint64
 }
+
+// EndingSeq is the index a closed shard reports as its
+// EndingSequenceNumber: its last record, but never below its first
+// possible one, so an empty closed shard does not end before it starts.
+func (i ShardInfo) EndingSeq() uint64 { return max(i.EndSeq, i.StartSeq) }
 
 // Contains reports whether the hash key falls in the shard's range.
 func (i ShardInfo) Contains(h HashKey) bool {

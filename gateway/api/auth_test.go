@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/weir-gateway/weir/internal/promtest"
+
+	"github.com/weir-gateway/weir/shards"
 )
 
 // testKeys: an admin on everything (e.kc), a writer and a reader of
@@ -237,7 +239,7 @@ func TestAuthEveryOperation(t *testing.T) {
 		"DecreaseStreamRetentionPeriod": `{` + sn + `,"RetentionPeriodHours":1}`,
 		"RegisterStreamConsumer":        `{"StreamARN":"arn:aws:kinesis:local:000000000000:stream/telemetry","ConsumerName":"c"}`,
 		"DeregisterStreamConsumer":      `{"ConsumerARN":"arn:aws:kinesis:local:000000000000:stream/telemetry/consumer/c:1"}`,
-		"CommitCheckpoint":              `{` + sn + `,"ConsumerName":"c","ShardId":"shardId-000000000000","SequenceNumber":"1"}`,
+		"CommitCheckpoint":              `{` + sn + `,"ConsumerName":"c","ShardId":"shardId-000000000000","SequenceNumber":"` + shards.FormatSeq("shardId-000000000000", 1) + `"}`,
 		"GetCheckpoints":                `{` + sn + `,"ConsumerName":"c"}`,
 		"WeirGetRecords":                `{"ShardIterator":"` + *it.ShardIterator + `"}`,
 	}
@@ -267,11 +269,11 @@ func TestAuthEveryOperation(t *testing.T) {
 		})
 	}
 	// A forwarder's checkpoint needs admin: a reader could make it skip records.
-	_, aerr := e.signedCall("AKIDREADER", weirPrefix+"CommitCheckpoint", `{`+sn+`,"ConsumerName":"forwarder:up","ShardId":"shardId-000000000000","SequenceNumber":"1"}`, time.Now())
+	_, aerr := e.signedCall("AKIDREADER", weirPrefix+"CommitCheckpoint", `{`+sn+`,"ConsumerName":"forwarder:up","ShardId":"shardId-000000000000","SequenceNumber":"`+shards.FormatSeq("shardId-000000000000", 1)+`"}`, time.Now())
 	if aerr == nil || aerr.Type != errAccessDenied {
 		t.Errorf("reader commits a forwarder checkpoint: %v", aerr)
 	}
-	if _, aerr := e.signedCall(testKeyID, weirPrefix+"CommitCheckpoint", `{`+sn+`,"ConsumerName":"forwarder:up","ShardId":"shardId-000000000000","SequenceNumber":"1"}`, time.Now()); aerr != nil {
+	if _, aerr := e.signedCall(testKeyID, weirPrefix+"CommitCheckpoint", `{`+sn+`,"ConsumerName":"forwarder:up","ShardId":"shardId-000000000000","SequenceNumber":"`+shards.FormatSeq("shardId-000000000000", 1)+`"}`, time.Now()); aerr != nil {
 		t.Errorf("admin commits a forwarder checkpoint: %v", aerr)
 	}
 }

@@ -69,9 +69,9 @@ func (s *Server) getShardIterator(_ context.Context, req *request) (any, error) 
 		if in.StartingSequenceNumber == "" {
 			return 0, invalidArg("StartingSequenceNumber is required for ShardIteratorType %s", in.ShardIteratorType)
 		}
-		seq, err := shards.ParseSeq(in.StartingSequenceNumber)
+		seq, err := seqParam("StartingSequenceNumber", info, in.StartingSequenceNumber)
 		if err != nil {
-			return 0, invalidArg("StartingSequenceNumber %s is not a sequence number", in.StartingSequenceNumber)
+			return 0, err
 		}
 		if seq+1 < info.StartSeq || seq > last+1 {
 			return 0, invalidArg("StartingSequenceNumber %s used in GetShardIterator on shard %s in stream %s under account %s is invalid because it did not come from this stream or shard.",
@@ -330,7 +330,7 @@ func (s *Server) emptyResult(st *shards.Stream, sh *shards.Shard, it iterator, l
 func (s *Server) result(st *shards.Stream, sh *shards.Shard, info shards.ShardInfo, it iterator,
 	recs []shards.Record, atEnd, ext bool) *getRecordsResult {
 	now := s.now()
-	out := &getRecordsResult{records: recs, ext: ext}
+	out := &getRecordsResult{shard: info.ID, records: recs, ext: ext}
 	if atEnd {
 		out.children = childShards(st.Shards(), info.ID)
 		return out

@@ -54,8 +54,9 @@ func (s *Server) putRecord(ctx context.Context, req *request) (any, error) {
 	if in.SequenceNumberForOrdering != nil {
 		// Accepted for compatibility: one shard's sequence numbers already
 		// increase strictly in commit order, which is what the parameter
-		// asks for.
-		if _, err := shards.ParseSeq(*in.SequenceNumberForOrdering); err != nil {
+		// asks for. Only its form is checked: after a reshard a key's
+		// previous number is its parent shard's, which is right to send.
+		if _, _, err := shards.DecodeSeq(*in.SequenceNumberForOrdering); err != nil {
 			return nil, invalidArg("SequenceNumberForOrdering %q is not a sequence number", *in.SequenceNumberForOrdering)
 		}
 	}
@@ -67,7 +68,7 @@ func (s *Server) putRecord(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, notFoundStream(name, s, err)
 	}
-	return putRecordOutput{ShardId: a.ShardID, SequenceNumber: shards.FormatSeq(a.Seq), EncryptionType: "NONE"}, nil
+	return putRecordOutput{ShardId: a.ShardID, SequenceNumber: shards.FormatSeq(a.ShardID, a.Seq), EncryptionType: "NONE"}, nil
 }
 
 // putRecords appends a batch through the store's batch path (same limits
@@ -117,7 +118,7 @@ func (s *Server) putRecords(ctx context.Context, req *request) (any, error) {
 			out.Records[i] = putRecordsResultEntry{ErrorCode: entryErrorCode(errs[i]), ErrorMessage: errs[i].Error()}
 			continue
 		}
-		out.Records[i] = putRecordsResultEntry{ShardId: res[i].ShardID, SequenceNumber: shards.FormatSeq(res[i].Seq)}
+		out.Records[i] = putRecordsResultEntry{ShardId: res[i].ShardID, SequenceNumber: shards.FormatSeq(res[i].ShardID, res[i].Seq)}
 	}
 	s.metrics.putRecords(len(recs)-out.FailedRecordCount, out.FailedRecordCount)
 	return out, nil

@@ -130,10 +130,10 @@ func (s *Server) shardJSON(i shards.ShardInfo) shardJSON {
 	out := shardJSON{
 		ShardId: i.ID, ParentShardId: i.ParentID, AdjacentParentShardId: i.AdjacentParentID,
 		HashKeyRange:        hashKeyRange{StartingHashKey: i.StartHash.String(), EndingHashKey: i.EndHash.String()},
-		SequenceNumberRange: sequenceNumberRange{StartingSequenceNumber: shards.FormatSeq(i.StartSeq)},
+		SequenceNumberRange: sequenceNumberRange{StartingSequenceNumber: shards.FormatSeq(i.ID, i.StartSeq)},
 	}
 	if i.Closed {
-		out.SequenceNumberRange.EndingSequenceNumber = shards.FormatSeq(i.EndSeq)
+		out.SequenceNumberRange.EndingSequenceNumber = shards.FormatSeq(i.ID, i.EndingSeq())
 	}
 	return out
 }
