@@ -54,4 +54,3 @@ func TestParseHashKey(t *testing.T) {
 		}
 	}
 }
-

@@ -405,6 +405,7 @@ func TestHostCheck(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, e.hs.URL+"/", strings.NewReader(`{}`))
 			req.Host = host
 			req.Header.Set("X-Amz-Target", kinesisPrefix+"ListStreams")
+			req.Header.Set("Content-Type", contentTypeJSON)
 			if keys != "" {
 				sum := sha256.Sum256([]byte(`{}`))
 				_ = v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret},

@@ -64,6 +64,7 @@ func (s *Server) putRecord(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.Try = true // over the shard's rate: ProvisionedThroughputExceededException at once
 	a, err := s.store.Append(ctx, name, &shards.Record{Key: *in.PartitionKey, Data: in.Data}, o)
 	if err != nil {
 		return nil, notFoundStream(name, s, err)
@@ -88,23 +89,33 @@ func (s *Server) putRecords(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	st, err := s.store.Stream(name)
+	if err != nil {
+		return nil, notFoundStream(name, s, err)
+	}
+	maxRecord := st.Config().MaxRecordSize.Bytes()
 	recs := make([]*shards.Record, len(in.Records))
 	opts := make([]shards.AppendOptions, len(in.Records))
 	total := 0
 	for i, e := range in.Records {
-		o, err := checkEntry("records."+strconv.Itoa(i+1)+".member.", e.Data, e.PartitionKey, e.ExplicitHashKey)
+		member := "records." + strconv.Itoa(i+1) + ".member."
+		o, err := checkEntry(member, e.Data, e.PartitionKey, e.ExplicitHashKey)
 		if err != nil {
 			return nil, err
 		}
+		// One entry over the stream's record size fails the whole call, as
+		// in Kinesis: as a failed entry it would be retried forever.
+		if n := int64(len(e.Data) + len(*e.PartitionKey)); n > maxRecord {
+			return nil, validation("1 validation error detected: Value at '%sdata' failed to satisfy constraint: Member must have length less than or equal to %d (data and partition key: %d bytes)",
+				member, maxRecord, n)
+		}
+		o.Try = true
 		opts[i] = o
 		recs[i] = &shards.Record{Key: *e.PartitionKey, Data: e.Data}
 		total += len(e.Data) + len(*e.PartitionKey)
 	}
 	if total > maxPutRecordsBytes {
 		return nil, invalidArg("Records size exceeds %d MB limit: %d bytes of data and partition keys", maxPutRecordsBytes>>20, total)
-	}
-	if _, err := s.store.Stream(name); err != nil {
-		return nil, notFoundStream(name, s, err)
 	}
 	res, errs := s.store.AppendBatch(ctx, name, recs, opts)
 	out := putRecordsOutput{Records: make([]putRecordsResultEntry, len(recs)), EncryptionType: "NONE"}
