@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/weir-gateway/weir/internal/fsutil"
 )
@@ -91,4 +94,129 @@ func writeMeta(fs fsutil.Steps, dir string, m streamMeta) error {
 		return err
 	}
 	return fsutil.WriteFileSteps(fs, filepath.Join(dir, metaFile), append(b, '\n'), 0o644)
+}
+
+// Kinesis limits on stream tags.
+const (
+	MaxTags        = 50
+	MaxTagKeyLen   = 128
+	MaxTagValueLen = 256
+)
+
+// ShardLevelMetrics are the metric names EnableEnhancedMonitoring takes
+// ("ALL" stands for every one).
+var ShardLevelMetrics = []string{"IncomingBytes", "IncomingRecords", "IteratorAgeMilliseconds",
+	"OutgoingBytes", "OutgoingRecords", "ReadProvisionedThroughputExceeded", "WriteProvisionedThroughputExceeded"}
+
+// updateMeta applies change to a copy of the stream's map and installs it
+// once it is durable. change must not modify what the copy shares with the
+// current map (Tags, slices): it replaces them.
+func (st *Stream) updateMeta(change func(m *streamMeta) error) error {
+	st.reshardMu.Lock()
+	defer st.reshardMu.Unlock()
+	st.mu.RLock()
+	next := st.meta
+	st.mu.RUnlock()
+	if err := change(&next); err != nil {
+		return err
+	}
+	if err := writeMeta(st.store.opts.metaFS, st.dir, next); err != nil {
+		return fmt.Errorf("shards: write shard map of %s: %w", st.name, err)
+	}
+	st.mu.Lock()
+	st.meta = next
+	st.mu.Unlock()
+	return nil
+}
+
+// Tags returns a copy of the stream's tags.
+func (st *Stream) Tags() map[string]string {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	out := make(map[string]string, len(st.meta.Tags))
+	for k, v := range st.meta.Tags {
+		out[k] = v
+	}
+	return out
+}
+
+// UpdateTags sets the tags in add (replacing values of existing keys) and
+// removes the keys in remove, durably. A stream holds at most MaxTags.
+func (st *Stream) UpdateTags(add map[string]string, remove []string) error {
+	for k, v := range add {
+		if n := utf8.RuneCountInString(k); n < 1 || n > MaxTagKeyLen {
+			return fmt.Errorf("%w: tag key %q must have 1-%d characters", ErrInvalidArgument, k, MaxTagKeyLen)
+		}
+		if utf8.RuneCountInString(v) > MaxTagValueLen {
+			return fmt.Errorf("%w: the value of tag %q has more than %d characters", ErrInvalidArgument, k, MaxTagValueLen)
+		}
+	}
+	return st.updateMeta(func(m *streamMeta) error {
+		tags := make(map[string]string, len(m.Tags)+len(add))
+		for k, v := range m.Tags {
+			tags[k] = v
+		}
+		for k, v := range add {
+			tags[k] = v
+		}
+		for _, k := range remove {
+			delete(tags, k)
+		}
+		if len(tags) > MaxTags {
+			return fmt.Errorf("%w: stream %s would have %d tags; a stream has at most %d", ErrLimitExceeded, st.name, len(tags), MaxTags)
+		}
+		m.Tags = tags
+		if len(tags) == 0 {
+			m.Tags = nil
+		}
+		return nil
+	})
+}
+
+// EnhancedMetrics returns the shard-level metrics enabled on the stream,
+// sorted.
+func (st *Stream) EnhancedMetrics() []string {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return append([]string{}, st.meta.ShardLevelMetrics...)
+}
+
+// SetEnhancedMetrics enables (on) or disables the named shard-level
+// metrics ("ALL" for all) and returns the set before and after, durably.
+func (st *Stream) SetEnhancedMetrics(names []string, on bool) (before, after []string, err error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		if n == "ALL" {
+			for _, m := range ShardLevelMetrics {
+				want[m] = true
+			}
+			continue
+		}
+		if !slices.Contains(ShardLevelMetrics, n) {
+			return nil, nil, fmt.Errorf("%w: %q is not a shard-level metric (%s, ALL)", ErrInvalidArgument, n, strings.Join(ShardLevelMetrics, ", "))
+		}
+		want[n] = true
+	}
+	err = st.updateMeta(func(m *streamMeta) error {
+		before = append([]string{}, m.ShardLevelMetrics...)
+		set := map[string]bool{}
+		for _, n := range m.ShardLevelMetrics {
+			set[n] = true
+		}
+		for n := range want {
+			set[n] = on
+		}
+		after = []string{}
+		for _, n := range ShardLevelMetrics {
+			if set[n] {
+				after = append(after, n)
+			}
+		}
+		m.ShardLevelMetrics = after
+		if len(after) == 0 {
+			m.ShardLevelMetrics = nil
+		}
+		return nil
+	})
+	return before, after, err
 }

@@ -44,6 +44,9 @@ type Shard struct {
 	info    atomic.Pointer[ShardInfo]
 	logp    atomic.Pointer[wal.Log] // replaced only when a failed reshard reopens a sealed parent
 	limiter *limiter
+	// Write counters for the shard-level metrics (EnableEnhancedMonitoring):
+	// data+key bytes committed, and records refused by the rate limit.
+	inBytes, writeThrottled atomic.Int64
 
 	// segLast caches the arrival time of the last record of each sealed
 	// segment (by the segment's first index): retention asks for it on
@@ -69,6 +72,13 @@ func (sh *Shard) Last() uint64 { return sh.wal().LastIndex() }
 
 // Bytes is what the shard's log occupies on disk.
 func (sh *Shard) Bytes() int64 { return sh.wal().Size() }
+
+// WriteStats are the shard's write counters since the gateway started:
+// data and key bytes committed (Kinesis's IncomingBytes) and records refused
+// by its rate limit (WriteProvisionedThroughputExceeded).
+func (sh *Shard) WriteStats() (inBytes, throttled int64) {
+	return sh.inBytes.Load(), sh.writeThrottled.Load()
+}
 
 // LogStats are the shard log's commit counters (groups and syncs) since
 // it was opened.

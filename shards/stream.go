@@ -145,6 +145,7 @@ func (st *Stream) admit(ctx context.Context, sh *Shard, cfg StreamConfig, n int,
 	wait, ok := sh.limiter.reserve(n, size, st.store.now(), maxWait)
 	if !ok {
 		st.store.metrics.throttled.Add(int64(n))
+		sh.writeThrottled.Add(int64(n))
 		return fmt.Errorf("%w: %s of %s (would wait %v)", ErrThrottled, sh.ID(), st.name, wait.Round(time.Millisecond))
 	}
 	if wait > 0 {
@@ -179,6 +180,7 @@ func (st *Stream) admitPrefix(sh *Shard, cfg StreamConfig, preps []prepared, idx
 	for k, i := range idx {
 		if wait, ok := sh.limiter.reserve(1, preps[i].size, now, 0); !ok {
 			st.store.metrics.throttled.Add(int64(len(idx) - k))
+			sh.writeThrottled.Add(int64(len(idx) - k))
 			return k, fmt.Errorf("%w: %s of %s (would wait %v)", ErrThrottled, sh.ID(), st.name, wait.Round(time.Millisecond))
 		}
 	}
@@ -223,6 +225,9 @@ func (st *Stream) append(ctx context.Context, rec *Record, o AppendOptions) (App
 				return Appended{}, fmt.Errorf("%w: %s commit queue is full", ErrThrottled, sh.ID())
 			}
 			if !errors.Is(err, wal.ErrSealed) {
+				if err == nil {
+					sh.inBytes.Add(p.size)
+				}
 				return Appended{ShardID: sh.ID()}, walErr(sh, err)
 			}
 		} else {
@@ -232,6 +237,7 @@ func (st *Stream) append(ctx context.Context, rec *Record, o AppendOptions) (App
 					return Appended{}, walErr(sh, err)
 				}
 				st.store.metrics.appended.Add(1)
+				sh.inBytes.Add(p.size)
 				return Appended{ShardID: sh.ID(), Seq: seq}, nil
 			}
 		}
@@ -387,6 +393,11 @@ func (b *batch) commitShard(ctx context.Context, sh *Shard, idx []int) (sealed b
 	}
 	if err == nil {
 		b.st.store.metrics.appended.Add(int64(len(idx)))
+		var size int64
+		for _, i := range idx {
+			size += b.preps[i].size
+		}
+		sh.inBytes.Add(size)
 	}
 	return false
 }

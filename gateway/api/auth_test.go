@@ -241,6 +241,12 @@ func TestAuthEveryOperation(t *testing.T) {
 		"DeregisterStreamConsumer":      `{"ConsumerARN":"arn:aws:kinesis:local:000000000000:stream/telemetry/consumer/c:1"}`,
 		"CommitCheckpoint":              `{` + sn + `,"ConsumerName":"c","ShardId":"shardId-000000000000","SequenceNumber":"` + shards.FormatSeq("shardId-000000000000", 1) + `"}`,
 		"GetCheckpoints":                `{` + sn + `,"ConsumerName":"c"}`,
+		"AddTagsToStream":               `{` + sn + `,"Tags":{"a":"b"}}`,
+		"RemoveTagsFromStream":          `{` + sn + `,"TagKeys":["a"]}`,
+		"ListTagsForStream":             `{` + sn + `}`,
+		"EnableEnhancedMonitoring":      `{` + sn + `,"ShardLevelMetrics":["ALL"]}`,
+		"DisableEnhancedMonitoring":     `{` + sn + `,"ShardLevelMetrics":["ALL"]}`,
+		"DescribeLimits":                `{}`,
 		"WeirGetRecords":                `{"ShardIterator":"` + *it.ShardIterator + `"}`,
 	}
 	lacking := map[permission]string{permRead: "AKIDWRITER", permWrite: "AKIDREADER", permAdmin: "AKIDREADER"}
@@ -259,7 +265,7 @@ func TestAuthEveryOperation(t *testing.T) {
 			if aerr == nil || aerr.Type != errAccessDenied {
 				t.Errorf("key without %v: %v, want AccessDeniedException", spec.perm, aerr)
 			}
-			if name == "ListStreams" || name == "DescribeGateway" {
+			if name == "ListStreams" || name == "DescribeGateway" || name == "DescribeLimits" {
 				return // they name no stream: covered by TestAuthPermissionsAndScope
 			}
 			_, aerr = e.signedCall("AKIDOTHER", target, body, time.Now())

@@ -238,7 +238,9 @@ func (s *Server) pollRecords(ctx context.Context, q recordsQuery) (any, error) {
 		atEnd := info.Closed && next > info.EndSeq
 		if len(recs) > 0 || atEnd || !q.long || !time.Now().Before(deadline) {
 			s.metrics.read(it.Stream, it.Shard, len(recs), n)
-			return s.result(st, sh, info, it, recs, atEnd, q.long), nil
+			res := s.result(st, sh, info, it, recs, atEnd, q.long)
+			s.metrics.shard(it.Stream, it.Shard).iteratorAge.Store(res.millisBehind)
+			return res, nil
 		}
 		if timer == nil {
 			timer = time.NewTimer(time.Until(deadline))

@@ -176,7 +176,7 @@ func (s *Server) describeStream(_ context.Context, req *request) (any, error) {
 		Shards:                  []shardJSON{},
 		RetentionPeriodHours:    retentionHours(st.Config().Retention.D()),
 		StreamCreationTimestamp: timeOf(st.Created()),
-		EnhancedMonitoring:      []enhancedMetrics{{ShardLevelMetrics: []string{}}},
+		EnhancedMonitoring:      []enhancedMetrics{{ShardLevelMetrics: st.EnhancedMetrics()}},
 		EncryptionType:          "NONE",
 	}
 	for ; i < len(all) && len(d.Shards) < limit; i++ {
@@ -207,7 +207,7 @@ func (s *Server) describeStreamSummary(_ context.Context, req *request) (any, er
 		StreamModeDetails:       streamModeDetails{StreamMode: "PROVISIONED"},
 		RetentionPeriodHours:    retentionHours(cfg.Retention.D()),
 		StreamCreationTimestamp: timeOf(st.Created()),
-		EnhancedMonitoring:      []enhancedMetrics{{ShardLevelMetrics: []string{}}},
+		EnhancedMonitoring:      []enhancedMetrics{{ShardLevelMetrics: st.EnhancedMetrics()}},
 		EncryptionType:          "NONE",
 		OpenShardCount:          open,
 		ConsumerCount:           len(s.store.Checkpoints().Consumers(st.Name())),

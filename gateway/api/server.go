@@ -349,6 +349,12 @@ func (s *Server) operations() map[string]opSpec {
 		kinesisPrefix + "DecreaseStreamRetentionPeriod": {s.decreaseRetention, permAdmin},
 		kinesisPrefix + "RegisterStreamConsumer":        {s.registerConsumer, permAdmin},
 		kinesisPrefix + "DeregisterStreamConsumer":      {s.deregisterConsumer, permAdmin},
+		kinesisPrefix + "AddTagsToStream":               {s.addTags, permAdmin},
+		kinesisPrefix + "RemoveTagsFromStream":          {s.removeTags, permAdmin},
+		kinesisPrefix + "ListTagsForStream":             {s.listTags, permRead},
+		kinesisPrefix + "EnableEnhancedMonitoring":      {s.enableMonitoring, permAdmin},
+		kinesisPrefix + "DisableEnhancedMonitoring":     {s.disableMonitoring, permAdmin},
+		kinesisPrefix + "DescribeLimits":                {s.describeLimits, permRead},
 		// A forwarder's checkpoint (forwarder:<target>) needs admin.
 		weirPrefix + "CommitCheckpoint": {s.commitCheckpoint, permRead},
 		weirPrefix + "GetCheckpoints":   {s.getCheckpoints, permRead},
