@@ -23,6 +23,7 @@ import (
 type Daemon struct {
 	log    zerolog.Logger
 	store  *shards.Store
+	scaler *shards.Autoscaler // splits and merges on-demand streams
 	broker *ingest.Broker
 	api    *api.Server
 	cancel context.CancelFunc
@@ -71,6 +72,9 @@ func start(cfg *config.File, log zerolog.Logger, opts Options) (d *Daemon, err e
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
+	if err := d.startAutoscaler(ctx); err != nil {
+		return d, err
+	}
 	if err := d.startForwarders(ctx, cfg); err != nil {
 		return d, err
 	}
@@ -101,6 +105,23 @@ func (d *Daemon) openStore(cfg *config.File) (err error) {
 		Registerer:    d.reg,
 	})
 	return err
+}
+
+// startAutoscaler runs the on-demand autoscaler until ctx ends. It runs
+// for every gateway: a stream may become on-demand at any time, by
+// CreateStream, UpdateStreamMode or a reload.
+func (d *Daemon) startAutoscaler(ctx context.Context) (err error) {
+	d.scaler, err = shards.NewAutoscaler(d.store, shards.AutoscaleOptions{
+		Logger: d.log.With().Str("part", "autoscale").Logger(), Registerer: d.reg})
+	if err != nil {
+		return err
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.scaler.Run(ctx)
+	}()
+	return nil
 }
 
 // startAPI starts the HTTP API, if the configuration has one.
@@ -258,6 +279,9 @@ func (d *Daemon) Close(ctx context.Context) error {
 		errs = append(errs, f.Close())
 	}
 	d.wg.Wait()
+	if d.scaler != nil {
+		d.scaler.Close()
+	}
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 	}

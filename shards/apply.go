@@ -23,11 +23,14 @@ func (c StreamConfig) Diff(next StreamConfig) conf.Changes {
 	conf.Compare(&cs, conf.Live, "max_bytes", c.MaxBytes, next.MaxBytes)
 	conf.Compare(&cs, conf.Live, "on_full", c.OnFull, next.OnFull)
 	conf.DiffFields(&cs, conf.Live, "rate", c.Rate, next.Rate)
+	conf.Compare(&cs, conf.Live, "mode", c.Mode, next.Mode)
+	conf.DiffFields(&cs, conf.Live, "on_demand", c.OnDemand, next.OnDemand)
 	// Every other key (segment_size) is given to a shard's log when it
 	// opens: a restart.
 	rest := c
 	rest.Shards, rest.MaxRecordSize, rest.Retention, rest.MaxBytes, rest.OnFull, rest.Rate =
 		next.Shards, next.MaxRecordSize, next.Retention, next.MaxBytes, next.OnFull, next.Rate
+	rest.Mode, rest.OnDemand = next.Mode, next.OnDemand
 	conf.DiffFields(&cs, conf.Restart, "", rest, next)
 	return cs
 }
@@ -96,10 +99,22 @@ func (s *Store) Apply(streams []StreamConfig) (conf.Changes, error) {
 		}
 		existing = append(existing, st)
 	}
+	prev := make(map[string]StreamConfig, len(s.opts.Streams))
+	for _, c := range s.opts.Streams {
+		prev[c.Name] = c
+	}
 	for _, st := range existing {
 		for _, c := range next {
-			if c.Name == st.name {
-				st.applyLimits(c)
+			if c.Name != st.name {
+				continue
+			}
+			st.applyLimits(c)
+			// A mode the file did not change stays as UpdateStreamMode
+			// may have set it.
+			if p, ok := prev[c.Name]; !ok || p.Mode != c.Mode {
+				if err := st.applyDeclaredMode(c); err != nil {
+					return cs, err
+				}
 			}
 		}
 	}
@@ -117,6 +132,7 @@ func (st *Stream) applyLimits(c StreamConfig) {
 	cur.MaxRecordSize, cur.Retention, cur.MaxBytes, cur.OnFull = c.MaxRecordSize, c.Retention, c.MaxBytes, c.OnFull
 	rateChanged := cur.Rate != c.Rate
 	cur.Rate = c.Rate
+	cur.Mode, cur.OnDemand = c.Mode, c.OnDemand
 	st.cfg = cur
 	shards := make([]*Shard, 0, len(st.shards))
 	for _, sh := range st.shards {

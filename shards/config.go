@@ -52,6 +52,10 @@ type StreamConfig struct {
 	MaxBytes      conf.ByteSize `yaml:"max_bytes"` // 0 = unlimited
 	OnFull        string        `yaml:"on_full"`
 	Rate          RateConfig    `yaml:"rate"`
+	// Mode is provisioned or on_demand; "" keeps the mode the stream has
+	// (provisioned for a new one). See mode.go.
+	Mode     string         `yaml:"mode"`
+	OnDemand OnDemandConfig `yaml:"on_demand"`
 }
 
 // RateConfig is the per-shard write limit of a stream. Zero rates mean
@@ -106,6 +110,7 @@ func (c *StreamConfig) Defaults() {
 		c.OnFull = OnFullReject
 	}
 	c.Rate.Defaults()
+	c.OnDemand.Defaults()
 }
 
 // WithDefaults returns a copy of c with Defaults applied.
@@ -189,6 +194,7 @@ func (c StreamConfig) Validate() []error {
 	}
 	errs.Enum("on_full", c.OnFull, OnFullReject, OnFullDropOldest)
 	errs.Nest("rate", c.Rate.Validate())
+	c.validateMode(&errs)
 	return errs
 }
 

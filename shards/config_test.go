@@ -14,6 +14,8 @@ func TestStreamConfigDefaults(t *testing.T) {
 		Name: "telemetry", Shards: 4, MaxRecordSize: conf.MiB, Retention: conf.Duration(24 * time.Hour),
 		SegmentSize: 16 * conf.MiB, OnFull: OnFullReject,
 		Rate: RateConfig{RecordsPerSec: 1000, BytesPerSec: conf.MiB, OnLimit: OnLimitBackpress, MaxWait: conf.Duration(2 * time.Second)},
+		OnDemand: OnDemandConfig{SplitAt: 0.8, SplitAfter: conf.Duration(30 * time.Second), MergeAt: 0.3,
+			MergeAfter: conf.Duration(5 * time.Minute), Cooldown: conf.Duration(2 * time.Minute), MaxShards: 64},
 	}
 	if c != want {
 		t.Fatalf("WithDefaults = %+v\nwant %+v", c, want)

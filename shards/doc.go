@@ -20,6 +20,12 @@
 // the largest last index of its parents; readers must still read parents to
 // their end before children.
 //
+// Capacity modes: a provisioned stream keeps the shards it is given; an
+// on-demand one (mode.go, persisted in stream.json) is split and merged by
+// the Autoscaler as its write rate changes, through the same Split and
+// Merge as the API's. The policy (thresholds, windows and why) is written
+// at the top of autoscale.go and in gateway/api/API.md.
+//
 // On disk (under the data directory):
 //
 //	LOCK                                  flock held by the running gateway

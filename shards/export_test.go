@@ -1,6 +1,8 @@
 package shards
 
 import (
+	"time"
+
 	"github.com/weir-gateway/weir/internal/fsutil"
 	"github.com/weir-gateway/weir/wal"
 )
@@ -14,5 +16,12 @@ func withWALFS(o Options, fs wal.FS) Options {
 // withMetaFS makes the store's shard maps and checkpoints go through steps.
 func withMetaFS(o Options, steps fsutil.Steps) Options {
 	o.metaFS = steps
+	return o
+}
+
+// withAutoscaleClock makes the autoscaler read time from clock; tests then
+// drive its passes with tick.
+func withAutoscaleClock(o AutoscaleOptions, clock func() time.Time) AutoscaleOptions {
+	o.clock = clock
 	return o
 }

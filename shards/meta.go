@@ -31,6 +31,8 @@ type streamMeta struct {
 	NextShard   int         `json:"next_shard"`
 	RetentionMS int64       `json:"retention_ms,omitempty"` // set by Increase/DecreaseStreamRetentionPeriod
 	Declared    bool        `json:"declared"`               // from the config file, not CreateStream
+	Mode        string      `json:"mode,omitempty"`         // "" (provisioned) or on_demand
+	MinShards   int         `json:"min_shards,omitempty"`   // on_demand: the autoscaler's floor
 	Shards      []shardMeta `json:"shards"`
 	// Tags are the stream's AddTagsToStream tags (version 2).
 	Tags map[string]string `json:"tags,omitempty"`

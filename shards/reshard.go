@@ -18,8 +18,15 @@ const MaxOpenShards = 1024
 // Split closes an open shard and replaces it with two children: one owning
 // [start, newStartingHashKey-1] and one owning [newStartingHashKey, end].
 func (st *Stream) Split(shardID string, newStartingHashKey HashKey) error {
+	st.resharding.Add(1)
+	defer st.resharding.Add(-1)
 	st.reshardMu.Lock()
 	defer st.reshardMu.Unlock()
+	return st.splitLocked(shardID, newStartingHashKey)
+}
+
+// splitLocked is Split for a caller holding reshardMu.
+func (st *Stream) splitLocked(shardID string, newStartingHashKey HashKey) error {
 	parent, err := st.openShardByID(shardID)
 	if err != nil {
 		return err
@@ -41,8 +48,15 @@ func (st *Stream) Split(shardID string, newStartingHashKey HashKey) error {
 // Merge closes two adjacent open shards and replaces them with one child
 // owning both ranges.
 func (st *Stream) Merge(shardID, adjacentShardID string) error {
+	st.resharding.Add(1)
+	defer st.resharding.Add(-1)
 	st.reshardMu.Lock()
 	defer st.reshardMu.Unlock()
+	return st.mergeLocked(shardID, adjacentShardID)
+}
+
+// mergeLocked is Merge for a caller holding reshardMu.
+func (st *Stream) mergeLocked(shardID, adjacentShardID string) error {
 	a, err := st.openShardByID(shardID)
 	if err != nil {
 		return err
@@ -69,6 +83,8 @@ func (st *Stream) Merge(shardID, adjacentShardID string) error {
 // most two parents and readers can keep reading parents first. Like
 // Kinesis it refuses to more than double or halve the count in one call.
 func (st *Stream) UpdateShardCount(target int) error {
+	st.resharding.Add(1)
+	defer st.resharding.Add(-1)
 	cur := len(st.openShards())
 	if target < 1 || target > MaxOpenShards {
 		return fmt.Errorf("%w: target shard count %d is not in [1, %d]", ErrInvalidArgument, target, MaxOpenShards)

@@ -44,6 +44,7 @@ type Shard struct {
 	info    atomic.Pointer[ShardInfo]
 	logp    atomic.Pointer[wal.Log] // replaced only when a failed reshard reopens a sealed parent
 	limiter *limiter
+	load    loadCounter // what the limiter admitted, for the autoscaler
 	// Write counters for the shard-level metrics (EnableEnhancedMonitoring):
 	// data+key bytes committed, and records refused by the rate limit.
 	inBytes, writeThrottled atomic.Int64

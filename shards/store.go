@@ -233,6 +233,11 @@ func (s *Store) load() error {
 			return err
 		}
 		s.streams[m.Name] = st
+		if ok {
+			if err := st.applyDeclaredMode(cfg); err != nil {
+				return err
+			}
+		}
 	}
 	for _, c := range s.opts.Streams {
 		if _, ok := s.streams[c.Name]; ok {
@@ -400,10 +405,15 @@ func (s *Store) AppendBatch(ctx context.Context, stream string, recs []*Record, 
 }
 
 // CreateStream creates a stream with cfg.Shards shards evenly dividing the
-// hash space; settings cfg leaves zero come from Options.DefaultStream.
+// hash space, in cfg.Mode; settings cfg leaves zero come from
+// Options.DefaultStream.
 func (s *Store) CreateStream(cfg StreamConfig) (*Stream, error) {
 	base := s.opts.DefaultStream
-	base.Name, base.Shards = cfg.Name, cfg.Shards
+	base.Name, base.Shards, base.Mode = cfg.Name, cfg.Shards, cfg.Mode
+	// An API client asking for more shards than the template's ceiling
+	// gets them; the autoscaler then only merges back to that floor.
+	base.OnDemand.Defaults()
+	base.OnDemand.MaxShards = max(base.OnDemand.MaxShards, cfg.Shards)
 	if cfg.Retention.D() > 0 {
 		base.Retention = cfg.Retention
 	}
@@ -423,6 +433,9 @@ func (s *Store) createStream(cfg StreamConfig, declared bool) (*Stream, error) {
 		return nil, fmt.Errorf("%w: %s", ErrStreamExists, cfg.Name)
 	}
 	m := streamMeta{Version: metaVersion, Name: cfg.Name, Created: s.now().UTC().Truncate(time.Millisecond), NextShard: cfg.Shards, Declared: declared}
+	if cfg.Mode == ModeOnDemand {
+		m.Mode, m.MinShards = ModeOnDemand, cfg.Shards
+	}
 	for i, r := range EvenRanges(cfg.Shards) {
 		m.Shards = append(m.Shards, metaOf(ShardInfo{ID: shardID(i), StartHash: r[0], EndHash: r[1], StartSeq: 1}))
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-gateway/weir/wal"
@@ -23,6 +24,9 @@ type Stream struct {
 	// reshardMu serialises shard-map changes (reshards, retention-driven
 	// expiry) so that each one reads and writes a consistent map.
 	reshardMu sync.Mutex
+	// resharding counts splits, merges and UpdateShardCount calls in
+	// progress, so that UpdateStreamMode can answer ResourceInUse.
+	resharding atomic.Int32
 
 	mu      sync.RWMutex // guards the fields below
 	cfg     StreamConfig
@@ -148,6 +152,7 @@ func (st *Stream) admit(ctx context.Context, sh *Shard, cfg StreamConfig, n int,
 		sh.writeThrottled.Add(int64(n))
 		return fmt.Errorf("%w: %s of %s (would wait %v)", ErrThrottled, sh.ID(), st.name, wait.Round(time.Millisecond))
 	}
+	sh.load.add(n, size)
 	if wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()
@@ -175,6 +180,7 @@ func (st *Stream) admitPrefix(sh *Shard, cfg StreamConfig, preps []prepared, idx
 		size += preps[i].size
 	}
 	if _, ok := sh.limiter.reserve(len(idx), size, now, 0); ok {
+		sh.load.add(len(idx), size)
 		return len(idx), nil
 	}
 	for k, i := range idx {
@@ -183,6 +189,7 @@ func (st *Stream) admitPrefix(sh *Shard, cfg StreamConfig, preps []prepared, idx
 			sh.writeThrottled.Add(int64(len(idx) - k))
 			return k, fmt.Errorf("%w: %s of %s (would wait %v)", ErrThrottled, sh.ID(), st.name, wait.Round(time.Millisecond))
 		}
+		sh.load.add(1, preps[i].size)
 	}
 	return len(idx), nil
 }

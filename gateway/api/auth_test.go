@@ -235,6 +235,7 @@ func TestAuthEveryOperation(t *testing.T) {
 		"SplitShard":                    `{` + sn + `,"ShardToSplit":"shardId-000000000000","NewStartingHashKey":"1000"}`,
 		"MergeShards":                   `{` + sn + `,"ShardToMerge":"shardId-000000000000","AdjacentShardToMerge":"shardId-000000000001"}`,
 		"UpdateShardCount":              `{` + sn + `,"TargetShardCount":2,"ScalingType":"UNIFORM_SCALING"}`,
+		"UpdateStreamMode":              `{"StreamARN":"arn:aws:kinesis:local:000000000000:stream/telemetry","StreamModeDetails":{"StreamMode":"ON_DEMAND"}}`,
 		"IncreaseStreamRetentionPeriod": `{` + sn + `,"RetentionPeriodHours":48}`,
 		"DecreaseStreamRetentionPeriod": `{` + sn + `,"RetentionPeriodHours":1}`,
 		"RegisterStreamConsumer":        `{"StreamARN":"arn:aws:kinesis:local:000000000000:stream/telemetry","ConsumerName":"c"}`,

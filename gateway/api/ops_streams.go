@@ -28,6 +28,10 @@ func (s *Server) createStream(_ context.Context, req *request) (any, error) {
 	if err := s.allow(req, in.StreamName); err != nil {
 		return nil, err
 	}
+	mode, err := streamMode(in.StreamModeDetails)
+	if err != nil {
+		return nil, err
+	}
 	n := defaultShardCount
 	if in.ShardCount != nil {
 		n = *in.ShardCount
@@ -39,7 +43,7 @@ func (s *Server) createStream(_ context.Context, req *request) (any, error) {
 				s.account, shards.MaxOpenShards, n)
 		}
 	}
-	if _, err := s.store.CreateStream(shards.StreamConfig{Name: in.StreamName, Shards: n}); err != nil {
+	if _, err := s.store.CreateStream(shards.StreamConfig{Name: in.StreamName, Shards: n, Mode: mode}); err != nil {
 		if errors.Is(err, shards.ErrStreamExists) {
 			return nil, newError(400, errResourceInUse, "Stream %s under account %s already exists.", in.StreamName, s.account)
 		}
@@ -111,7 +115,7 @@ func (s *Server) listStreams(_ context.Context, req *request) (any, error) {
 		out.StreamNames = append(out.StreamNames, st.Name())
 		out.StreamSummaries = append(out.StreamSummaries, streamSummary{
 			StreamName: st.Name(), StreamARN: s.streamARN(st.Name()), StreamStatus: streamActive,
-			StreamModeDetails:       streamModeDetails{StreamMode: "PROVISIONED"},
+			StreamModeDetails:       modeDetails(st),
 			StreamCreationTimestamp: timeOf(st.Created()),
 		})
 	}
@@ -172,7 +176,7 @@ func (s *Server) describeStream(_ context.Context, req *request) (any, error) {
 	}
 	d := streamDescription{
 		StreamName: st.Name(), StreamARN: s.streamARN(st.Name()), StreamStatus: streamActive,
-		StreamModeDetails:       streamModeDetails{StreamMode: "PROVISIONED"},
+		StreamModeDetails:       modeDetails(st),
 		Shards:                  []shardJSON{},
 		RetentionPeriodHours:    retentionHours(st.Config().Retention.D()),
 		StreamCreationTimestamp: timeOf(st.Created()),
@@ -204,7 +208,7 @@ func (s *Server) describeStreamSummary(_ context.Context, req *request) (any, er
 	cfg := st.Config()
 	return describeStreamSummaryOutput{StreamDescriptionSummary: streamDescriptionSummary{
 		StreamName: st.Name(), StreamARN: s.streamARN(st.Name()), StreamStatus: streamActive,
-		StreamModeDetails:       streamModeDetails{StreamMode: "PROVISIONED"},
+		StreamModeDetails:       modeDetails(st),
 		RetentionPeriodHours:    retentionHours(cfg.Retention.D()),
 		StreamCreationTimestamp: timeOf(st.Created()),
 		EnhancedMonitoring:      []enhancedMetrics{{ShardLevelMetrics: st.EnhancedMetrics()}},
@@ -272,6 +276,9 @@ func (s *Server) splitShard(_ context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := provisionedOnly(st, "SplitShard"); err != nil {
+		return nil, err
+	}
 	return struct{}{}, st.Split(in.ShardToSplit, h)
 }
 
@@ -285,6 +292,9 @@ func (s *Server) mergeShards(_ context.Context, req *request) (any, error) {
 	}
 	st, err := s.stream(req, in.streamRef)
 	if err != nil {
+		return nil, err
+	}
+	if err := provisionedOnly(st, "MergeShards"); err != nil {
 		return nil, err
 	}
 	return struct{}{}, st.Merge(in.ShardToMerge, in.AdjacentShardToMerge)
@@ -303,6 +313,9 @@ func (s *Server) updateShardCount(_ context.Context, req *request) (any, error) 
 	}
 	st, err := s.stream(req, in.streamRef)
 	if err != nil {
+		return nil, err
+	}
+	if err := provisionedOnly(st, "UpdateShardCount"); err != nil {
 		return nil, err
 	}
 	cur := 0

@@ -150,19 +150,28 @@ func (s *Server) setMonitoring(req *request, on bool) (any, error) {
 		CurrentShardLevelMetrics: before, DesiredShardLevelMetrics: after}, nil
 }
 
+// onDemandStreamLimit is what DescribeLimits reports as the on-demand
+// stream limit: Kinesis's default, since weir itself has none.
+const onDemandStreamLimit = 50
+
 // describeLimits reports the gateway's shard limit: MaxOpenShards per
 // stream, which is the only shard limit weir has.
 func (s *Server) describeLimits(_ context.Context, req *request) (any, error) {
 	if err := s.allowListing(req); err != nil {
 		return nil, err
 	}
-	open := 0
+	open, onDemand := 0, 0
 	for _, st := range s.store.Streams() {
+		if st.Mode() == shards.ModeOnDemand {
+			onDemand++
+		}
 		for _, sh := range st.Shards() {
 			if !sh.Closed {
 				open++
 			}
 		}
 	}
-	return describeLimitsOutput{ShardLimit: shards.MaxOpenShards, OpenShardCount: open}, nil
+	// On-demand streams have no count limit here beyond the disk.
+	return describeLimitsOutput{ShardLimit: shards.MaxOpenShards, OpenShardCount: open,
+		OnDemandStreamCount: onDemand, OnDemandStreamCountLimit: onDemandStreamLimit}, nil
 }

@@ -345,6 +345,7 @@ func (s *Server) operations() map[string]opSpec {
 		kinesisPrefix + "SplitShard":                    {s.splitShard, permAdmin},
 		kinesisPrefix + "MergeShards":                   {s.mergeShards, permAdmin},
 		kinesisPrefix + "UpdateShardCount":              {s.updateShardCount, permAdmin},
+		kinesisPrefix + "UpdateStreamMode":              {s.updateStreamMode, permAdmin},
 		kinesisPrefix + "IncreaseStreamRetentionPeriod": {s.increaseRetention, permAdmin},
 		kinesisPrefix + "DecreaseStreamRetentionPeriod": {s.decreaseRetention, permAdmin},
 		kinesisPrefix + "RegisterStreamConsumer":        {s.registerConsumer, permAdmin},

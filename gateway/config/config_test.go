@@ -231,6 +231,19 @@ func TestErrors(t *testing.T) {
 			want: []string{`weir.yaml:6: streams[0].rate.max_wait: must be > 0 when on_limit is backpressure`},
 		},
 		{
+			name: "stream_mode_spelled_as_in_the_api",
+			yaml: "data_dir: x\nstreams:\n  - name: a\n    mode: ON_DEMAND\n",
+			want: []string{`weir.yaml:4: streams[0].mode: must be one of provisioned, on_demand, got "ON_DEMAND"`},
+		},
+		{
+			name: "on_demand_bounds",
+			yaml: "data_dir: x\nstreams:\n  - name: a\n    shards: 8\n    mode: on_demand\n    on_demand:\n      merge_at: 0.9\n      max_shards: 4\n",
+			want: []string{
+				`weir.yaml:7: streams[0].on_demand.merge_at: (0.9) must be below split_at (0.8), or a merged shard would be split again at once`,
+				`weir.yaml:8: streams[0].on_demand.max_shards: (4) must be at least shards (8), the floor the autoscaler never goes below`,
+			},
+		},
+		{
 			name: "record_size_vs_segment_size",
 			yaml: "data_dir: x\nstreams:\n  - name: a\n    segment_size: 4KiB\n",
 			want: []string{`weir.yaml:3: streams[0].max_record_size: (1MiB) must leave 1KiB of headroom in segment_size (4KiB): raise segment_size to at least 1025KiB or lower max_record_size`},
@@ -441,6 +454,16 @@ func TestAccepted(t *testing.T) {
 			check: func(t *testing.T, f *File) {
 				if f.Auth.PasswordFile != "/etc/weir/passwd" || f.Auth.ClientIDMustMatch != "username" || f.Auth.ACLFile != "" {
 					t.Fatalf("auth = %+v", f.Auth)
+				}
+			},
+		},
+		{
+			name: "on_demand_stream",
+			yaml: "data_dir: x\nstreams:\n  - name: a\n    shards: 2\n    mode: on_demand\n    on_demand: {split_after: 10s, max_shards: 8}\n",
+			check: func(t *testing.T, f *File) {
+				s := f.Streams[0]
+				if s.Mode != "on_demand" || s.OnDemand.SplitAfter.D() != 10*time.Second || s.OnDemand.MaxShards != 8 || s.OnDemand.SplitAt != 0.8 {
+					t.Fatalf("stream = %+v", s)
 				}
 			},
 		},
