@@ -99,6 +99,7 @@ func start(cfg *config.File, log zerolog.Logger, opts Options) (d *Daemon, err e
 func (d *Daemon) openStore(cfg *config.File) (err error) {
 	d.store, err = shards.Open(cfg.DataDir, shards.Options{
 		Durability:    cfg.Durability,
+		KeysDir:       cfg.Encryption.KeysDir,
 		Streams:       cfg.Streams,
 		DefaultStream: shards.StreamConfig{}.WithDefaults(),
 		Logger:        d.log.With().Str("part", "shards").Logger(),

@@ -39,8 +39,10 @@ func FormatTS(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.0
 // stopped gateway's data directory, shard by shard in id order so parents
 // come before children. It takes the data directory's lock, so it refuses
 // to run beside a live gateway rather than read a log being written.
-func Dump(w io.Writer, log zerolog.Logger, dataDir, stream, shard string) error {
-	store, err := shards.Open(dataDir, shards.Options{Logger: log, NoRetentionLoop: true, OpenExistingOnly: true})
+// keysDir is the gateway's encryption.keys_dir, needed for records of
+// encrypted streams ("" if there are none).
+func Dump(w io.Writer, log zerolog.Logger, dataDir, keysDir, stream, shard string) error {
+	store, err := shards.Open(dataDir, shards.Options{Logger: log, NoRetentionLoop: true, OpenExistingOnly: true, KeysDir: keysDir})
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,7 @@ func topLevelDiff(started, last, next *config.File) conf.Changes {
 		cs = append(cs, c)
 	}
 	conf.DiffFields(&cs, conf.Restart, "durability", started.Durability, next.Durability)
+	conf.DiffFields(&cs, conf.Restart, "encryption", started.Encryption, next.Encryption)
 	conf.DiffFields(&cs, conf.Restart, "uplink", started.Uplink, next.Uplink)
 	if started.MQTT.MaxPacketSize == next.MQTT.MaxPacketSize && started.MQTTPacketSize() != next.MQTTPacketSize() {
 		cs.Add(conf.Restart, "mqtt.max_packet_size", started.MQTTPacketSize(), next.MQTTPacketSize(),

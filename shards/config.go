@@ -2,6 +2,7 @@ package shards
 
 import (
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/weir-gateway/weir/internal/conf"
@@ -230,6 +231,25 @@ func (d Durability) Validate() []error {
 	}
 	if d.CommitDelay < 0 || d.CommitDelay > MaxCommitDelay {
 		errs.Add("commit_delay", "must be 0..%v, got %v", MaxCommitDelay, d.CommitDelay)
+	}
+	return errs
+}
+
+// EncryptionConfig is the `encryption:` section: where the keys of
+// StartStreamEncryption live (ENCRYPTION.md).
+type EncryptionConfig struct {
+	// KeysDir holds one key file per KeyId; "" = stream encryption off.
+	// Keep it off the medium that holds data_dir, or encryption protects
+	// nothing when that medium is stolen.
+	KeysDir string `yaml:"keys_dir"`
+}
+
+// Validate checks the section; whether the directory exists and is safe
+// is checked when the store opens.
+func (c EncryptionConfig) Validate() []error {
+	var errs conf.ErrorList
+	if c.KeysDir != "" && strings.TrimSpace(c.KeysDir) != c.KeysDir {
+		errs.Add("keys_dir", "has leading or trailing spaces: %q", c.KeysDir)
 	}
 	return errs
 }

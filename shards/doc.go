@@ -20,6 +20,11 @@
 // the largest last index of its parents; readers must still read parents to
 // their end before children.
 //
+// Encrypted streams (StartStreamEncryption) store each record appended
+// while encrypted as an AES-256-GCM envelope naming its key, in the same
+// wal frame a plain record would use; ENCRYPTION.md has the threat model,
+// the key files and the format.
+//
 // Capacity modes: a provisioned stream keeps the shards it is given; an
 // on-demand one (mode.go, persisted in stream.json) is split and merged by
 // the Autoscaler as its write rate changes, through the same Split and

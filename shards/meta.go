@@ -39,6 +39,9 @@ type streamMeta struct {
 	// ShardLevelMetrics are the metrics EnableEnhancedMonitoring turned
 	// on (version 2), sorted.
 	ShardLevelMetrics []string `json:"shard_level_metrics,omitempty"`
+	// EncryptionKeyID is the KeyId new records are encrypted with
+	// (StartStreamEncryption); empty = stored in plain text.
+	EncryptionKeyID string `json:"encryption_key_id,omitempty"`
 }
 
 type shardMeta struct {

@@ -63,17 +63,23 @@ type storedRecord struct {
 
 var (
 	encMode, _ = cbor.CoreDetEncOptions().EncMode()
-	decMode, _ = cbor.DecOptions{
+	// bufEncMode encodes the same way into a caller's buffer (crypt.go).
+	bufEncMode, _ = cbor.CoreDetEncOptions().UserBufferEncMode()
+	decMode, _    = cbor.DecOptions{
 		MaxArrayElements: 1 << 16,
 		MaxMapPairs:      1 << 16,
 	}.DecMode()
 )
 
 func encodeRecord(r *Record) ([]byte, error) {
-	return encMode.Marshal(storedRecord{
+	return encMode.Marshal(storedOf(r))
+}
+
+func storedOf(r *Record) storedRecord {
+	return storedRecord{
 		Key: r.Key, Data: r.Data, Arrival: r.Arrival, Topic: r.Topic,
 		ClientID: r.ClientID, QoS: r.QoS, Props: r.Props,
-	})
+	}
 }
 
 func decodeRecord(seq uint64, b []byte) (Record, error) {

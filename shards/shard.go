@@ -101,7 +101,7 @@ func (sh *Shard) Read(from uint64, maxRecords int, maxBytes int) ([]Record, erro
 	}
 	var out []Record
 	_, err := sh.wal().ReadFrom(from, maxRecords, maxBytes, func(idx uint64, payload []byte) error {
-		r, err := decodeRecord(idx, payload)
+		r, err := sh.stream.decode(idx, payload)
 		if err != nil {
 			return err
 		}
@@ -114,28 +114,35 @@ func (sh *Shard) Read(from uint64, maxRecords int, maxBytes int) ([]Record, erro
 	if errors.Is(err, wal.ErrClosed) {
 		return out, fmt.Errorf("%w: reading %s: %w", ErrClosed, sh.ID(), err)
 	}
+	var ke *KeyError
+	if errors.As(err, &ke) && len(out) > 0 {
+		// Hand over the records before the one that cannot be decrypted;
+		// the next read starts at it and reports the error.
+		return out, nil
+	}
 	if err != nil {
 		return out, fmt.Errorf("shards: read %s at %d: %w", sh.ID(), from, err)
 	}
 	return out, nil
 }
 
-// readOne returns the record at seq.
-func (sh *Shard) readOne(seq uint64) (Record, error) {
+// arrivalAt returns the arrival time (unix ms) of the record at seq; an
+// encrypted record's is readable without its key.
+func (sh *Shard) arrivalAt(seq uint64) (int64, error) {
 	b, err := sh.wal().Read(seq)
 	if err != nil {
-		return Record{}, err
+		return 0, err
 	}
-	return decodeRecord(seq, b)
+	return sh.stream.arrival(seq, b)
 }
 
 // ArrivalOf returns the arrival time of the record at seq.
 func (sh *Shard) ArrivalOf(seq uint64) (time.Time, bool) {
-	r, err := sh.readOne(seq)
+	ms, err := sh.arrivalAt(seq)
 	if err != nil {
 		return time.Time{}, false
 	}
-	return time.UnixMilli(r.Arrival), true
+	return time.UnixMilli(ms), true
 }
 
 // SeqAtTime returns the first sequence number whose arrival is at or after
@@ -146,13 +153,13 @@ func (sh *Shard) SeqAtTime(t time.Time) uint64 {
 	ms := t.UnixMilli()
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		r, err := sh.readOne(mid)
+		arrival, err := sh.arrivalAt(mid)
 		if err != nil {
 			// Trimmed under us: the answer can only be later.
 			lo = mid + 1
 			continue
 		}
-		if r.Arrival >= ms {
+		if arrival >= ms {
 			hi = mid
 		} else {
 			lo = mid + 1
@@ -170,14 +177,14 @@ func (sh *Shard) segmentLastArrival(seg wal.SegmentInfo) (int64, error) {
 	if ok {
 		return ms, nil
 	}
-	r, err := sh.readOne(seg.LastIndex)
+	ms, err := sh.arrivalAt(seg.LastIndex)
 	if err != nil {
 		return 0, err
 	}
 	sh.segMu.Lock()
-	sh.segLast[seg.FirstIndex] = r.Arrival
+	sh.segLast[seg.FirstIndex] = ms
 	sh.segMu.Unlock()
-	return r.Arrival, nil
+	return ms, nil
 }
 
 func (sh *Shard) forgetSegments(removed []wal.SegmentInfo) {

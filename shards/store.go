@@ -43,6 +43,9 @@ type Options struct {
 	// OpenExistingOnly refuses to create a missing data directory (offline
 	// tools such as `weir dump` must not make one by mistake).
 	OpenExistingOnly bool
+	// KeysDir holds the stream encryption keys, one file per KeyId
+	// (ENCRYPTION.md); "" turns StartStreamEncryption off.
+	KeysDir string
 	// Registerer, if set, gets the logs' fdatasync and commit group
 	// histograms (wal.Metrics) while the store is open.
 	Registerer prometheus.Registerer
@@ -81,6 +84,7 @@ type Store struct {
 	log   zerolog.Logger
 	lock  *os.File
 	ckpts *Checkpoints
+	keys  *keyring
 
 	mu      sync.RWMutex
 	streams map[string]*Stream
@@ -158,7 +162,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("%w: %s: %w", ErrDataDirLocked, dir, err)
 	}
-	s := &Store{dir: dir, opts: opts, log: opts.Logger, lock: lock, streams: map[string]*Stream{}, stop: make(chan struct{})}
+	keys, err := newKeyring(opts.KeysDir)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, lock: lock, keys: keys, streams: map[string]*Stream{}, stop: make(chan struct{})}
 	if opts.Registerer != nil {
 		s.walm = wal.NewMetrics()
 		if err := opts.Registerer.Register(s.walm); err != nil {
@@ -253,6 +262,9 @@ func (s *Store) load() error {
 func (s *Store) openStream(dir string, m streamMeta, cfg StreamConfig) (*Stream, error) {
 	st := &Stream{store: s, name: m.Name, dir: dir, cfg: cfg, meta: m, shards: map[string]*Shard{}, mapCh: make(chan struct{})}
 	if err := st.removeOrphans(); err != nil {
+		return nil, err
+	}
+	if err := st.loadEncryption(); err != nil {
 		return nil, err
 	}
 	for _, sm := range m.Shards {

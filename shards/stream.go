@@ -35,6 +35,8 @@ type Stream struct {
 	open    []*Shard      // open shards ordered by StartHash
 	mapCh   chan struct{} // closed when the shard map changes
 	deleted bool
+
+	enc atomic.Pointer[encryption] // nil = new records in plain text; set with meta
 }
 
 // Name returns the stream's name.
@@ -129,9 +131,9 @@ func (st *Stream) prepare(rec *Record, o AppendOptions, cfg StreamConfig, now ti
 	if o.ExplicitHashKey != nil {
 		h = *o.ExplicitHashKey
 	}
-	payload, err := encodeRecord(rec)
+	payload, err := st.encode(rec)
 	if err != nil {
-		return prepared{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+		return prepared{}, err
 	}
 	return prepared{hash: h, payload: payload, size: size}, nil
 }

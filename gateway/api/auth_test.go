@@ -238,6 +238,8 @@ func TestAuthEveryOperation(t *testing.T) {
 		"UpdateStreamMode":              `{"StreamARN":"arn:aws:kinesis:local:000000000000:stream/telemetry","StreamModeDetails":{"StreamMode":"ON_DEMAND"}}`,
 		"IncreaseStreamRetentionPeriod": `{` + sn + `,"RetentionPeriodHours":48}`,
 		"DecreaseStreamRetentionPeriod": `{` + sn + `,"RetentionPeriodHours":1}`,
+		"StartStreamEncryption":         `{` + sn + `,"EncryptionType":"KMS","KeyId":"k"}`,
+		"StopStreamEncryption":          `{` + sn + `,"EncryptionType":"KMS","KeyId":"k"}`,
 		"RegisterStreamConsumer":        `{"StreamARN":"arn:aws:kinesis:local:000000000000:stream/telemetry","ConsumerName":"c"}`,
 		"DeregisterStreamConsumer":      `{"ConsumerARN":"arn:aws:kinesis:local:000000000000:stream/telemetry/consumer/c:1"}`,
 		"CommitCheckpoint":              `{` + sn + `,"ConsumerName":"c","ShardId":"shardId-000000000000","SequenceNumber":"` + shards.FormatSeq("shardId-000000000000", 1) + `"}`,

@@ -23,6 +23,10 @@ const (
 	errUnknownOperation   = "UnknownOperationException"
 	errInternalFailure    = "InternalFailure"
 	errServiceUnavailable = "ServiceUnavailable"
+	errKMSNotFound        = "KMSNotFoundException"
+	errKMSInvalidState    = "KMSInvalidStateException"
+	errKMSAccessDenied    = "KMSAccessDeniedException"
+	errKMSDisabled        = "KMSDisabledException"
 )
 
 // apiError is an error as the wire shows it: an HTTP status and a Kinesis
@@ -67,6 +71,11 @@ func notFound(format string, args ...any) *apiError {
 //     SDKs retry against the restarted gateway; ErrUnavailable (a shard's
 //     log failed with a sticky I/O error) is a 500 InternalFailure: retrying
 //     does not help until an operator acts.
+//   - A stream key that is missing, unusable or replaced is the KMS
+//     exception Kinesis gives for the same trouble with a KMS key
+//     (KMSNotFound, KMSInvalidState, KMSAccessDenied; KMSDisabled when the
+//     gateway has no encryption.keys_dir); an encrypted record that fails
+//     authentication (ErrTampered) is damage on disk: InternalFailure.
 func toAPIError(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
@@ -84,6 +93,14 @@ func toAPIError(err error) *apiError {
 		return newError(http.StatusBadRequest, errThroughputExceeded, "%s", msg)
 	case errors.Is(err, shards.ErrLimitExceeded):
 		return newError(http.StatusBadRequest, errLimitExceeded, "%s", msg)
+	case errors.Is(err, shards.ErrKeyNotFound):
+		return newError(http.StatusBadRequest, errKMSNotFound, "%s", msg)
+	case errors.Is(err, shards.ErrKeyInvalid):
+		return newError(http.StatusBadRequest, errKMSInvalidState, "%s", msg)
+	case errors.Is(err, shards.ErrKeyMismatch):
+		return newError(http.StatusBadRequest, errKMSAccessDenied, "%s", msg)
+	case errors.Is(err, shards.ErrEncryptionOff):
+		return newError(http.StatusBadRequest, errKMSDisabled, "%s", msg)
 	case errors.Is(err, shards.ErrInvalidKey):
 		return newError(http.StatusBadRequest, errValidation, "%s", msg)
 	case errors.Is(err, shards.ErrInvalidArgument), errors.Is(err, shards.ErrTooLarge),

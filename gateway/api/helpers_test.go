@@ -70,6 +70,8 @@ type envOptions struct {
 	// rest of the section (AllowedHosts, TLS).
 	keys string
 	api  Config
+	// keysDir is the store's encryption.keys_dir.
+	keysDir string
 }
 
 // mustNew is New for configurations that must load.
@@ -112,6 +114,7 @@ func (e *env) open(o envOptions) {
 		Clock: e.clock.Now, NoRetentionLoop: true, Streams: o.streams,
 		DefaultStream: shards.StreamConfig{Rate: unlimitedRate}.WithDefaults(),
 		Durability:    shards.Durability{Fsync: shards.FsyncAlways},
+		KeysDir:       o.keysDir,
 	})
 	if err != nil {
 		t.Fatalf("open store: %v", err)

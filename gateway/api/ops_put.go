@@ -69,7 +69,7 @@ func (s *Server) putRecord(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, notFoundStream(name, s, err)
 	}
-	return putRecordOutput{ShardId: a.ShardID, SequenceNumber: shards.FormatSeq(a.ShardID, a.Seq), EncryptionType: "NONE"}, nil
+	return putRecordOutput{ShardId: a.ShardID, SequenceNumber: shards.FormatSeq(a.ShardID, a.Seq), EncryptionType: s.encryptionOf(name)}, nil
 }
 
 // putRecords appends a batch through the store's batch path (same limits
@@ -118,7 +118,10 @@ func (s *Server) putRecords(ctx context.Context, req *request) (any, error) {
 		return nil, invalidArg("Records size exceeds %d MB limit: %d bytes of data and partition keys", maxPutRecordsBytes>>20, total)
 	}
 	res, errs := s.store.AppendBatch(ctx, name, recs, opts)
-	out := putRecordsOutput{Records: make([]putRecordsResultEntry, len(recs)), EncryptionType: "NONE"}
+	if err := keyFailure(errs, len(recs)); err != nil {
+		return nil, err
+	}
+	out := putRecordsOutput{Records: make([]putRecordsResultEntry, len(recs)), EncryptionType: s.encryptionOf(name)}
 	for i := range recs {
 		if i < len(errs) && errs[i] != nil {
 			if isNotFound(errs[i]) {

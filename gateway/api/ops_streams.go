@@ -181,7 +181,8 @@ func (s *Server) describeStream(_ context.Context, req *request) (any, error) {
 		RetentionPeriodHours:    retentionHours(st.Config().Retention.D()),
 		StreamCreationTimestamp: timeOf(st.Created()),
 		EnhancedMonitoring:      []enhancedMetrics{{ShardLevelMetrics: st.EnhancedMetrics()}},
-		EncryptionType:          "NONE",
+		EncryptionType:          encryptionType(st),
+		KeyId:                   st.Encryption(),
 	}
 	for ; i < len(all) && len(d.Shards) < limit; i++ {
 		d.Shards = append(d.Shards, s.shardJSON(all[i]))
@@ -212,7 +213,8 @@ func (s *Server) describeStreamSummary(_ context.Context, req *request) (any, er
 		RetentionPeriodHours:    retentionHours(cfg.Retention.D()),
 		StreamCreationTimestamp: timeOf(st.Created()),
 		EnhancedMonitoring:      []enhancedMetrics{{ShardLevelMetrics: st.EnhancedMetrics()}},
-		EncryptionType:          "NONE",
+		EncryptionType:          encryptionType(st),
+		KeyId:                   st.Encryption(),
 		OpenShardCount:          open,
 		ConsumerCount:           len(s.store.Checkpoints().Consumers(st.Name())),
 		MaxRecordSizeInKiB:      cfg.MaxRecordSize.Bytes() / 1024,

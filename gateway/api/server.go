@@ -348,6 +348,8 @@ func (s *Server) operations() map[string]opSpec {
 		kinesisPrefix + "UpdateStreamMode":              {s.updateStreamMode, permAdmin},
 		kinesisPrefix + "IncreaseStreamRetentionPeriod": {s.increaseRetention, permAdmin},
 		kinesisPrefix + "DecreaseStreamRetentionPeriod": {s.decreaseRetention, permAdmin},
+		kinesisPrefix + "StartStreamEncryption":         {s.startStreamEncryption, permAdmin},
+		kinesisPrefix + "StopStreamEncryption":          {s.stopStreamEncryption, permAdmin},
 		kinesisPrefix + "RegisterStreamConsumer":        {s.registerConsumer, permAdmin},
 		kinesisPrefix + "DeregisterStreamConsumer":      {s.deregisterConsumer, permAdmin},
 		kinesisPrefix + "AddTagsToStream":               {s.addTags, permAdmin},

@@ -94,6 +94,7 @@ type streamDescription struct {
 	StreamCreationTimestamp *wireTime         `json:"StreamCreationTimestamp"`
 	EnhancedMonitoring      []enhancedMetrics `json:"EnhancedMonitoring"`
 	EncryptionType          string            `json:"EncryptionType"`
+	KeyId                   string            `json:"KeyId,omitempty"`
 }
 
 type describeStreamOutput struct {
@@ -109,6 +110,7 @@ type streamDescriptionSummary struct {
 	StreamCreationTimestamp *wireTime         `json:"StreamCreationTimestamp"`
 	EnhancedMonitoring      []enhancedMetrics `json:"EnhancedMonitoring"`
 	EncryptionType          string            `json:"EncryptionType"`
+	KeyId                   string            `json:"KeyId,omitempty"`
 	OpenShardCount          int               `json:"OpenShardCount"`
 	ConsumerCount           int               `json:"ConsumerCount"`
 	MaxRecordSizeInKiB      int64             `json:"MaxRecordSizeInKiB,omitempty"`

@@ -19,16 +19,17 @@ import (
 // are complete: defaults are already in place, so callers need not (and
 // should not) apply WithDefaults again.
 type File struct {
-	DataDir    string                `yaml:"data_dir"`
-	GatewayID  string                `yaml:"gateway_id"` // "" = host name, see ID
-	Log        Log                   `yaml:"log"`
-	MQTT       ingest.Config         `yaml:"mqtt"`
-	Auth       auth.Config           `yaml:"auth"`
-	Durability shards.Durability     `yaml:"durability"`
-	API        api.Config            `yaml:"api"`
-	Streams    []shards.StreamConfig `yaml:"streams"`
-	Routes     []ingest.Route        `yaml:"routes"`
-	Forwarders []forwarder.Config    `yaml:"forwarders"`
+	DataDir    string                  `yaml:"data_dir"`
+	GatewayID  string                  `yaml:"gateway_id"` // "" = host name, see ID
+	Log        Log                     `yaml:"log"`
+	MQTT       ingest.Config           `yaml:"mqtt"`
+	Auth       auth.Config             `yaml:"auth"`
+	Durability shards.Durability       `yaml:"durability"`
+	Encryption shards.EncryptionConfig `yaml:"encryption"`
+	API        api.Config              `yaml:"api"`
+	Streams    []shards.StreamConfig   `yaml:"streams"`
+	Routes     []ingest.Route          `yaml:"routes"`
+	Forwarders []forwarder.Config      `yaml:"forwarders"`
 	// Uplink is the budget all forwarders share, by priority.
 	Uplink forwarder.UplinkConfig `yaml:"uplink"`
 

@@ -31,6 +31,7 @@ func (f *File) check() Errors {
 	l.Nest("auth", f.Auth.Validate())
 	f.checkIdentityBinding(&l)
 	l.Nest("durability", f.Durability.Validate())
+	l.Nest("encryption", f.Encryption.Validate())
 	l.Nest("api", f.API.Validate())
 	if f.API.Exposed() {
 		l.Add("api.listen", "%s is not loopback and api.credentials_file is not set; set api.credentials_file to require signed requests, "+

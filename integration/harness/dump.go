@@ -54,6 +54,18 @@ func Dump(t testing.TB, dataDir, stream string, shard ...string) []Line {
 	if len(shard) > 0 {
 		args = append(args, "--shard", shard[0])
 	}
+	return runDump(t, args)
+}
+
+// DumpWithKeys is Dump for a gateway with encryption.keys_dir keysDir:
+// records of encrypted streams come out decrypted.
+func DumpWithKeys(t testing.TB, dataDir, keysDir, stream string) []Line {
+	t.Helper()
+	return runDump(t, []string{"dump", "--data-dir", dataDir, "--keys-dir", keysDir, "--stream", stream})
+}
+
+func runDump(t testing.TB, args []string) []Line {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, WeirBinary(t), args...)

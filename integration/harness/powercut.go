@@ -261,6 +261,8 @@ type PowerCutConfig struct {
 	// ForwardEndpoint (kinesalite) with the test credentials.
 	Forward         string
 	ForwardEndpoint string
+	// KeysDir, if set, is the gateway's encryption.keys_dir.
+	KeysDir string
 }
 
 // Opts renders the configuration for StartWeir on dataDir.
@@ -288,6 +290,9 @@ func (c PowerCutConfig) Opts(dataDir string) Opts {
 	fmt.Fprintf(&b, "durability:\n  fsync: %s\n", fsync)
 	if c.Interval > 0 {
 		fmt.Fprintf(&b, "  interval: %s\n", c.Interval)
+	}
+	if c.KeysDir != "" {
+		fmt.Fprintf(&b, "encryption:\n  keys_dir: %q\n", c.KeysDir)
 	}
 	b.WriteString("api:\n  listen: \"{{.API}}\"\n  read_limits: {calls_per_sec: 0, bytes_per_sec: 0}\n")
 	fmt.Fprintf(&b, "streams:\n  - name: telemetry\n    shards: %d\n    segment_size: %s\n    max_record_size: 2KiB\n    retention: %s\n", shards, seg, ret)

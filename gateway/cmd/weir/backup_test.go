@@ -158,7 +158,7 @@ func restore(t *testing.T, tarFile string) string {
 func dump(t *testing.T, dir string) string {
 	t.Helper()
 	var b bytes.Buffer
-	if err := gateway.Dump(&b, zerolog.Nop(), dir, "telemetry", ""); err != nil {
+	if err := gateway.Dump(&b, zerolog.Nop(), dir, "", "telemetry", ""); err != nil {
 		t.Fatalf("dump %s: %v", dir, err)
 	}
 	return b.String()

@@ -332,8 +332,9 @@ func printPlan(w io.Writer, cs conf.Changes, next *config.File) {
 }
 
 func cmdDump(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("dump", "weir dump --data-dir DIR --stream NAME [--shard ID]", stderr)
+	fs := newFlags("dump", "weir dump --data-dir DIR --stream NAME [--shard ID] [--keys-dir DIR]", stderr)
 	dir := fs.String("data-dir", "", "data directory of a stopped gateway")
+	keys := fs.String("keys-dir", "", "the gateway's encryption.keys_dir, to read encrypted streams")
 	stream := fs.String("stream", "", "stream to print")
 	shard := fs.String("shard", "", "only this shard (e.g. shardId-000000000001)")
 	if err := fs.Parse(args); err != nil {
@@ -344,7 +345,7 @@ func cmdDump(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(zerolog.WarnLevel)
-	if err := gateway.Dump(stdout, log, *dir, *stream, *shard); err != nil {
+	if err := gateway.Dump(stdout, log, *dir, *keys, *stream, *shard); err != nil {
 		fmt.Fprintln(stderr, "weir dump:", err)
 		if errors.Is(err, shards.ErrDataDirLocked) {
 			fmt.Fprintf(stderr, "A gateway is running on %s; read through its API instead:\n  weir read %s [--api URL]\n", *dir, *stream)
@@ -352,6 +353,9 @@ func cmdDump(args []string, stdout, stderr io.Writer) int {
 		}
 		if hint := recoveryHint(err); hint != "" {
 			fmt.Fprintln(stderr, hint)
+		}
+		if errors.Is(err, shards.ErrEncryptionOff) {
+			fmt.Fprintln(stderr, "The stream holds encrypted records: pass --keys-dir with the gateway's encryption.keys_dir.")
 		}
 		return 1
 	}
