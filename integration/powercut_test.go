@@ -111,7 +111,8 @@ type pcScenario struct {
 	lossBound time.Duration
 	// at says what cut i lands in, cycling: "random" (any moment of the
 	// load), "retention" (right after retention logged deleting a shard's
-	// segments, while it goes on with the next shards), "reshard" (a
+	// segments, while it goes on with the next shards), "reuse" (0-300ms
+	// after such a deletion, while rolls rewrite the freed files), "reshard" (a
 	// moment after a reshard request went out), "commit" (a moment after
 	// a checkpoint commit was acknowledged, while the next is under way).
 	at []string
@@ -155,6 +156,14 @@ func TestPowerCutAlways(t *testing.T) {
 	// segments it deletes some every second (its timer).
 	add("retention", func(s *pcScenario) {
 		s.cfg.SegmentSize, s.cfg.Retention, s.at = "16KiB", 2*time.Second, []string{"retention"}
+	})
+	// Storage v2: the files retention frees become the next segments, and
+	// every roll writes a footer. With 16 KiB segments each shard rolls
+	// several times a second, so a cut up to 300ms after a deletion lands
+	// while a freed file is rewritten as a segment, while footers are
+	// written, or between the two renames of a reuse.
+	add("segment-reuse", func(s *pcScenario) {
+		s.cfg.SegmentSize, s.cfg.Retention, s.at = "16KiB", 2*time.Second, []string{"reuse", "reuse", "random"}
 	})
 	add("reshard", func(s *pcScenario) { s.reshard, s.at = true, []string{"reshard"} })
 	add("checkpoint-commit", func(s *pcScenario) { s.consumer, s.at = true, []string{"commit"} })
@@ -518,6 +527,9 @@ func waitPoint(t *testing.T, point string, w *harness.Weir, rs *resharder, cc *c
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	case "reuse":
+		waitPoint(t, "retention", w, rs, cc, rng)
+		time.Sleep(time.Duration(rng.Int64N(int64(300 * time.Millisecond))))
 	case "reshard":
 		rs.waitStarted(t)
 		time.Sleep(time.Duration(rng.Int64N(int64(3 * time.Millisecond))))

@@ -42,6 +42,20 @@ type envelope struct {
 
 func isEnvelope(b []byte) bool { return len(b) > 0 && b[0] == envMagic }
 
+// envelopeArrival is parseEnvelope's arrival alone, without copying the
+// key name: the committer asks for it for every record (arrivalTag).
+func envelopeArrival(b []byte) (uint64, bool) {
+	if len(b) < 3 || b[1] != envVersion {
+		return 0, false
+	}
+	n := int(b[2])
+	if n == 0 || len(b) < envOverhead+n {
+		return 0, false
+	}
+	ms := binary.BigEndian.Uint64(b[3+n+checkSize:])
+	return ms, ms <= 1<<63-1
+}
+
 // parseEnvelope splits b without decrypting it.
 func parseEnvelope(b []byte) (envelope, error) {
 	if len(b) < 3 || b[0] != envMagic {

@@ -517,6 +517,13 @@ func FuzzOpenEnvelope(f *testing.F) {
 	f.Add([]byte{envMagic, envVersion, 0})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The wal's tag of an envelope is the arrival parseEnvelope finds.
+		if e, err := parseEnvelope(b); err == nil {
+			ms, ok := arrivalTag(b)
+			if ok != (e.arrival >= 0) || ok && int64(ms) != e.arrival {
+				t.Fatalf("arrivalTag = %d, %v; envelope says %d", ms, ok, e.arrival)
+			}
+		}
 		plain, err := k.open("s", b)
 		if err == nil && !bytes.Equal(plain, []byte("seed")) {
 			t.Fatalf("forged envelope opened: %q", plain)

@@ -56,7 +56,14 @@ func (s *Store) EnforceRetention() {
 func (s *Store) trimByTime(sh *Shard, cutoff int64) {
 	segs := sh.wal().Segments()
 	if n := len(segs); n > 0 && !segs[n-1].Sealed && segs[n-1].LastIndex >= segs[n-1].FirstIndex {
-		if first, err := sh.arrivalAt(segs[n-1].FirstIndex); err == nil && first < cutoff && !sh.Info().Closed {
+		oldest := func() (int64, bool) {
+			if act := segs[n-1]; act.Tagged {
+				return int64(act.MinTag), true
+			}
+			first, err := sh.arrivalAt(segs[n-1].FirstIndex)
+			return first, err == nil
+		}
+		if ms, ok := oldest(); ok && ms < cutoff && !sh.Info().Closed {
 			if err := sh.wal().Roll(); err != nil {
 				s.log.Warn().Err(err).Str("shard", sh.ID()).Msg("retention could not roll the active segment")
 			}

@@ -151,6 +151,19 @@ func (sh *Shard) ArrivalOf(seq uint64) (time.Time, bool) {
 func (sh *Shard) SeqAtTime(t time.Time) uint64 {
 	lo, hi := sh.TrimHorizon(), sh.Last()+1
 	ms := t.UnixMilli()
+	// The segments' arrival ranges (footers) narrow the search to one
+	// segment without reading a record.
+	for _, seg := range sh.wal().Segments() {
+		if !seg.Tagged || seg.LastIndex < seg.FirstIndex {
+			break
+		}
+		if int64(seg.MaxTag) < ms {
+			lo = max(lo, seg.LastIndex+1)
+			continue
+		}
+		hi = min(hi, seg.LastIndex+1)
+		break
+	}
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		arrival, err := sh.arrivalAt(mid)
@@ -171,6 +184,9 @@ func (sh *Shard) SeqAtTime(t time.Time) uint64 {
 // segmentLastArrival returns the arrival time (unix ms) of the newest record
 // in a sealed segment.
 func (sh *Shard) segmentLastArrival(seg wal.SegmentInfo) (int64, error) {
+	if seg.Tagged {
+		return int64(seg.MaxTag), nil // from the footer: no read
+	}
 	sh.segMu.Lock()
 	ms, ok := sh.segLast[seg.FirstIndex]
 	sh.segMu.Unlock()

@@ -444,6 +444,7 @@ func (st *Stream) openShard(info ShardInfo) (*Shard, error) {
 		SyncInterval: s.opts.Durability.Interval.D(),
 		CommitDelay:  s.opts.Durability.CommitDelay.D(),
 		Metrics:      s.walm,
+		Tag:          arrivalTag,
 	}
 	if s.opts.Durability.Fsync == FsyncInterval {
 		opts.Sync = wal.SyncInterval

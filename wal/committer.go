@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"syscall"
@@ -18,9 +19,15 @@ type writer struct {
 	buf     []byte // frames of the current group not yet written
 	next    uint64 // index of the next record
 	segRecs uint64 // records in the active segment, including unpublished ones
-	pendOff []uint32
-	rolled  []rolledSeg // segments sealed by this group, published with it
-	reqs    []*request
+	crc     uint32 // CRC-32C of the active segment's header and written frames (its footer's checksum)
+	tags    tagRange
+	// sealedTail: the newest segment is sealed (Open found it so, or a
+	// roll sealed it and then failed to start the next): the next
+	// append starts a new segment first.
+	sealedTail bool
+	pendOff    []uint32
+	rolled     []rolledSeg // segments sealed by this group, published with it
+	reqs       []*request
 
 	target int         // group size to linger for: the recent largest group, decaying slowly
 	linger *time.Timer // CommitDelay timer, reused across groups
@@ -35,11 +42,13 @@ type rolledSeg struct {
 	count uint64
 	end   int64
 	offs  []uint32
+	tags  tagRange
 }
 
 type spareFile struct {
-	path string
-	f    File
+	path     string
+	f        File
+	recycled bool // the file of a deleted segment (FORMAT.md, "Reuse")
 }
 
 type spareResult struct {
@@ -168,7 +177,7 @@ func (l *Log) commit(reqs []*request) {
 		case w.seg == nil:
 			refuse = ErrSealed
 		default:
-			if size := reqSize(r); w.segRecs > 0 && w.pos()+size > l.opts.SegmentSize {
+			if size := reqSize(r); w.sealedTail || w.segRecs > 0 && w.pos()+size > l.opts.SegmentSize {
 				if noSpace != nil {
 					refuse = noSpace
 				} else if err := l.roll(); err != nil {
@@ -193,6 +202,11 @@ func (l *Log) commit(reqs []*request) {
 				w.pendOff = append(w.pendOff, uint32(w.pos()))
 			}
 			w.buf = appendFrame(w.buf, w.next, p)
+			if l.opts.Tag != nil {
+				if t, ok := l.opts.Tag(p); ok {
+					w.tags.add(t)
+				}
+			}
 			w.next++
 			w.segRecs++
 		}
@@ -265,12 +279,12 @@ func (l *Log) publish() {
 	w := &l.w
 	l.mu.Lock()
 	for _, rs := range w.rolled {
-		rs.seg.count, rs.seg.end = rs.count, rs.end
+		rs.seg.count, rs.seg.end, rs.seg.tags = rs.count, rs.end, rs.tags
 		rs.seg.offsets = append(rs.seg.offsets, rs.offs...)
 		rs.seg.sealed = true
 	}
 	s := w.seg
-	s.count, s.end = w.segRecs, w.off
+	s.count, s.end, s.tags = w.segRecs, w.off, w.tags
 	s.offsets = append(s.offsets, w.pendOff...)
 	// With SyncInterval a record is acknowledged once written but becomes
 	// visible to readers only once synced (syncLoop, seal, close): a
@@ -285,12 +299,21 @@ func (l *Log) publish() {
 	w.pendOff = w.pendOff[:0]
 }
 
+// endMarker follows the frames of every write: a zero frame header, the
+// end of the data. In a recycled file the bytes after the data are stale
+// frames, not zeros; the marker lets Open tell a clean end from a torn
+// write without zeroing the file first (FORMAT.md, "Reuse").
+var endMarker [frameHeaderSize]byte
+
 // flush writes the buffered frames at their place in the active segment.
 func (l *Log) flush() error {
 	w := &l.w
 	if len(w.buf) == 0 {
 		return nil
 	}
+	frames := len(w.buf)
+	w.crc = crc32.Update(w.crc, castagnoli, w.buf)
+	w.buf = append(w.buf, endMarker[:]...)
 	n, err := w.f.WriteAt(w.buf, w.off)
 	if err == nil && n < len(w.buf) {
 		err = io.ErrShortWrite
@@ -298,6 +321,7 @@ func (l *Log) flush() error {
 	if err != nil {
 		return l.fail("write segment "+w.seg.path, err)
 	}
+	n = frames
 	w.off += int64(n)
 	l.written.Store(w.next - 1)
 	if cap(w.buf) > 2*l.opts.MaxBatchBytes {
@@ -309,24 +333,35 @@ func (l *Log) flush() error {
 }
 
 // roll seals the active segment and switches to a new one. Order matters
-// for recovery: the old segment is synced before the new one gets its final
-// name, so a segment file that exists on disk implies every earlier segment
-// is complete, and a short sealed segment is always real damage. The new
+// for recovery: the old segment's frames, footer and trailer are durable
+// before the new one gets its final name, so a segment file that exists on
+// disk implies every earlier segment is complete and sealed, and a sealed
+// segment that is short or has no footer is always real damage. The new
 // segment's header and name are durable before any record in it is written.
 func (l *Log) roll() error {
 	w := &l.w
-	if err := l.flush(); err != nil {
-		return err
-	}
-	if err := l.sync(w.f); err != nil {
-		return l.fail("sync segment "+w.seg.path, err)
+	old := w.seg
+	if !w.sealedTail {
+		if err := l.flush(); err != nil {
+			return err
+		}
+		if err := l.sync(w.f); err != nil {
+			return l.fail("sync segment "+old.path, err)
+		}
+		offs := append(old.offsets[:len(old.offsets):len(old.offsets)], w.pendOff...)
+		ft := newFooter(old.first, w.segRecs, offs, w.tags, w.crc)
+		if err := writeSeal(w.f, ft, w.off); err != nil {
+			return l.fail("seal segment "+old.path, err)
+		}
+		l.sealBytes.Add(uint64(ft.encodedSize() + trailerSize))
+		w.sealedTail = true
 	}
 	if w.spare == nil && w.kicked {
 		// The preparer is on it; waiting is cheaper than a second file.
 		l.takeSpare(<-l.spares)
 	}
 	if w.spare == nil {
-		sp, err := l.createSpare()
+		sp, err := l.nextFile()
 		if err != nil {
 			if errors.Is(err, ErrNoSpace) {
 				return err
@@ -337,38 +372,75 @@ func (l *Log) roll() error {
 	}
 	sp := w.spare
 	first := w.next
-	if _, err := sp.f.WriteAt(encodeSegHeader(first), 0); err != nil {
-		return l.fail("write segment header", err)
-	}
-	if err := sp.f.Sync(); err != nil {
-		return l.fail("sync segment header", err)
-	}
-	final := l.path(segmentName(first))
-	if err := l.fs.Rename(sp.path, final); err != nil {
+	ns, crc, err := l.startSegment(sp, first)
+	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return l.noSpace(err)
 		}
-		return l.fail("rename segment", err)
+		return l.fail("start segment", err)
 	}
 	w.spare = nil
-	if err := l.fs.SyncDir(l.dir); err != nil {
-		return l.fail("sync dir", err)
+	// An empty sealed segment (Seal of an empty log, a repair that kept no
+	// record) has the new one's name: the rename replaced it atomically.
+	replaced := old.count == 0 && w.segRecs == 0 && old.path == ns.path
+	if !replaced {
+		w.rolled = append(w.rolled, rolledSeg{seg: old, count: w.segRecs, end: w.off, offs: w.pendOff, tags: w.tags})
 	}
-	ns := &segment{first: first, path: final, end: segHeaderSize}
-	ns.adopt(sp.f)
-	old := w.seg
-	w.rolled = append(w.rolled, rolledSeg{seg: old, count: w.segRecs, end: w.off, offs: w.pendOff})
 	l.mu.Lock()
-	l.segs = append(l.segs, ns)
+	if replaced {
+		l.segs[len(l.segs)-1] = ns
+	} else {
+		l.segs = append(l.segs, ns)
+	}
 	l.mu.Unlock()
-	w.seg, w.f, w.off, w.segRecs, w.pendOff = ns, sp.f, segHeaderSize, 0, nil
+	if replaced {
+		old.markGone()
+	}
+	oldF := w.f
+	w.seg, w.f, w.off, w.segRecs, w.pendOff, w.crc, w.tags = ns, sp.f, segHeaderSize, 0, nil, crc, tagRange{}
+	w.sealedTail = false
 	w.spareFailed = false
 	// The old file stays open while readers use it; the writer lets go.
-	if err := old.release(); err != nil {
-		l.log.Warn().Err(err).Str("segment", old.path).Msg("wal: close sealed segment")
+	if oldF != nil {
+		if err := old.release(); err != nil {
+			l.log.Warn().Err(err).Str("segment", old.path).Msg("wal: close sealed segment")
+		}
 	}
-	l.log.Debug().Str("segment", final).Msg("wal: rolled to new segment")
+	l.log.Debug().Str("segment", ns.path).Bool("recycled", sp.recycled).Msg("wal: rolled to new segment")
 	return nil
+}
+
+// startSegment makes the prepared file sp the segment of records from
+// first: header and end marker written and synced, then the final name,
+// made durable.
+func (l *Log) startSegment(sp *spareFile, first uint64) (*segment, uint32, error) {
+	var flags uint32
+	if sp.recycled {
+		flags = segFlagRecycled
+	}
+	hdr := encodeSegHeader(first, flags)
+	b := append(hdr[:segHeaderSize:segHeaderSize], endMarker[:]...)
+	if _, err := sp.f.WriteAt(b, 0); err != nil {
+		return nil, 0, err
+	}
+	if err := sp.f.Sync(); err != nil {
+		return nil, 0, err
+	}
+	l.prepBytes.Add(uint64(len(b)))
+	final := l.path(segmentName(first))
+	if err := l.fs.Rename(sp.path, final); err != nil {
+		return nil, 0, err
+	}
+	sp.path = final
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return nil, 0, err
+	}
+	if sp.recycled {
+		l.recycled.Add(1)
+	}
+	s := &segment{first: first, path: final, end: segHeaderSize}
+	s.adopt(sp.f)
+	return s, crc32.Checksum(hdr, castagnoli), nil
 }
 
 func (l *Log) noSpace(cause error) error {
@@ -398,14 +470,15 @@ func (l *Log) takeSpare(res spareResult) {
 	w.spare = res.sp
 }
 
-// preparer creates the next segment ahead of time so that a roll costs a
-// header write, a rename and three syncs instead of zero-filling a file.
+// preparer gets the next segment's file ready ahead of time (a deleted
+// segment's file, else a zero-filled one) so that a roll costs a footer,
+// a header write, a rename and a few syncs.
 func (l *Log) preparer() {
 	defer l.bg.Done()
 	for {
 		select {
 		case <-l.kick:
-			sp, err := l.createSpare()
+			sp, err := l.nextFile()
 			l.spares <- spareResult{sp, err}
 		case <-l.bgQuit:
 			return
@@ -448,7 +521,56 @@ func (l *Log) createSpare() (sp *spareFile, err error) {
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return nil, l.classify(err)
 	}
+	l.created.Add(1)
+	l.prepBytes.Add(uint64(l.opts.SegmentSize))
 	return &spareFile{path: path, f: f}, nil
+}
+
+// nextFile returns the file of the next segment: a deleted segment's file
+// when one is free and no reader still holds it, else a new zero-filled
+// one. Reuse writes nothing but the missing tail of a file shorter than
+// SegmentSize (sealed segments end at their trailer).
+func (l *Log) nextFile() (*spareFile, error) {
+	for {
+		fr, ok := l.takeFree()
+		if !ok {
+			return l.createSpare()
+		}
+		sp, err := l.openFree(fr.path)
+		if err == nil {
+			return sp, nil
+		}
+		l.log.Warn().Err(err).Str("file", fr.path).Msg("wal: free segment file not reusable; removing it")
+		if rerr := l.fs.Remove(fr.path); rerr != nil {
+			l.log.Warn().Err(rerr).Str("file", fr.path).Msg("wal: remove free segment file")
+		}
+	}
+}
+
+func (l *Log) openFree(path string) (sp *spareFile, err error) {
+	f, err := l.fs.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	if size < l.opts.SegmentSize {
+		if err := zeroRange(f, size, l.opts.SegmentSize); err != nil {
+			return nil, err
+		}
+		l.prepBytes.Add(uint64(l.opts.SegmentSize - size))
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	return &spareFile{path: path, f: f, recycled: true}, nil
 }
 
 func (l *Log) classify(err error) error {
@@ -463,6 +585,13 @@ func (l *Log) dropSpare(sp *spareFile) {
 		return
 	}
 	sp.f.Close()
+	if sp.recycled {
+		// Still under its free name: the next Open reuses it.
+		l.freeMu.Lock()
+		l.free = append(l.free, freeFile{path: sp.path})
+		l.freeMu.Unlock()
+		return
+	}
 	if err := l.fs.Remove(sp.path); err != nil {
 		l.log.Warn().Err(err).Str("file", sp.path).Msg("wal: remove spare segment")
 	}
@@ -473,7 +602,7 @@ func (l *Log) dropSpare(sp *spareFile) {
 // retention, which deletes only sealed segments, can reach them.
 func (l *Log) rollNow(r *request) {
 	w := &l.w
-	if w.seg != nil && w.segRecs > 0 && l.Err() == nil {
+	if w.seg != nil && w.segRecs > 0 && !w.sealedTail && l.Err() == nil {
 		r.err = l.roll()
 		if len(w.rolled) > 0 && l.Err() == nil {
 			l.publish()
@@ -488,11 +617,16 @@ func (l *Log) rollNow(r *request) {
 func (l *Log) seal(r *request) {
 	w := &l.w
 	if w.seg != nil {
-		if l.Err() == nil {
-			if err := w.f.Truncate(w.off); err != nil {
-				l.fail("trim segment "+w.seg.path, err)
-			} else if err := w.f.Sync(); err != nil {
-				l.fail("sync segment "+w.seg.path, err)
+		if l.Err() == nil && !w.sealedTail {
+			// The footer right after the data and the file cut after the
+			// trailer: no preallocated space is kept for a closed shard.
+			s := w.seg
+			offs := append(s.offsets[:len(s.offsets):len(s.offsets)], w.pendOff...)
+			ft := newFooter(s.first, w.segRecs, offs, w.tags, w.crc)
+			if err := writeSeal(w.f, ft, w.off); err != nil {
+				l.fail("seal segment "+s.path, err)
+			} else {
+				l.sealBytes.Add(uint64(ft.encodedSize() + trailerSize))
 			}
 		}
 		l.mu.Lock()
@@ -501,7 +635,9 @@ func (l *Log) seal(r *request) {
 		}
 		w.seg.sealed = true
 		l.mu.Unlock()
-		w.seg.release()
+		if w.f != nil {
+			w.seg.release()
+		}
 		w.seg, w.f = nil, nil
 	}
 	l.dropSpare(w.spare)
@@ -513,8 +649,8 @@ func (l *Log) seal(r *request) {
 // close runs after the committer and background goroutines stopped.
 func (w *writer) close(l *Log) error {
 	var err error
-	if w.seg != nil {
-		if l.opts.Sync == SyncInterval && l.Err() == nil {
+	if w.seg != nil && w.f != nil {
+		if l.opts.Sync == SyncInterval && l.Err() == nil && !w.sealedTail {
 			if serr := w.f.Sync(); serr != nil {
 				err = l.fail("sync segment "+w.seg.path, serr)
 			}

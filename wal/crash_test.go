@@ -1,11 +1,15 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,8 +23,26 @@ import (
 func TestCrashKeepsAcknowledged(t *testing.T) {
 	for round := range 30 {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
-			crashRound(t, uint64(round), SyncAlways)
+			crashRound(t, uint64(round), SyncAlways, false)
 		})
+	}
+}
+
+// TestCrashWithRecycling: as TestCrashKeepsAcknowledged, with retention
+// deleting segments all the while, so that cuts also land while a deleted
+// segment's file is renamed free, reused (header rewritten over its stale
+// frames) and renamed into place, and while footers are written.
+func TestCrashWithRecycling(t *testing.T) {
+	reused := 0
+	for round := range 30 {
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			if crashRound(t, 2000+uint64(round), SyncAlways, true).Recycled > 0 {
+				reused++
+			}
+		})
+	}
+	if reused < 15 {
+		t.Fatalf("a file was reused before the cut in only %d of 30 rounds", reused)
 	}
 }
 
@@ -29,12 +51,12 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 func TestCrashIntervalRecovers(t *testing.T) {
 	for round := range 10 {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
-			crashRound(t, 1000+uint64(round), SyncInterval)
+			crashRound(t, 1000+uint64(round), SyncInterval, round%2 == 0)
 		})
 	}
 }
 
-func crashRound(t *testing.T, seed uint64, mode SyncMode) {
+func crashRound(t *testing.T, seed uint64, mode SyncMode, retention bool) Stats {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	fsys := newMemFS()
 	opts := Options{Name: "crash", SegmentSize: MinSegmentSize, Sync: mode, FS: fsys}
@@ -76,7 +98,30 @@ func crashRound(t *testing.T, seed uint64, mode SyncMode) {
 			}
 		}()
 	}
+	var horizon atomic.Uint64 // the highest index retention was asked to delete below
+	if retention {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				if last := l.LastIndex(); last > 30 {
+					h := last - 30
+					if h > horizon.Load() {
+						horizon.Store(h)
+					}
+					if _, err := l.TruncateFront(h); err != nil && !errors.Is(err, ErrClosed) {
+						t.Errorf("TruncateFront: %v", err)
+						return
+					}
+				}
+				runtime.Gosched()
+			}
+		}()
+	}
 	target := 20 + rng.IntN(400)
+	if retention {
+		target = 200 + rng.IntN(800) // several deletions and reuses first
+	}
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= target })
 	mu.Lock()
 	before := append([]ack(nil), acked...) // acknowledged before the cut
@@ -84,6 +129,7 @@ func crashRound(t *testing.T, seed uint64, mode SyncMode) {
 	image := fsys.crash(rng)
 	stop.Store(true)
 	wg.Wait()
+	stats := l.Stats()
 	closeLog(t, l)
 
 	opts.FS = image
@@ -95,7 +141,13 @@ func crashRound(t *testing.T, seed uint64, mode SyncMode) {
 	if mode != SyncAlways {
 		before = nil // acknowledged before a sync: may be lost by design
 	}
+	if h := horizon.Load(); r.FirstIndex() > max(h, 1) {
+		t.Fatalf("FirstIndex %d after the cut, retention deleted only below %d", r.FirstIndex(), h)
+	}
 	for _, a := range before {
+		if a.idx < r.FirstIndex() {
+			continue // deleted by retention
+		}
 		p, err := r.Read(a.idx)
 		if err != nil || string(p) != a.payload {
 			t.Fatalf("acknowledged record %d lost: got %q, %v; want %q", a.idx, p, err, a.payload)
@@ -113,12 +165,13 @@ func crashRound(t *testing.T, seed uint64, mode SyncMode) {
 	}
 	// The recovered log keeps working.
 	appendN(t, r, 5, 10)
+	return stats
 }
 
 // FuzzOpen feeds Open a newest segment of arbitrary bytes behind a valid
 // header: it must never panic, and whatever it accepts must read back.
 func FuzzOpen(f *testing.F) {
-	valid := encodeSegHeader(1)
+	valid := encodeSegHeader(1, 0)
 	for i := range 5 {
 		valid = appendFrame(valid, uint64(1+i), payloadFor(i, 10*i))
 	}
@@ -131,7 +184,7 @@ func FuzzOpen(f *testing.F) {
 		fsys := newMemFS()
 		const dir = "/fuzz"
 		h, _ := fsys.OpenFile(dir+"/"+segmentName(1), os.O_CREATE|os.O_RDWR, 0o644)
-		h.WriteAt(append(encodeSegHeader(1), body...), 0)
+		h.WriteAt(append(encodeSegHeader(1, 0), body...), 0)
 		l, err := Open(dir, Options{Name: "fuzz", FS: fsys})
 		if err != nil {
 			return
@@ -146,6 +199,56 @@ func FuzzOpen(f *testing.F) {
 		}
 		if _, err := l.Append(context.Background(), []byte("after")); err != nil {
 			t.Fatalf("append to recovered log: %v", err)
+		}
+	})
+}
+
+// FuzzOpenSealed gives Open a sealed segment whose footer and trailer are
+// arbitrary bytes, before a valid newest segment: it must never panic,
+// and a log it opens must read back every record or report
+// *CorruptionError, never return a wrong record.
+func FuzzOpenSealed(f *testing.F) {
+	const n = 40
+	body := encodeSegHeader(1, 0)
+	var offs []uint32
+	for i := range n {
+		if i%indexStride == 0 {
+			offs = append(offs, uint32(len(body)))
+		}
+		body = appendFrame(body, uint64(1+i), payloadFor(1+i, 20))
+	}
+	crc := crc32.Checksum(body, castagnoli)
+	f.Add(sealTail(newFooter(1, n, offs, tagRange{}, crc), int64(len(body))))
+	f.Add(sealTail(newFooter(1, n-1, offs, tagRange{}, crc), int64(len(body))))
+	f.Add([]byte("weirftr\x00 not a footer"))
+	f.Fuzz(func(t *testing.T, tail []byte) {
+		fsys := newMemFS()
+		const dir = "/fuzz"
+		h, _ := fsys.OpenFile(dir+"/"+segmentName(1), os.O_CREATE|os.O_RDWR, 0o644)
+		h.WriteAt(append(slices.Clone(body), tail...), 0)
+		h2, _ := fsys.OpenFile(dir+"/"+segmentName(n+1), os.O_CREATE|os.O_RDWR, 0o644)
+		h2.WriteAt(encodeSegHeader(n+1, 0), 0)
+		l, err := Open(dir, Options{Name: "fuzz", FS: fsys, ScrubRate: -1})
+		if err != nil {
+			return
+		}
+		defer l.Close()
+		verr := l.Verify()
+		var ce *CorruptionError
+		if verr != nil && !errors.As(verr, &ce) {
+			t.Fatalf("Verify: %v", verr)
+		}
+		for i := uint64(1); i <= n; i++ {
+			p, err := l.Read(i)
+			if err != nil {
+				if !errors.As(err, &ce) {
+					t.Fatalf("Read(%d): %v", i, err)
+				}
+				continue
+			}
+			if !bytes.Equal(p, payloadFor(int(i), 20)) {
+				t.Fatalf("Read(%d) returned a wrong record", i)
+			}
 		}
 	})
 }

@@ -57,6 +57,9 @@ func (m *memFS) OpenFile(name string, flag int, _ os.FileMode) (File, error) {
 		ino = &memInode{}
 		m.entries[name] = ino
 		m.pendingDir = append(m.pendingDir, dirOp{name: name, to: name, ino: ino})
+	case flag&os.O_TRUNC != 0:
+		ino.data = nil
+		ino.pending = append(ino.pending, memWrite{off: 0, truncate: true})
 	}
 	return &memFile{fs: m, ino: ino}, nil
 }

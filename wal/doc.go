@@ -34,10 +34,16 @@
 //   - Readers see only committed records (LastIndex): with SyncAlways only
 //     durable ones, so nothing read can later vanish in a crash.
 //   - Every frame carries a CRC-32C over its index, header and payload; it
-//     is checked on every read and on Open. Open cuts a torn tail of the
-//     newest segment back to the last good record (logging the bytes cut);
-//     damage anywhere else fails with *CorruptionError (errors.Is ErrCorrupt)
-//     naming shard, file and offset. It never silently drops a sealed record.
+//     is checked on every read. A sealed segment ends with a footer (record
+//     count, sparse index, min/max tag, CRC of the whole segment): Open
+//     reads footers, not frames, so its time does not grow with the data
+//     retained; a background scrub, the first read of a segment, Verify
+//     and VerifyDir (`weir verify`) check the frames against the footer.
+//     Open cuts a torn tail of the newest segment back to the last good
+//     record, copying the cut bytes to <segment>.<offset>.broken first and
+//     logging it; other damage gives *CorruptionError (errors.Is
+//     ErrCorrupt) naming shard, file and offset. It never silently drops a
+//     sealed record.
 //   - A failed write or fsync is sticky: every later append fails with
 //     ErrFailed (wrapping the cause) and the log never retries the fsync.
 //     Committed records stay readable. Reopen the log to recover.
@@ -51,14 +57,16 @@
 // All methods are safe for concurrent use. One committer goroutine owns the
 // files: concurrent appends queue up while it syncs, and the next group goes
 // out as one write and one fdatasync (group commit), so throughput grows
-// with the number of waiting appenders. Segments are preallocated with
-// zeros by a background goroutine, so a commit's fdatasync changes no file
-// metadata. Readers use positional reads on shared, reference-counted file
+// with the number of waiting appenders. The next segment is prepared by a
+// background goroutine, in the file of a segment retention deleted when
+// there is one (else a zero-filled new file), so a commit's fdatasync
+// changes no file metadata and no segment byte is written twice. Readers use positional reads on shared, reference-counted file
 // handles and never hold whole segments in memory; a reader racing
 // TruncateFront gets its record or ErrCompacted. Memory per log is the
 // commit buffer (up to MaxBatchBytes) plus a sparse index of 4 bytes per 32
 // records (about 0.6 MiB per GiB of 200-byte records).
 //
-// The on-disk format, recovery steps, preallocation scheme and the reasons
-// for not using tidwall/wal are in FORMAT.md next to this file.
+// The on-disk format (version 2; version 1 data is read in place), recovery
+// steps, reuse and verification rules and the reasons for not using
+// tidwall/wal are in FORMAT.md next to this file.
 package wal

@@ -25,6 +25,8 @@ type faultFS struct {
 	failNextSync  atomic.Bool  // next file Sync fails with EIO
 	noSpace       atomic.Bool  // creating or filling a new file fails with ENOSPC
 	blocked       atomic.Int64 // Syncs waiting at the gate
+	written       atomic.Int64 // bytes passed to WriteAt
+	pages         atomic.Int64 // 4 KiB pages touched by WriteAt calls, each counted once per sync (see pagesSince)
 
 	mu       sync.Mutex
 	syncGate chan struct{}         // if set, Sync waits until it is closed
@@ -94,6 +96,9 @@ type faultFile struct {
 	File
 	fs   *faultFS
 	name atomic.Pointer[string]
+
+	dmu   sync.Mutex
+	dirty map[int64]bool // pages written since the last Sync
 }
 
 var errInjected = fmt.Errorf("injected: %w", syscall.EIO)
@@ -108,7 +113,32 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 		n, _ := f.File.WriteAt(p[:len(p)/2], off)
 		return n, &os.PathError{Op: "write", Path: name, Err: errInjected}
 	}
+	f.fs.written.Add(int64(len(p)))
+	f.touch(off, len(p))
 	return f.File.WriteAt(p, off)
+}
+
+// touch records the 4 KiB pages a write dirtied: a sync writes each dirty
+// page whole, so pages × 4 KiB is what the device gets at least.
+func (f *faultFile) touch(off int64, n int) {
+	if n == 0 {
+		return
+	}
+	f.dmu.Lock()
+	if f.dirty == nil {
+		f.dirty = map[int64]bool{}
+	}
+	for p := off / 4096; p <= (off+int64(n)-1)/4096; p++ {
+		f.dirty[p] = true
+	}
+	f.dmu.Unlock()
+}
+
+func (f *faultFile) flushPages() {
+	f.dmu.Lock()
+	f.fs.pages.Add(int64(len(f.dirty)))
+	clear(f.dirty)
+	f.dmu.Unlock()
 }
 
 func (f *faultFile) Sync() error {
@@ -121,6 +151,7 @@ func (f *faultFile) Sync() error {
 		f.fs.blocked.Add(-1)
 	}
 	f.fs.syncs.Add(1)
+	f.flushPages()
 	if f.fs.failNextSync.CompareAndSwap(true, false) {
 		return &os.PathError{Op: "fdatasync", Path: *f.name.Load(), Err: errInjected}
 	}

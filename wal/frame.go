@@ -8,12 +8,21 @@ import (
 
 // Byte layout; FORMAT.md has the tables. Every integer is little-endian.
 const (
-	formatVersion = 1
+	// segVersion is the segment format this code writes (FORMAT.md):
+	// 2 adds the footer of sealed segments, the end marker after each
+	// write and the reuse of deleted segments' files. Version 1 segments
+	// are read in place and continued.
+	segVersion = 2
+	// frameVersion is the frame layout, unchanged since format version 1.
+	frameVersion = 1
 
-	// Segment header: magic[8] version u16 headerSize u16 reserved u32
+	// Segment header: magic[8] version u16 headerSize u16 flags u32
 	// firstIndex u64 reserved u32 crc u32 (CRC-32C of bytes 0..27).
 	segHeaderSize = 32
 	segMagic      = "weirwal\x00"
+	// segFlagRecycled: the file held an older segment; bytes after the
+	// data may be its stale frames, not zeros (version 2 only).
+	segFlagRecycled = 1
 
 	// Frame header: crc u32, length u32, version u8, type u8, reserved u16.
 	// The CRC-32C covers the record index (8 bytes, implied by position,
@@ -34,7 +43,7 @@ func appendFrame(dst []byte, index uint64, payload []byte) []byte {
 	dst = append(dst, make([]byte, frameHeaderSize)...)
 	h := dst[start:]
 	binary.LittleEndian.PutUint32(h[4:], uint32(len(payload)))
-	h[8] = formatVersion
+	h[8] = frameVersion
 	h[9] = frameTypeFull
 	h[10], h[11] = 0, 0
 	binary.LittleEndian.PutUint32(h[0:], frameCRC(index, h[4:frameHeaderSize], payload))
@@ -74,7 +83,7 @@ func parseFrameHeader(b []byte) (frameHeader, error) {
 	if isZero(b) {
 		return frameHeader{}, errZeroHeader
 	}
-	if b[8] != formatVersion || b[9] != frameTypeFull || b[10] != 0 || b[11] != 0 {
+	if b[8] != frameVersion || b[9] != frameTypeFull || b[10] != 0 || b[11] != 0 {
 		return frameHeader{}, fmt.Errorf("%w: version %d type %d", errBadVersion, b[8], b[9])
 	}
 	n := binary.LittleEndian.Uint32(b[4:])
@@ -110,35 +119,56 @@ func decodeFrame(b []byte, index uint64) (payload []byte, n int, err error) {
 	return payload, end, nil
 }
 
-// encodeSegHeader returns the header of a segment whose first record is first.
-func encodeSegHeader(first uint64) []byte {
+// encodeSegHeader returns the version 2 header of a segment whose first
+// record is first.
+func encodeSegHeader(first uint64, flags uint32) []byte {
+	return encodeSegHeaderVersion(first, segVersion, flags)
+}
+
+func encodeSegHeaderVersion(first uint64, version uint16, flags uint32) []byte {
 	b := make([]byte, segHeaderSize)
 	copy(b, segMagic)
-	binary.LittleEndian.PutUint16(b[8:], formatVersion)
+	binary.LittleEndian.PutUint16(b[8:], version)
 	binary.LittleEndian.PutUint16(b[10:], segHeaderSize)
+	binary.LittleEndian.PutUint32(b[12:], flags)
 	binary.LittleEndian.PutUint64(b[16:], first)
 	binary.LittleEndian.PutUint32(b[28:], crc32.Checksum(b[:28], castagnoli))
 	return b
 }
 
-// decodeSegHeader checks a segment header and returns its first index.
-func decodeSegHeader(b []byte) (uint64, error) {
+// segHeader is a decoded segment header.
+type segHeader struct {
+	first   uint64
+	version uint16
+	flags   uint32
+}
+
+// decodeSegHeader checks a segment header of version 1 or 2.
+func decodeSegHeader(b []byte) (segHeader, error) {
 	if len(b) < segHeaderSize {
-		return 0, fmt.Errorf("%w: file shorter than its header", errBadSegHeader)
+		return segHeader{}, fmt.Errorf("%w: file shorter than its header", errBadSegHeader)
 	}
 	if string(b[:8]) != segMagic {
-		return 0, fmt.Errorf("%w: bad magic %q", errBadSegHeader, b[:8])
+		return segHeader{}, fmt.Errorf("%w: bad magic %q", errBadSegHeader, b[:8])
 	}
 	if crc32.Checksum(b[:28], castagnoli) != binary.LittleEndian.Uint32(b[28:]) {
-		return 0, fmt.Errorf("%w: checksum mismatch", errBadSegHeader)
+		return segHeader{}, fmt.Errorf("%w: checksum mismatch", errBadSegHeader)
 	}
-	if v := binary.LittleEndian.Uint16(b[8:]); v != formatVersion {
-		return 0, fmt.Errorf("%w: unsupported version %d", errBadSegHeader, v)
+	h := segHeader{
+		version: binary.LittleEndian.Uint16(b[8:]),
+		flags:   binary.LittleEndian.Uint32(b[12:]),
+		first:   binary.LittleEndian.Uint64(b[16:]),
+	}
+	if h.version != 1 && h.version != segVersion {
+		return segHeader{}, fmt.Errorf("%w: unsupported version %d", errBadSegHeader, h.version)
 	}
 	if hs := binary.LittleEndian.Uint16(b[10:]); hs != segHeaderSize {
-		return 0, fmt.Errorf("%w: header size %d", errBadSegHeader, hs)
+		return segHeader{}, fmt.Errorf("%w: header size %d", errBadSegHeader, hs)
 	}
-	return binary.LittleEndian.Uint64(b[16:]), nil
+	if h.flags&^segFlagRecycled != 0 || (h.version == 1 && h.flags != 0) {
+		return segHeader{}, fmt.Errorf("%w: unknown flags %#x", errBadSegHeader, h.flags)
+	}
+	return h, nil
 }
 
 func isZero(b []byte) bool {

@@ -49,12 +49,20 @@ func TestFrameZeroHeaderIsEnd(t *testing.T) {
 }
 
 func TestSegmentHeader(t *testing.T) {
-	h := encodeSegHeader(42)
+	h := encodeSegHeader(42, segFlagRecycled)
 	if len(h) != segHeaderSize {
 		t.Fatalf("header is %d bytes", len(h))
 	}
-	if first, err := decodeSegHeader(h); err != nil || first != 42 {
-		t.Fatalf("decode = %d, %v", first, err)
+	if got, err := decodeSegHeader(h); err != nil || got != (segHeader{first: 42, version: segVersion, flags: segFlagRecycled}) {
+		t.Fatalf("decode = %+v, %v", got, err)
+	}
+	if got, err := decodeSegHeader(encodeSegHeaderVersion(7, 1, 0)); err != nil || got.version != 1 || got.first != 7 {
+		t.Fatalf("version 1 header: %+v, %v", got, err)
+	}
+	for _, bad := range [][]byte{encodeSegHeaderVersion(7, 1, segFlagRecycled), encodeSegHeaderVersion(7, 3, 0), encodeSegHeader(7, 2)} {
+		if _, err := decodeSegHeader(bad); !errors.Is(err, errBadSegHeader) {
+			t.Fatalf("header %x accepted: %v", bad, err)
+		}
 	}
 	for i := range len(h) * 8 {
 		c := bytes.Clone(h)
@@ -121,4 +129,34 @@ func TestCRCUint64MatchesCRC32(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzDecodeFooter: the footer and trailer decoders never panic, and
+// accept only bytes that are exactly the encoding of what they return.
+func FuzzDecodeFooter(f *testing.F) {
+	ft := &footer{first: 7, count: 40, minTag: 3, maxTag: 9, flags: footerTagsValid, segCRC: 0xabcdef, offsets: []uint32{32, 900}}
+	f.Add(sealTail(ft, 5000), uint64(7), int64(5000))
+	f.Add(sealTail(&footer{first: 1, offsets: []uint32{}}, 32), uint64(1), int64(32))
+	f.Add(make([]byte, 100), uint64(1), int64(100))
+	f.Fuzz(func(t *testing.T, b []byte, first uint64, end int64) {
+		if end < segHeaderSize || end > 1<<40 {
+			return
+		}
+		if len(b) >= trailerSize {
+			size := end + int64(len(b))
+			tr := b[len(b)-trailerSize:]
+			if off, n, err := decodeTrailer(tr, first, size); err == nil {
+				if off+int64(n)+trailerSize != size || !bytes.Equal(appendTrailer(nil, first, off, n), tr) {
+					t.Fatalf("accepted trailer %x points at %d+%d in a file of %d bytes", tr, off, n, size)
+				}
+			}
+		}
+		got, err := decodeFooter(b, first, end)
+		if err != nil {
+			return
+		}
+		if re := appendFooter(nil, got); !bytes.Equal(re, b) {
+			t.Fatalf("accepted a footer that is not the encoding of its contents:\n got %x\nwant %x", b, re)
+		}
+	})
 }

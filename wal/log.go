@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -48,10 +49,21 @@ type Log struct {
 	kick     chan struct{}    // asks the preparer for a spare segment
 	spares   chan spareResult // the preparer's answer (capacity 1)
 	spareSeq atomic.Uint64
+	urgent   chan *segment // segments read before the scrub checked them
 	written  atomic.Uint64 // last index written (not necessarily synced); SyncInterval
 
-	groups atomic.Uint64 // see Stats
-	syncs  atomic.Uint64
+	groups    atomic.Uint64 // see Stats
+	syncs     atomic.Uint64
+	recycled  atomic.Uint64
+	created   atomic.Uint64
+	prepBytes atomic.Uint64
+	sealBytes atomic.Uint64
+	scrubbed  atomic.Uint64
+
+	// free holds files of segments that TruncateFront removed, kept under
+	// their free name (FORMAT.md, "Reuse") to become the next segments.
+	freeMu sync.Mutex
+	free   []freeFile
 
 	truncMu   sync.Mutex
 	closeOnce sync.Once
@@ -71,6 +83,44 @@ type SegmentInfo struct {
 	LastIndex  uint64 // FirstIndex-1 when the segment holds no record
 	Bytes      int64  // header and committed records; excludes preallocated space
 	Sealed     bool   // no more records will be added
+	// Tagged: every record of the segment has a tag (Options.Tag), and
+	// MinTag..MaxTag bounds them: from a sealed segment's footer, or kept
+	// up to date while records are appended.
+	Tagged         bool
+	MinTag, MaxTag uint64
+}
+
+// freeFile is a deleted segment's file waiting for reuse; seg, if set, is
+// the segment it held, whose readers must be gone before it is rewritten.
+type freeFile struct {
+	path string
+	seg  *segment
+}
+
+// freeSuffix names free files: <20-digit first index of the segment it held>.free.
+const freeSuffix = ".free"
+
+func freeName(first uint64) string { return fmt.Sprintf("%020d%s", first, freeSuffix) }
+
+func parseFreeName(name string) (uint64, bool) {
+	digits, ok := strings.CutSuffix(name, freeSuffix)
+	if !ok {
+		return 0, false
+	}
+	return parseSegmentName(digits + segSuffix)
+}
+
+// takeFree removes from the pool a free file that no reader holds.
+func (l *Log) takeFree() (freeFile, bool) {
+	l.freeMu.Lock()
+	defer l.freeMu.Unlock()
+	for i, fr := range l.free {
+		if fr.seg == nil || fr.seg.idle() {
+			l.free = append(l.free[:i:i], l.free[i+1:]...)
+			return fr, true
+		}
+	}
+	return freeFile{}, false
 }
 
 // FirstIndex returns the first index still stored; LastIndex()+1 when empty.
@@ -142,7 +192,11 @@ func (l *Log) Segments() []SegmentInfo {
 }
 
 func (s *segment) infoLocked() SegmentInfo {
-	return SegmentInfo{Path: s.path, FirstIndex: s.first, LastIndex: s.first + s.count - 1, Bytes: s.end, Sealed: s.sealed}
+	i := SegmentInfo{Path: s.path, FirstIndex: s.first, LastIndex: s.first + s.count - 1, Bytes: s.end, Sealed: s.sealed}
+	if s.count > 0 && s.tags.n == s.count {
+		i.Tagged, i.MinTag, i.MaxTag = true, s.tags.min, s.tags.max
+	}
+	return i
 }
 
 // Size returns the bytes of stored data (segment headers and committed
@@ -173,7 +227,9 @@ func (l *Log) findLocked(index uint64) *segment {
 // TruncateFront deletes whole sealed segments whose records all lie below
 // index, oldest first, and makes the deletions durable. It never rewrites
 // a segment, so after it FirstIndex may still be below index. Readers inside
-// a deleted segment finish their read; later reads get ErrCompacted.
+// a deleted segment finish their read; later reads get ErrCompacted. Up to
+// Options.RecycleSegments of the files are kept, renamed, to become the
+// next segments (FORMAT.md, "Reuse"); the others are removed.
 func (l *Log) TruncateFront(index uint64) (removed []SegmentInfo, err error) {
 	l.truncMu.Lock()
 	defer l.truncMu.Unlock()
@@ -194,9 +250,22 @@ func (l *Log) TruncateFront(index uint64) (removed []SegmentInfo, err error) {
 		return nil, nil
 	}
 	// Oldest first, so a crash in the middle leaves a contiguous log.
+	l.freeMu.Lock()
+	room := l.opts.RecycleSegments - len(l.free)
+	l.freeMu.Unlock()
 	n := 0
+	var kept []freeFile
 	for _, s := range cands {
-		if rerr := l.fs.Remove(s.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		var rerr error
+		if len(kept) < room {
+			fr := freeFile{path: l.path(freeName(s.first)), seg: s}
+			if rerr = l.fs.Rename(s.path, fr.path); rerr == nil {
+				kept = append(kept, fr)
+			}
+		} else {
+			rerr = l.fs.Remove(s.path)
+		}
+		if rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			err = fmt.Errorf("wal: shard %q: remove segment: %w", l.opts.Name, rerr)
 			break
 		}
@@ -217,6 +286,13 @@ func (l *Log) TruncateFront(index uint64) (removed []SegmentInfo, err error) {
 		}
 		if serr := l.fs.SyncDir(l.dir); serr != nil && err == nil {
 			err = fmt.Errorf("wal: shard %q: sync dir after remove: %w", l.opts.Name, serr)
+		} else if serr == nil {
+			// Only once the removal is durable: a file rewritten before
+			// that could come back after a power cut under its old name
+			// with a new header.
+			l.freeMu.Lock()
+			l.free = append(l.free, kept...)
+			l.freeMu.Unlock()
 		}
 		l.log.Debug().Int("segments", n).Uint64("first_index", l.first.Load()).Msg("wal: truncated front")
 	}
@@ -286,14 +362,27 @@ func (l *Log) Close() error {
 
 // Stats are counters since Open. Groups against appended records shows
 // what group commit buys; syncs per second is the disk's flush load.
+// Recycled, Created and PrepBytes show what starting segments costs the
+// flash: a recycled file is written only where its header goes (and its
+// missing tail, if any), a created one in full.
 type Stats struct {
-	Groups uint64 // commit groups written: one write system call each (two when the group rolls to a new segment)
-	Syncs  uint64 // segment syncs: one per group with SyncAlways, one per tick with SyncInterval, plus rolls
+	Groups    uint64 // commit groups written: one write system call each (two when the group rolls to a new segment)
+	Syncs     uint64 // segment syncs: one per group with SyncAlways, one per tick with SyncInterval, plus rolls
+	Recycled  uint64 // segments started in the file of a deleted segment
+	Created   uint64 // segment files created and zero-filled (no file to reuse)
+	PrepBytes uint64 // bytes written to make files ready as segments: zero fill, padding, headers
+	SealBytes uint64 // bytes of footers and trailers written to seal segments
+	Scrubbed  uint64 // sealed segments verified against their footer since Open
+	FreeFiles int    // files of deleted segments waiting for reuse now
 }
 
 // Stats returns the counters.
 func (l *Log) Stats() Stats {
-	return Stats{Groups: l.groups.Load(), Syncs: l.syncs.Load()}
+	l.freeMu.Lock()
+	free := len(l.free)
+	l.freeMu.Unlock()
+	return Stats{Groups: l.groups.Load(), Syncs: l.syncs.Load(), Recycled: l.recycled.Load(), Created: l.created.Load(),
+		PrepBytes: l.prepBytes.Load(), SealBytes: l.sealBytes.Load(), Scrubbed: l.scrubbed.Load(), FreeFiles: free}
 }
 
 func (l *Log) path(name string) string { return filepath.Join(l.dir, name) }

@@ -27,6 +27,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		bgQuit: make(chan struct{}),
 		kick:   make(chan struct{}, 1),
 		spares: make(chan spareResult, 1),
+		urgent: make(chan *segment, 16),
 	}
 	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("wal: shard %q: create dir: %w", opts.Name, err)
@@ -42,6 +43,10 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l.bg.Add(1)
 	go l.preparer()
+	if opts.ScrubRate > 0 {
+		l.bg.Add(1)
+		go l.scrubber()
+	}
 	if opts.Sync == SyncInterval {
 		l.bg.Add(1)
 		go l.syncLoop(l.written.Load()) // Open synced everything it found
@@ -56,21 +61,32 @@ func (l *Log) recover() error {
 		return fmt.Errorf("wal: shard %q: list dir: %w", l.opts.Name, err)
 	}
 	var firsts []uint64
-	removedTemp := false
+	removed := false
 	for _, name := range names {
 		if strings.HasSuffix(name, ".tmp") {
 			// A spare segment or an interrupted creation: never part of the log.
 			if err := l.fs.Remove(l.path(name)); err != nil {
 				return fmt.Errorf("wal: shard %q: remove temp file: %w", l.opts.Name, err)
 			}
-			removedTemp = true
+			removed = true
+			continue
+		}
+		if _, ok := parseFreeName(name); ok {
+			if len(l.free) < l.opts.RecycleSegments {
+				l.free = append(l.free, freeFile{path: l.path(name)})
+				continue
+			}
+			if err := l.fs.Remove(l.path(name)); err != nil {
+				return fmt.Errorf("wal: shard %q: remove free segment file: %w", l.opts.Name, err)
+			}
+			removed = true
 			continue
 		}
 		if first, ok := parseSegmentName(name); ok {
 			firsts = append(firsts, first) // ReadDir is sorted; 20 digits sort numerically
 		}
 	}
-	if removedTemp {
+	if removed {
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			return fmt.Errorf("wal: shard %q: sync dir: %w", l.opts.Name, err)
 		}
@@ -93,46 +109,35 @@ func (l *Log) recover() error {
 	l.w.next = act.first + act.count
 	l.w.segRecs = act.count
 	l.w.off = act.end
+	l.w.tags = act.tags
 	l.written.Store(l.w.next - 1)
 	return nil
 }
 
 // createFirst makes the segment of a new, empty log.
 func (l *Log) createFirst() error {
-	sp, err := l.createSpare()
+	sp, err := l.nextFile()
 	if err != nil {
 		return fmt.Errorf("wal: shard %q: create first segment: %w", l.opts.Name, err)
 	}
 	first := l.opts.FirstIndex
-	if _, err := sp.f.WriteAt(encodeSegHeader(first), 0); err != nil {
-		l.dropSpare(sp)
-		return fmt.Errorf("wal: shard %q: write segment header: %w", l.opts.Name, err)
-	}
-	if err := sp.f.Sync(); err != nil {
-		l.dropSpare(sp)
-		return fmt.Errorf("wal: shard %q: sync segment header: %w", l.opts.Name, err)
-	}
-	final := l.path(segmentName(first))
-	if err := l.fs.Rename(sp.path, final); err != nil {
+	s, crc, err := l.startSegment(sp, first)
+	if err != nil {
 		l.dropSpare(sp)
 		return fmt.Errorf("wal: shard %q: create first segment: %w", l.opts.Name, l.classify(err))
 	}
-	if err := l.fs.SyncDir(l.dir); err != nil {
-		sp.f.Close()
-		return fmt.Errorf("wal: shard %q: sync dir: %w", l.opts.Name, err)
-	}
-	s := &segment{first: first, path: final, end: segHeaderSize}
-	s.adopt(sp.f)
 	l.segs = []*segment{s}
-	l.w.seg, l.w.f, l.w.off, l.w.next = s, sp.f, segHeaderSize, first
+	l.w.seg, l.w.f, l.w.off, l.w.next, l.w.crc = s, sp.f, segHeaderSize, first, crc
 	l.first.Store(first)
 	l.last.Store(first - 1)
 	l.written.Store(first - 1)
 	return nil
 }
 
-// loadSegment verifies one segment. next is the first index of the
-// following segment, 0 for the newest one.
+// loadSegment opens one segment. A sealed segment with a valid footer is
+// taken at its footer's word (verified later by the scrub or the first
+// read); any other is verified frame by frame. next is the first index of
+// the following segment, 0 for the newest one.
 func (l *Log) loadSegment(first, next uint64) error {
 	path := l.path(segmentName(first))
 	newest := next == 0
@@ -150,41 +155,115 @@ func (l *Log) loadSegment(first, next uint64) error {
 			f.Close()
 		}
 	}()
-	if err := l.checkSegHeader(f, path, first); err != nil {
+	hdr, err := l.checkSegHeader(f, path, first)
+	if err != nil {
 		return err
+	}
+	if !newest && next <= first {
+		return l.corruption(path, 0, fmt.Errorf("segment order: next segment starts at %d", next))
+	}
+	ft, ftOff, ftErr := readFooter(f, first)
+	if ftErr != nil && isIOError(ftErr) {
+		return fmt.Errorf("wal: shard %q: read segment %s: %w", l.opts.Name, path, ftErr)
+	}
+	if ft != nil {
+		if !newest && ft.count != next-first {
+			return l.corruption(path, ftOff, fmt.Errorf("%w: footer says %d records, next segment starts at %d", errBadFooter, ft.count, next))
+		}
+		s := &segment{first: first, path: path, count: ft.count, end: ftOff, offsets: ft.offsets, sealed: true, check: ft}
+		if ft.tagsValid() {
+			s.tags = tagRange{min: ft.minTag, max: ft.maxTag, n: ft.count}
+		}
+		l.segs = append(l.segs, s)
+		if newest {
+			// Sealed by Seal, by a tail repair, or by a roll that did not
+			// get to name the next segment: the next append starts one.
+			l.w.seg, l.w.sealedTail = s, true
+		}
+		return nil
 	}
 	want := ^uint64(0) // records the segment must hold; a sealed one is complete
 	if !newest {
-		if next <= first {
-			return l.corruption(path, 0, fmt.Errorf("segment order: next segment starts at %d", next))
-		}
 		want = next - first
 	}
-	res, err := scanSegment(f, first, want)
+	res, err := scanSegment(f, first, want, -1, l.opts.Tag)
 	if err != nil {
 		return fmt.Errorf("wal: shard %q: read segment %s: %w", l.opts.Name, path, err)
 	}
-	// Whatever follows the last good record must be preallocated zeros.
-	tail, err := nonZeroEnd(f, res.end, res.size)
-	if err != nil {
-		return fmt.Errorf("wal: shard %q: read segment %s: %w", l.opts.Name, path, err)
-	}
-	s := &segment{first: first, path: path, count: res.count, end: res.end, offsets: res.offsets, sealed: !newest}
+	s := &segment{first: first, path: path, count: res.count, end: res.end, offsets: res.offsets, sealed: !newest, tags: res.tags}
 	if !newest {
+		// A version 1 segment, sealed before its successor was named; or
+		// a version 2 one whose footer is damaged (its successor's name
+		// proves the footer was written): its frames decide.
+		tail := res.end
+		if hdr.version == 1 {
+			// Whatever follows the last record must be preallocated zeros
+			// (in version 2, the remains of the footer).
+			if tail, err = nonZeroEnd(f, res.end, res.size); err != nil {
+				return fmt.Errorf("wal: shard %q: read segment %s: %w", l.opts.Name, path, err)
+			}
+		}
 		if err := l.checkSealed(path, first, next, res, tail); err != nil {
 			return err
+		}
+		if hdr.version >= 2 {
+			s.damage = l.corruption(path, res.end, fmt.Errorf("footer missing, frames verified: %w", ftErr))
+			l.log.Warn().Str("segment", path).AnErr("reason", ftErr).
+				Msg("wal: sealed segment has no valid footer; its frames verified, records kept")
 		}
 		l.segs = append(l.segs, s)
 		return nil
 	}
-	if err := l.settleNewest(f, path, first, res, tail); err != nil {
+	if err := l.settleNewest(f, path, hdr, s, res); err != nil {
 		return err
 	}
-	keep = true
-	s.adopt(f)
 	l.segs = append(l.segs, s)
-	l.w.seg, l.w.f = s, f
+	l.w.seg = s
+	if !s.sealed {
+		keep = true
+		s.adopt(f)
+		l.w.f, l.w.crc = f, res.crc
+	} else {
+		l.w.sealedTail = true
+	}
 	return nil
+}
+
+// readFooter returns the footer of a sealed version 2 segment and its
+// offset, or an error saying why there is none.
+func readFooter(f File, first uint64) (*footer, int64, error) {
+	size, err := f.Size()
+	if err != nil {
+		return nil, 0, err
+	}
+	if size < segHeaderSize+footerMinSize+trailerSize {
+		return nil, 0, fmt.Errorf("%w: file of %d bytes", errBadTrailer, size)
+	}
+	// One read usually holds trailer and footer: 64 KiB is the footer of
+	// a 64 MiB segment of 200-byte records.
+	n := min(size-segHeaderSize, readChunk)
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, size-n); err != nil && !isEOF(err) {
+		return nil, 0, err
+	}
+	off, length, err := decodeTrailer(buf[n-trailerSize:], first, size)
+	if err != nil {
+		return nil, 0, err
+	}
+	var b []byte
+	if start := off - (size - n); start >= 0 {
+		b = buf[start : start+int64(length)]
+	} else {
+		b = make([]byte, length)
+		if _, err := f.ReadAt(b, off); err != nil && !isEOF(err) {
+			return nil, 0, err
+		}
+	}
+	ft, err := decodeFooter(b, first, off)
+	if err != nil {
+		return nil, 0, err
+	}
+	return ft, off, nil
 }
 
 func (l *Log) corruption(path string, off int64, err error) error {
@@ -193,22 +272,22 @@ func (l *Log) corruption(path string, off int64, err error) error {
 
 // checkSegHeader reads the header of the segment file named for first and
 // checks that it agrees with the name.
-func (l *Log) checkSegHeader(f File, path string, first uint64) error {
+func (l *Log) checkSegHeader(f File, path string, first uint64) (segHeader, error) {
 	hdr := make([]byte, segHeaderSize)
 	if n, err := f.ReadAt(hdr, 0); n < segHeaderSize {
 		if err != nil && !isEOF(err) {
-			return fmt.Errorf("wal: shard %q: read segment header: %w", l.opts.Name, err)
+			return segHeader{}, fmt.Errorf("wal: shard %q: read segment header: %w", l.opts.Name, err)
 		}
-		return l.corruption(path, 0, fmt.Errorf("%w: file has %d bytes", errBadSegHeader, n))
+		return segHeader{}, l.corruption(path, 0, fmt.Errorf("%w: file has %d bytes", errBadSegHeader, n))
 	}
-	hfirst, err := decodeSegHeader(hdr)
+	h, err := decodeSegHeader(hdr)
 	if err != nil {
-		return l.corruption(path, 0, err)
+		return segHeader{}, l.corruption(path, 0, err)
 	}
-	if hfirst != first {
-		return l.corruption(path, 0, fmt.Errorf("%w: header says first index %d, file name %d", errBadSegHeader, hfirst, first))
+	if h.first != first {
+		return segHeader{}, l.corruption(path, 0, fmt.Errorf("%w: header says first index %d, file name %d", errBadSegHeader, h.first, first))
 	}
-	return nil
+	return h, nil
 }
 
 // checkSealed fails unless a sealed segment holds every record up to next
@@ -229,10 +308,27 @@ func (l *Log) checkSealed(path string, first, next uint64, res scanResult, tail 
 	return nil
 }
 
-// settleNewest makes the newest segment durable up to its last good record
-// and cuts off whatever follows it.
-func (l *Log) settleNewest(f File, path string, first uint64, res scanResult, tail int64) error {
-	if tail <= res.end {
+// settleNewest decides whether appends can go on in the newest segment.
+// They can after a clean end: the scan stopped at a zero frame header (the
+// end marker every write carries, or preallocated zeros) and, in a file
+// that was never recycled, everything after it is zero. Anything else is
+// a torn write: the bytes after the last good record are copied to a
+// .broken file, then the segment is sealed there (footer, trailer, file
+// cut after them) and the next append starts a new segment, so no frame
+// of the torn write can ever be read back behind later records.
+func (l *Log) settleNewest(f File, path string, hdr segHeader, s *segment, res scanResult) error {
+	clean := res.stop == nil || errors.Is(res.stop, errZeroHeader)
+	var tail int64
+	var err error
+	if clean && hdr.flags&segFlagRecycled == 0 || !clean {
+		if tail, err = nonZeroEnd(f, res.end, res.size); err != nil {
+			return fmt.Errorf("wal: shard %q: read segment %s: %w", l.opts.Name, path, err)
+		}
+	}
+	if clean && hdr.flags&segFlagRecycled == 0 {
+		clean = tail <= res.end
+	}
+	if clean {
 		// The previous process may have died before syncing what it wrote
 		// (SyncInterval, or a batch that was never acknowledged): make what
 		// readers are about to see durable first.
@@ -241,23 +337,66 @@ func (l *Log) settleNewest(f File, path string, first uint64, res scanResult, ta
 		}
 		return nil
 	}
-	// Torn or garbage tail of the newest segment: a crash mid-write.
-	// Zero it on disk too, so stale frames can never reappear behind
-	// records appended later.
 	cause := res.stop
 	if cause == nil {
 		cause = errors.New("trailing bytes")
 	}
+	broken, err := l.copyAside(f, path, res.end, tail)
+	if err != nil {
+		return fmt.Errorf("wal: shard %q: repair segment %s: copy the cut bytes aside: %w", l.opts.Name, path, err)
+	}
 	l.log.Warn().Str("segment", path).Int64("offset", res.end).Int64("bytes_cut", tail-res.end).
-		Uint64("last_index", first+res.count-1).AnErr("reason", cause).
+		Str("copied_to", broken).Uint64("last_index", s.first+res.count-1).AnErr("reason", cause).
 		Msg("wal: repaired torn tail of newest segment")
-	if err := zeroRange(f, res.end, tail); err != nil {
+	ft := newFooter(s.first, res.count, res.offsets, res.tags, res.crc)
+	if err := writeSeal(f, ft, res.end); err != nil {
 		return fmt.Errorf("wal: shard %q: repair segment %s: %w", l.opts.Name, path, err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("wal: shard %q: repair segment %s: %w", l.opts.Name, path, err)
-	}
+	s.sealed = true
 	return nil
+}
+
+// copyAside copies bytes [from, to) of the segment at path into a new
+// file next to it, <segment>.<from>.broken, and makes it durable, so that
+// a repair never destroys bytes nobody has looked at.
+func (l *Log) copyAside(f File, path string, from, to int64) (string, error) {
+	name := fmt.Sprintf("%s.%d.broken", path, from)
+	out, err := l.fs.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer out.Close()
+	buf := make([]byte, min(to-from, readChunk))
+	for off := from; off < to; {
+		n := min(to-off, int64(len(buf)))
+		if _, err := f.ReadAt(buf[:n], off); err != nil && !isEOF(err) {
+			return "", err
+		}
+		if _, err := out.WriteAt(buf[:n], off-from); err != nil {
+			return "", err
+		}
+		off += n
+	}
+	if err := out.Sync(); err != nil {
+		return "", err
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// writeSeal ends a segment whose frames end at end: footer and trailer
+// written there, the file cut right after them, all durable.
+func writeSeal(f File, ft *footer, end int64) error {
+	tail := sealTail(ft, end)
+	if _, err := f.WriteAt(tail, end); err != nil {
+		return err
+	}
+	if err := f.Truncate(end + int64(len(tail))); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
 func zeroRange(f File, from, to int64) error {

@@ -67,7 +67,31 @@ type Options struct {
 	// Metrics, if set, receives the fdatasync latency and commit group
 	// sizes (shared by every log of a store).
 	Metrics *Metrics
+	// Tag, if set, gives a record's tag (for example its arrival time):
+	// each segment keeps the smallest and largest, and a sealed segment's
+	// footer stores them, so the owner finds records by tag (retention,
+	// AT_TIMESTAMP) without reading them. Called on the committer for
+	// every record, and on Open for the records of the newest segment and
+	// of version 1 segments: it must be cheap and must not retain payload.
+	Tag TagFunc
+	// RecycleSegments is how many files of segments deleted by
+	// TruncateFront are kept to become the next segments, instead of
+	// zero-filling new files (default 2; negative: none).
+	RecycleSegments int
+	// ScrubRate is how many bytes per second the background scrub reads
+	// to verify sealed segments that Open trusted by their footer
+	// (default 8 MiB/s; negative: no background scrub).
+	ScrubRate int64
 }
+
+// TagFunc returns a record's tag, or false if the record has none.
+type TagFunc func(payload []byte) (tag uint64, ok bool)
+
+// Defaults of the storage version 2 options.
+const (
+	DefaultRecycleSegments = 2
+	DefaultScrubRate       = 8 << 20
+)
 
 func (o Options) withDefaults() (Options, error) {
 	if o.SegmentSize == 0 {
@@ -90,6 +114,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxBatchBytes <= 0 {
 		o.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	switch {
+	case o.RecycleSegments == 0:
+		o.RecycleSegments = DefaultRecycleSegments
+	case o.RecycleSegments < 0:
+		o.RecycleSegments = 0
+	}
+	if o.ScrubRate == 0 {
+		o.ScrubRate = DefaultScrubRate
 	}
 	return o, nil
 }

@@ -54,7 +54,11 @@ func (l *Log) ReadFrom(from uint64, maxRecords, maxBytes int, fn func(index uint
 		off, at := s.offsetOf(next)
 		end := s.end
 		segLast := s.lastIndex()
+		unchecked := s.check != nil
 		l.mu.RUnlock()
+		if unchecked {
+			l.wantCheck(s)
+		}
 
 		f, err := s.acquire(l.fs)
 		if err != nil {

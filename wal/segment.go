@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -28,6 +29,14 @@ type segment struct {
 	end     int64    // offset just past the last committed record
 	offsets []uint32 // offsets[k] = offset of record first+k*indexStride
 	sealed  bool
+	tags    tagRange
+
+	// check is set for a sealed segment whose frames Open did not read
+	// (it trusted the footer): the scrubber or the first read verifies
+	// it against the footer's checksum. Nil once verified.
+	check *footer
+	// damage is what verification found, reported by Log.Verify.
+	damage error
 
 	// The open file is shared by the writer and readers (positional I/O)
 	// and closed when the last holder releases it, so a segment deleted by
@@ -41,14 +50,32 @@ type segment struct {
 
 func (s *segment) lastIndex() uint64 { return s.first + s.count - 1 }
 
-// acquire returns the open file; the caller must release it.
+// tagRange is the smallest and largest tag of a segment's records.
+type tagRange struct {
+	min, max uint64
+	n        uint64 // records that had a tag
+}
+
+func (t *tagRange) add(tag uint64) {
+	if t.n == 0 || tag < t.min {
+		t.min = tag
+	}
+	if t.n == 0 || tag > t.max {
+		t.max = tag
+	}
+	t.n++
+}
+
+// acquire returns the open file; the caller must release it. A segment
+// that retention removed is not opened again even while an earlier reader
+// still holds its file: the file may be about to be reused.
 func (s *segment) acquire(fsys FS) (File, error) {
 	s.hmu.Lock()
 	defer s.hmu.Unlock()
+	if s.gone {
+		return nil, ErrCompacted
+	}
 	if s.f == nil {
-		if s.gone {
-			return nil, ErrCompacted
-		}
 		f, err := fsys.OpenFile(s.path, os.O_RDONLY, 0)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -89,6 +116,14 @@ func (s *segment) markGone() {
 	s.hmu.Lock()
 	s.gone = true
 	s.hmu.Unlock()
+}
+
+// idle reports whether no reader holds the file of a removed segment, so
+// its file can be reused.
+func (s *segment) idle() bool {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	return s.gone && s.refs == 0
 }
 
 // offsetOf returns the offset of the indexed record at or before index,
@@ -227,22 +262,33 @@ type scanResult struct {
 	offsets []uint32
 	stop    error // why the scan stopped; nil at end of file or at max
 	size    int64
+	crc     uint32 // CRC-32C of the bytes before end (header and frames)
+	tags    tagRange
 }
 
 // scanSegment verifies every frame of a segment from its header on, up to
-// max records. It stops at the first frame that fails; the caller decides
-// whether that is a torn tail or corruption.
-func scanSegment(f File, first uint64, max uint64) (scanResult, error) {
+// max records and within limit bytes (the file size when limit < 0). It
+// stops at the first frame that fails; the caller decides whether that is
+// a torn tail or corruption. tag, if not nil, gives each record's tag.
+func scanSegment(f File, first uint64, max uint64, limit int64, tag TagFunc) (scanResult, error) {
 	size, err := f.Size()
 	if err != nil {
 		return scanResult{}, err
 	}
+	if limit < 0 || limit > size {
+		limit = size
+	}
 	r := scanResult{end: segHeaderSize, size: size}
-	c := newCursor(f, size)
+	c := newCursor(f, limit)
 	defer c.free()
-	for r.count < max && r.end < size {
+	hdr, err := c.fill(0, segHeaderSize)
+	if err != nil {
+		return r, err
+	}
+	r.crc = crc32.Update(0, castagnoli, hdr[:min(len(hdr), segHeaderSize)])
+	for r.count < max && r.end < limit {
 		idx := first + r.count
-		_, next, err := c.frame(r.end, idx)
+		p, next, err := c.frame(r.end, idx)
 		if err != nil {
 			if isIOError(err) {
 				return r, err
@@ -250,6 +296,12 @@ func scanSegment(f File, first uint64, max uint64) (scanResult, error) {
 			r.stop = err
 			break
 		}
+		if tag != nil {
+			if t, ok := tag(p); ok {
+				r.tags.add(t)
+			}
+		}
+		r.crc = crc32.Update(r.crc, castagnoli, c.buf[r.end-c.start:next-c.start])
 		if r.count%indexStride == 0 {
 			r.offsets = append(r.offsets, uint32(r.end))
 		}
@@ -263,7 +315,8 @@ func scanSegment(f File, first uint64, max uint64) (scanResult, error) {
 func isIOError(err error) bool {
 	switch {
 	case errors.Is(err, errZeroHeader), errors.Is(err, errShortFrame), errors.Is(err, errBadVersion),
-		errors.Is(err, errBadLength), errors.Is(err, errBadCRC):
+		errors.Is(err, errBadLength), errors.Is(err, errBadCRC), errors.Is(err, errBadFooter),
+		errors.Is(err, errBadTrailer), errors.Is(err, errSegmentCRC):
 		return false
 	}
 	return true

@@ -184,7 +184,7 @@ func newClient(c net.Conn, o *ops) *Client {
 	if c != nil {
 		cl.Net = ClientConnection{
 			Conn:   c,
-			bconn:  bufio.NewReaderSize(c, o.options.ClientNetReadBufferSize),
+			bconn:  bufio.NewReaderSize(c, readBufferSize(c, o.options.ClientNetReadBufferSize)), // weir: per connection (weir.go)
 			Remote: c.RemoteAddr().String(),
 		}
 	}

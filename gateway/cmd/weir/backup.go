@@ -35,10 +35,12 @@ directory's lock, so it refuses to run beside a gateway.
 Online (--api URL, the running gateway's api.listen): run it on the
 gateway's host, as a user who can read DIR. It checks that a gateway answers
 there and holds DIR, then copies checkpoints first, then each stream's shard
-map, then each shard's segments oldest first, each only up to its last whole
-record (the preallocated space is left out). Segments are append-only and
-whole segments are deleted oldest first, so the copy holds every record
-stored before the backup started, possibly more, with no gap; a checkpoint
+map, then each shard's segments newest first, each only up to its last whole
+record (the preallocated space is left out). Segments are append-only,
+whole segments are deleted oldest first, and a segment whose file retention
+took away (to reuse it) while it was read is left out with every older one,
+so the copy holds every record stored before the backup started and not
+deleted by retention meanwhile, possibly more, with no gap; a checkpoint
 never points past the records copied. A record half written when its
 segment was copied is dropped on restore, as after a crash.
 
@@ -241,11 +243,15 @@ func (b *backup) copyStream(rel string) error {
 	return nil
 }
 
-// copyShard copies a shard's segments oldest first, each up to its last
-// whole record. All are opened before any is copied: retention deletes
-// whole segments oldest first, so once a segment is open it stays readable,
-// and a segment already gone means every older one is gone too (or soon
-// will be) and is left out, never leaving a gap.
+// copyShard copies a shard's segments, each up to its last whole record
+// (all of a sealed one: its footer too). All are opened before any is
+// copied. They are copied newest first, each read whole into memory and
+// kept only if its name still refers to the same file after the read:
+// retention deletes whole segments oldest first and the log reuses a
+// deleted segment's file for a new segment (wal/FORMAT.md, "Reuse"), so a
+// file renamed away during its read may have been rewritten under us, and
+// it and every older segment are gone from the log anyway. What is copied
+// is thus a gap-free run of segments ending with the newest.
 func (b *backup) copyShard(rel string) error {
 	names, err := filepath.Glob(filepath.Join(b.dir, rel, "*.seg"))
 	if err != nil {
@@ -275,9 +281,20 @@ func (b *backup) copyShard(rel string) error {
 	if err := b.mkdir(rel); err != nil {
 		return err
 	}
-	for i, f := range open {
+	for i := len(open) - 1; i >= 0; i-- {
+		f := open[i]
 		end, clean, err := wal.DataEnd(f)
 		if err != nil {
+			if gone, _ := renamedAway(f); gone {
+				return nil
+			}
+			return err
+		}
+		data := make([]byte, end)
+		if _, err := f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if gone, err := renamedAway(f); err != nil || gone {
 			return err
 		}
 		if !clean && i < len(open)-1 {
@@ -290,11 +307,28 @@ func (b *backup) copyShard(rel string) error {
 		if err != nil {
 			return err
 		}
-		if err := b.addReader(filepath.Join(rel, filepath.Base(f.Name())), io.NewSectionReader(f, 0, end), end, st); err != nil {
+		if err := b.addReader(filepath.Join(rel, filepath.Base(f.Name())), bytes.NewReader(data), end, st); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// renamedAway reports whether f's name no longer refers to f: retention
+// deleted (or renamed for reuse) the segment.
+func renamedAway(f *os.File) (bool, error) {
+	a, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	b, err := os.Stat(f.Name())
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !os.SameFile(a, b), nil
 }
 
 // copyFile copies a whole small file (metadata, checkpoints, keys).

@@ -58,6 +58,8 @@ Usage:
   weir backup --data-dir DIR --to FILE.tar [--api URL]
                                 copy a data directory into a tar file, offline or
                                 from a running gateway
+  weir verify --data-dir DIR    check every record, segment footer and checksum of a
+                                stopped gateway's data; FILE:OFFSET of any damage
   weir version                  print version, revision, Go version and platform
 
 Run 'weir COMMAND --help' for a command's flags.
@@ -106,6 +108,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdConfig(rest, stdout, stderr)
 	case "backup":
 		return cmdBackup(rest, stdout, stderr)
+	case "verify":
+		return cmdVerify(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		printVersion(stdout)
 		return 0
@@ -251,7 +255,8 @@ never truncates because it would drop acknowledged data silently:
 To proceed, stop here and keep a copy of the data directory, then either
 restore that segment from a backup, or move it (and every later segment of
 that shard) out of the shard directory to accept losing the records from
-that offset on; 'weir dump' shows what remains.`, ce.Shard, ce.Segment, ce.Offset)
+that offset on; 'weir verify --data-dir DIR' lists every damaged place and
+'weir dump' shows what remains.`, ce.Shard, ce.Segment, ce.Offset)
 }
 
 func newLogger(cfg *config.File, stderr io.Writer) zerolog.Logger {
