@@ -373,7 +373,7 @@ func (sub *subscription) event(recs []shards.Record, info shards.ShardInfo, atEn
 	} else {
 		// The last record pushed (or the one before the position when
 		// none was): AFTER_SEQUENCE_NUMBER with it continues here.
-		c := shards.FormatSeq(sub.next - 1)
+		c := shards.FormatSeq(info.ID, sub.next-1)
 		ev.ContinuationSequenceNumber = &c
 		ev.MillisBehindLatest = millisBehind(sub.sh, sub.next, sub.s.now())
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -384,6 +385,12 @@ func (s *Server) operations() map[string]opSpec {
 		kinesisPrefix + "RegisterStreamConsumer":        {s.registerConsumer, permAdmin},
 		kinesisPrefix + "DeregisterStreamConsumer":      {s.deregisterConsumer, permAdmin},
 		kinesisPrefix + "SubscribeToShard":              {s.subscribeToShard, permRead},
+		kinesisPrefix + "AddTagsToStream":               {s.addTags, permAdmin},
+		kinesisPrefix + "RemoveTagsFromStream":          {s.removeTags, permAdmin},
+		kinesisPrefix + "ListTagsForStream":             {s.listTags, permRead},
+		kinesisPrefix + "EnableEnhancedMonitoring":      {s.enableMonitoring, permAdmin},
+		kinesisPrefix + "DisableEnhancedMonitoring":     {s.disableMonitoring, permAdmin},
+		kinesisPrefix + "DescribeLimits":                {s.describeLimits, permRead},
 		// A forwarder's checkpoint (forwarder:<target>) needs admin.
 		weirPrefix + "CommitCheckpoint": {s.commitCheckpoint, permRead},
 		weirPrefix + "GetCheckpoints":   {s.getCheckpoints, permRead},
@@ -445,6 +452,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 		case !known:
 			err = newError(http.StatusBadRequest, errUnknownOperation, "unknown operation %q in X-Amz-Target (supported: %s*, %s*)", target, kinesisPrefix, weirPrefix)
+		case len(bytes.TrimSpace(body)) == 0:
+			// As Kinesis: an operation without input still takes "{}".
+			err = newError(http.StatusBadRequest, errSerialization, "the request body is empty; send {} for an operation without input")
+		case !servedContentType(r):
+			err = newError(http.StatusNotFound, errUnknownOperation, "Content-Type %q is not served: send %s or %s", r.Header.Get("Content-Type"), contentTypeJSON, contentTypeCBOR)
 		default:
 			ctx := r.Context()
 			if who != nil {
