@@ -118,11 +118,9 @@ func (s *Server) subscribeToShard(ctx context.Context, req *request) (any, error
 	case in.StartingPosition == nil:
 		return nil, validation("StartingPosition is required")
 	}
-	stream, name, err := s.consumerRef(req, consumerRef{ConsumerARN: in.ConsumerARN})
-	if err != nil {
-		return nil, err
-	}
-	ci, err := s.consumer(stream, name)
+	// resolveConsumer: the ARN of a consumer deregistered and registered
+	// again is ResourceNotFound, as on every consumer operation.
+	stream, ci, err := s.resolveConsumer(req, consumerRef{ConsumerARN: in.ConsumerARN})
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +136,7 @@ func (s *Server) subscribeToShard(ctx context.Context, req *request) (any, error
 	if err != nil {
 		return nil, err
 	}
-	sub := &subscription{s: s, key: subKey{stream, name, sh.ID()}, codec: req.codec,
+	sub := &subscription{s: s, key: subKey{stream, ci.Name, sh.ID()}, codec: req.codec,
 		consumerCreated: ci.Created, streamCreated: st.Created(), st: st, sh: sh, next: next,
 		started: s.now(), preempted: make(chan struct{}), enc: eventstream.NewEncoder()}
 	if err := s.claim(sub, in.ConsumerARN); err != nil {
