@@ -42,7 +42,7 @@ func jsonEnvelope(gateway, stream string) envelopeFunc {
 
 // NewEnvelope builds the JSON envelope of record r of a local shard.
 func NewEnvelope(gateway, stream, shard string, r *shards.Record) Envelope {
-	seq := shards.FormatSeq(r.Seq)
+	seq := shards.FormatIndex(r.Seq)
 	props := r.Props
 	if props == nil {
 		props = []shards.UserProperty{} // always an array, so consumers see one schema

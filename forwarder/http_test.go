@@ -316,7 +316,7 @@ func TestHTTPSinkFilter(t *testing.T) {
 	})
 	stop()
 	got := be.received()
-	if len(got) != 2 || got[0].Seq != shards.FormatSeq(1) || got[1].Seq != shards.FormatSeq(4) {
+	if len(got) != 2 || got[0].Seq != shards.FormatIndex(1) || got[1].Seq != shards.FormatIndex(4) {
 		t.Fatalf("delivered %+v, want records 1 and 4", got)
 	}
 	if lag := f.Lag(); lag.Filtered != 3 || lag.Sent != 2 || lag.Lost != 0 || lag.Records != 0 {

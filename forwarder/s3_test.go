@@ -126,7 +126,7 @@ func decodeWithTool(t *testing.T, cli *s3.Client, bucket string, o s3sink.Stored
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.Fatalf("%s output line %d: %v", tool[0], n, err)
 		}
-		if n >= len(o.Records) || l.Seq != shards.FormatSeq(o.Records[n].Seq) || !bytes.Equal(l.Data, o.Records[n].Data) {
+		if n >= len(o.Records) || l.Seq != shards.FormatIndex(o.Records[n].Seq) || !bytes.Equal(l.Data, o.Records[n].Data) {
 			t.Fatalf("%s output line %d = %+v, want record %d of %s", tool[0], n, l, n, o.Key)
 		}
 		n++

@@ -28,7 +28,7 @@ type RecordLine struct {
 
 // LineOf renders a stored record.
 func LineOf(shard string, r shards.Record) RecordLine {
-	return RecordLine{Shard: shard, Seq: shards.FormatSeq(r.Seq), Key: r.Key, Topic: r.Topic, ClientID: r.ClientID,
+	return RecordLine{Shard: shard, Seq: shards.FormatSeq(shard, r.Seq), Key: r.Key, Topic: r.Topic, ClientID: r.ClientID,
 		TS: FormatTS(time.UnixMilli(r.Arrival)), QoS: r.QoS, Props: r.Props, Data: r.Data}
 }
 

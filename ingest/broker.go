@@ -173,6 +173,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 	}
 	ph := &publishHook{
 		sink:       sink,
+		server:     server,
 		ctx:        ctx,
 		closing:    &b.closing,
 		packetSize: packetSize,
@@ -181,6 +182,7 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		log:        log,
 		unrouted:   newUnroutedLog(log, unroutedLogInterval),
 	}
+	ph.deferred, _ = sink.(DeferredSink)
 	ph.router.Store(rt)
 	b.routes = append([]Route(nil), routes...)
 	for i := range ph.logLimit {

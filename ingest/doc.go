@@ -21,9 +21,15 @@
 // # What the device receives
 //
 // mochi runs OnPublish on the client's read goroutine and builds the
-// acknowledgement only after it returns, so blocking in the hook until the
-// sink returns (after fsync) makes PUBACK/PUBREC mean "on disk". The
-// hook's return value decides the rest (mochi server.go, processPublish):
+// acknowledgement only after it returns. A QoS ≥ 1 publish to a sink that
+// can report later (DeferredSink: the shards.Store) is queued there and
+// deferred in mochi (the vendored patch, PATCHES.md "Deferred
+// acknowledgements"): the read goroutine goes back to reading, and the
+// shard log's completion goroutine answers the group's publishes after
+// its fsync, in each client's arrival order. With any other sink the hook
+// blocks until the sink returns. Either way PUBACK/PUBREC means "on disk".
+// The outcome decides the rest (mochi server.go, processPublish and
+// finishPublish):
 //
 //	outcome              QoS  MQTT 5 client                 MQTT 3.1.1 client
 //	stored               0    nothing (QoS 0), forwarded    nothing, forwarded
@@ -64,18 +70,23 @@
 //     PUBREC (mochi issue #510). The hook writes the PUBREC with the
 //     reason code itself and returns ErrRejectPacket, so MQTT 5 QoS 2
 //     clients get a proper PUBREC ≥ 0x80, which ends the QoS 2 exchange.
+//     A deferred publish gets that PUBREC from mochi's
+//     DeferredPublish.Complete, in order with the client's other answers.
 //
 // Delivery is at least once: a QoS 1 publish resent with DUP (after a
 // lost PUBACK or a refusal disconnect) is stored again. QoS 2 duplicates
 // within one session are answered by mochi from its in-flight table
 // without calling the hook, so they are stored once.
 //
-// One publish per connection waits on the disk at a time (the read loop is
-// blocked), which also stalls that client's PINGREQ handling; throughput
-// comes from many connections sharing one group commit. The context handed
-// to the sink ends when the connection is closed (takeover, broker
-// shutdown), so a write waiting for rate capacity stops waiting once its
-// acknowledgement can no longer be delivered.
+// Deferred, a client may have up to receive_maximum QoS ≥ 1 publishes
+// waiting on the disk; past that its read loop waits for an answer (an
+// MQTT 3.1.1 client is not disconnected for pipelining). Throughput still
+// comes mostly from many connections sharing one group commit. Without a
+// DeferredSink one publish per connection waits at a time (the read loop
+// is blocked), which also stalls that client's PINGREQ handling. The
+// context handed to the sink ends when the connection is closed (takeover,
+// broker shutdown), so a write waiting for rate capacity stops waiting once
+// its acknowledgement can no longer be delivered.
 //
 // # What one client can cost
 //

@@ -3,6 +3,8 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -151,5 +153,39 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// dialAt opens a TCP connection to addr (closed when the test ends) and
+// returns when it was opened.
+func dialAt(t testing.TB, addr net.Addr) (net.Conn, time.Time) {
+	t.Helper()
+	start := time.Now()
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, start
+}
+
+// expectDropped checks that the broker closes c, opened at start, once
+// the connect timeout has passed: not before half of it, and within ten
+// times it. What the broker writes first (a TLS server's flight) is read
+// and ignored.
+func expectDropped(t testing.TB, name string, c net.Conn, start time.Time, timeout time.Duration) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * timeout))
+	var err error
+	for err == nil {
+		_, err = c.Read(make([]byte, 4096))
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("%s: connection not closed by the broker within %v", name, 10*timeout)
+		return
+	}
+	if el := time.Since(start); el < timeout/2 {
+		t.Errorf("%s: closed after %v, before the connect timeout", name, el)
 	}
 }

@@ -22,13 +22,27 @@ type Sink interface {
 	Append(ctx context.Context, stream string, rec *shards.Record, o shards.AppendOptions) (shards.Appended, error)
 }
 
+// DeferredSink is a Sink that can also queue a record and report its
+// outcome later (*shards.Store does). With one, a QoS ≥ 1 publish is not
+// waited for on the client's read goroutine: the acknowledgement is sent
+// by the completion, after the record is durable.
+type DeferredSink interface {
+	Sink
+	AppendDeferred(ctx context.Context, stream string, rec *shards.Record, o shards.AppendOptions, c shards.Completion) error
+}
+
 // publishHook stores routed publishes before mochi acknowledges them. It
-// runs on the publishing client's read goroutine: while it waits for the
-// sink, that client's next packets wait too, and other clients do not.
+// runs on the publishing client's read goroutine. With a DeferredSink, a
+// QoS ≥ 1 publish is queued and the read goroutine goes back to reading;
+// mochi sends the PUBACK when the sink reports the record durable
+// (pending.go). Otherwise the hook waits for the sink: that client's next
+// packets wait too, and other clients do not.
 type publishHook struct {
 	mqtt.HookBase
 	router     atomic.Pointer[router] // swapped whole by Broker.Apply
 	sink       Sink
+	deferred   DeferredSink // sink, if it can report later; nil otherwise
+	server     *mqtt.Server
 	ctx        context.Context // ends when the broker is forced to stop
 	closing    *atomic.Bool
 	packetSize uint32 // advertised in CONNACK to MQTT 5 clients
@@ -125,6 +139,9 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	if err := ctx.Err(); err != nil {
 		return h.refuse(cl, &pk, rt, refusedUnspecified, err)
 	}
+	if pk.FixedHeader.Qos > 0 && h.deferred != nil {
+		return h.deferPublish(ctx, cl, pk, rt, key, now)
+	}
 	rec := &shards.Record{
 		Key: key,
 		// mochi hands every subscriber the same payload slice, and a
@@ -161,6 +178,12 @@ func userProps(in []packets.UserProperty) []shards.UserProperty {
 // refuse makes sure a publish that was not stored is neither acknowledged
 // nor forwarded to subscribers.
 func (h *publishHook) refuse(cl *mqtt.Client, pk *packets.Packet, rt *route, why refusal, err error) (packets.Packet, error) {
+	return h.refuseAs(cl, pk, rt, why, err, false)
+}
+
+// refuseAs is refuse; deferred says the answer goes to mochi's
+// DeferredPublish.Complete rather than back from OnPublish.
+func (h *publishHook) refuseAs(cl *mqtt.Client, pk *packets.Packet, rt *route, why refusal, err error, deferred bool) (packets.Packet, error) {
 	h.stats.refused[why].Add(1)
 	noteRefusal(cl)
 	qos, v5 := pk.FixedHeader.Qos, cl.Properties.ProtocolVersion >= 5
@@ -182,6 +205,11 @@ func (h *publishHook) refuse(cl *mqtt.Client, pk *packets.Packet, rt *route, why
 		h.stats.disconnected.Add(1)
 		cl.Stop(refusalCodes[why])
 		return *pk, packets.ErrRejectPacket
+	case qos == 2 && deferred:
+		// The deferred answer is a PUBREC with the reason (mochi's
+		// DeferredPublish.Complete), sent in order with the client's
+		// other answers.
+		return *pk, refusalCodes[why]
 	case qos == 2:
 		// mochi answers a Code for QoS 2 with a PUBACK (issue #510), which
 		// the client cannot match to its QoS 2 flow. Send the PUBREC with

@@ -193,14 +193,14 @@ type encryption struct {
 // sealed in an envelope while the stream is encrypted. A key that cannot be
 // loaded fails the append: an encrypted stream never falls back to storing
 // plain text.
-func (st *Stream) encode(rec *Record) ([]byte, error) {
+func (st *Stream) encode(rec *Record) ([]byte, error) { return st.encodeTo(nil, rec) }
+
+// encodeTo is encode appending a plain record to buf (a pooled buffer on
+// the deferred path); an encrypted one gets a buffer of its own.
+func (st *Stream) encodeTo(buf []byte, rec *Record) ([]byte, error) {
 	enc := st.enc.Load()
 	if enc == nil {
-		plain, err := encodeRecord(rec)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
-		}
-		return plain, nil
+		return appendRecord(buf, rec), nil
 	}
 	dk, err := st.store.keys.get(enc.name)
 	if err != nil {

@@ -13,11 +13,12 @@
 // [i*floor(2^128/N), (i+1)*floor(2^128/N)-1] and the last shard ends at
 // 2^128-1.
 //
-// Sequence numbers are the log index, starting at 1 and rendered as decimal
-// strings. A child shard of a reshard starts after the largest last
-// sequence number of its parents, so a key's sequence numbers keep rising
-// across splits and merges; readers must still read parents to their end
-// before children.
+// A record's position is its shard's log index, starting at 1; checkpoints
+// and every reader inside weir use it. The API shows it as a sequence number
+// of format v2 that also encodes the shard (FormatSeq, ParseSeq; FORMAT.md),
+// so numbers are unique in a stream. A child shard of a reshard starts after
+// the largest last index of its parents; readers must still read parents to
+// their end before children.
 //
 // Encrypted streams (StartStreamEncryption) store each record appended
 // while encrypted as an AES-256-GCM envelope naming its key, in the same
@@ -33,7 +34,7 @@
 // On disk (under the data directory):
 //
 //	LOCK                                  flock held by the running gateway
-//	streams/<stream>/stream.json          shard map (atomic: temp, fsync, rename, fsync dir)
+//	streams/<stream>/stream.json          shard map, version 2 (FORMAT.md; atomic: temp, fsync, rename, fsync dir)
 //	streams/<stream>/<shardId>/*.seg      the shard's log (see wal/FORMAT.md)
 //	checkpoints/<stream>/<consumer>.json  a consumer's positions by shard (atomic)
 package shards

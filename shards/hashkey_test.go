@@ -54,14 +54,3 @@ func TestParseHashKey(t *testing.T) {
 		}
 	}
 }
-
-func TestParseSeq(t *testing.T) {
-	for _, tc := range []struct {
-		in string
-		ok bool
-	}{{"1", true}, {"18446744073709551615", true}, {"18446744073709551616", false}, {"", false}, {"007", false}, {"x", false}} {
-		if _, err := ParseSeq(tc.in); (err == nil) != tc.ok {
-			t.Errorf("ParseSeq(%q) err=%v", tc.in, err)
-		}
-	}
-}

@@ -21,7 +21,16 @@ type ShardInfo struct {
 	EndSeq           uint64  // last sequence number once closed; 0 while open
 	Closed           bool
 	ClosedAt         time.Time
+	// V1LastSeq is the last index the shard had issued when its data
+	// directory moved from sequence number format v1 to v2: legacy numbers
+	// up to it are still accepted (ParseSeq). 0 for shards made under v2.
+	V1LastSeq uint64
 }
+
+// EndingSeq is the index a closed shard reports as its
+// EndingSequenceNumber: its last record, but never below its first
+// possible one, so an empty closed shard does not end before it starts.
+func (i ShardInfo) EndingSeq() uint64 { return max(i.EndSeq, i.StartSeq) }
 
 // Contains reports whether the hash key falls in the shard's range.
 func (i ShardInfo) Contains(h HashKey) bool {
@@ -37,6 +46,9 @@ type Shard struct {
 	limiter *limiter
 	usage   usage       // disk accounting (usage.go)
 	load    loadCounter // what the limiter admitted, for the autoscaler
+	// Write counters for the shard-level metrics (EnableEnhancedMonitoring):
+	// data+key bytes committed, and records refused by the rate limit.
+	inBytes, writeThrottled atomic.Int64
 
 	// segLast caches the arrival time of the last record of each sealed
 	// segment (by the segment's first index): retention asks for it on
@@ -59,6 +71,13 @@ func (sh *Shard) TrimHorizon() uint64 { return sh.wal().FirstIndex() }
 
 // Last is the last committed sequence number, or StartSeq-1 if none.
 func (sh *Shard) Last() uint64 { return sh.wal().LastIndex() }
+
+// WriteStats are the shard's write counters since the gateway started:
+// data and key bytes committed (Kinesis's IncomingBytes) and records refused
+// by its rate limit (WriteProvisionedThroughputExceeded).
+func (sh *Shard) WriteStats() (inBytes, throttled int64) {
+	return sh.inBytes.Load(), sh.writeThrottled.Load()
+}
 
 // LogStats are the shard log's commit counters (groups and syncs) since
 // it was opened.

@@ -106,12 +106,19 @@ type prepared struct {
 }
 
 func (st *Stream) prepare(rec *Record, o AppendOptions, cfg StreamConfig, now time.Time) (prepared, error) {
+	return st.prepareInto(nil, rec, o, cfg, now)
+}
+
+// prepareInto is prepare encoding into buf's space; the payload it returns
+// is buf grown, also on error, so a pooled buffer is never lost.
+func (st *Stream) prepareInto(buf []byte, rec *Record, o AppendOptions, cfg StreamConfig, now time.Time) (prepared, error) {
+	fail := func(err error) (prepared, error) { return prepared{payload: buf}, err }
 	if err := validKey(rec.Key); err != nil {
-		return prepared{}, err
+		return fail(err)
 	}
 	size := int64(len(rec.Data) + len(rec.Key))
 	if limit := cfg.MaxRecordSize.Bytes(); size > limit {
-		return prepared{}, fmt.Errorf("%w: %d bytes of data and key, stream %s allows %d", ErrTooLarge, size, st.name, limit)
+		return fail(fmt.Errorf("%w: %d bytes of data and key, stream %s allows %d", ErrTooLarge, size, st.name, limit))
 	}
 	if rec.Arrival == 0 {
 		rec.Arrival = now.UnixMilli()
@@ -120,9 +127,9 @@ func (st *Stream) prepare(rec *Record, o AppendOptions, cfg StreamConfig, now ti
 	if o.ExplicitHashKey != nil {
 		h = *o.ExplicitHashKey
 	}
-	payload, err := st.encode(rec)
+	payload, err := st.encodeTo(buf, rec)
 	if err != nil {
-		return prepared{}, err
+		return fail(err)
 	}
 	return prepared{hash: h, payload: payload, size: size}, nil
 }
@@ -140,6 +147,7 @@ func (st *Stream) admit(ctx context.Context, sh *Shard, cfg StreamConfig, n int,
 	wait, ok := sh.limiter.reserve(n, size, st.store.now(), maxWait)
 	if !ok {
 		st.store.metrics.throttled.Add(int64(n))
+		sh.writeThrottled.Add(int64(n))
 		return fmt.Errorf("%w: %s of %s (would wait %v)", ErrThrottled, sh.ID(), st.name, wait.Round(time.Millisecond))
 	}
 	sh.load.add(n, size)
@@ -153,6 +161,35 @@ func (st *Stream) admit(ctx context.Context, sh *Shard, cfg StreamConfig, n int,
 		}
 	}
 	return nil
+}
+
+// admitPrefix takes, without waiting, the shard's rate for as many of the
+// records at idx as it allows, in order, and says how many; err is why the
+// rest are refused.
+func (st *Stream) admitPrefix(sh *Shard, cfg StreamConfig, preps []prepared, idx []int) (int, error) {
+	if err := st.checkCapacity(cfg); err != nil {
+		return 0, err
+	}
+	now := st.store.now()
+	// Whole first, as a waiting batch is admitted: an idle shard takes a
+	// batch bigger than its burst and owes the rest.
+	var size int64
+	for _, i := range idx {
+		size += preps[i].size
+	}
+	if _, ok := sh.limiter.reserve(len(idx), size, now, 0); ok {
+		sh.load.add(len(idx), size)
+		return len(idx), nil
+	}
+	for k, i := range idx {
+		if wait, ok := sh.limiter.reserve(1, preps[i].size, now, 0); !ok {
+			st.store.metrics.throttled.Add(int64(len(idx) - k))
+			sh.writeThrottled.Add(int64(len(idx) - k))
+			return k, fmt.Errorf("%w: %s of %s (would wait %v)", ErrThrottled, sh.ID(), st.name, wait.Round(time.Millisecond))
+		}
+		sh.load.add(1, preps[i].size)
+	}
+	return len(idx), nil
 }
 
 // checkCapacity refuses new data when the stream is at max_bytes and its
@@ -189,7 +226,7 @@ func (st *Stream) append(ctx context.Context, rec *Record, o AppendOptions) (App
 		if err != nil {
 			return Appended{}, err
 		}
-		if err := st.admit(ctx, sh, cfg, 1, p.size, o.NoWait); err != nil {
+		if err := st.admit(ctx, sh, cfg, 1, p.size, o.NoWait || o.Try); err != nil {
 			return Appended{}, err
 		}
 		if o.NoWait {
@@ -199,6 +236,9 @@ func (st *Stream) append(ctx context.Context, rec *Record, o AppendOptions) (App
 				return Appended{}, fmt.Errorf("%w: %s commit queue is full", ErrThrottled, sh.ID())
 			}
 			if !errors.Is(err, wal.ErrSealed) {
+				if err == nil {
+					sh.inBytes.Add(p.size)
+				}
 				return Appended{ShardID: sh.ID()}, walErr(sh, err)
 			}
 		} else {
@@ -208,6 +248,7 @@ func (st *Stream) append(ctx context.Context, rec *Record, o AppendOptions) (App
 					return Appended{}, walErr(sh, err)
 				}
 				st.store.metrics.appended.Add(1)
+				sh.inBytes.Add(p.size)
 				return Appended{ShardID: sh.ID(), Seq: seq}, nil
 			}
 		}
@@ -227,6 +268,7 @@ func (st *Stream) appendBatch(ctx context.Context, recs []*Record, opts []Append
 	b := &batch{
 		st:    st,
 		cfg:   st.Config(),
+		try:   len(opts) > 0 && opts[0].Try,
 		preps: make([]prepared, len(recs)),
 		out:   make([]Appended, len(recs)),
 		errs:  make([]error, len(recs)),
@@ -256,6 +298,7 @@ func (st *Stream) appendBatch(ctx context.Context, recs []*Record, opts []Append
 type batch struct {
 	st    *Stream
 	cfg   StreamConfig
+	try   bool // AppendOptions.Try, taken from the first record's options
 	preps []prepared
 	out   []Appended
 	errs  []error
@@ -324,15 +367,25 @@ func (b *batch) commit(ctx context.Context, groups map[*Shard][]int) (retry []in
 // commitShard appends the records at idx to sh in one commit and records
 // their outcomes; it reports whether sh was sealed, leaving them pending.
 func (b *batch) commitShard(ctx context.Context, sh *Shard, idx []int) (sealed bool) {
-	var size int64
-	for _, i := range idx {
-		size += b.preps[i].size
-	}
-	if err := b.st.admit(ctx, sh, b.cfg, len(idx), size, false); err != nil {
-		for _, i := range idx {
+	if b.try {
+		n, err := b.st.admitPrefix(sh, b.cfg, b.preps, idx)
+		for _, i := range idx[n:] {
 			b.errs[i] = err
 		}
-		return false
+		if idx = idx[:n]; len(idx) == 0 {
+			return false
+		}
+	} else {
+		var size int64
+		for _, i := range idx {
+			size += b.preps[i].size
+		}
+		if err := b.st.admit(ctx, sh, b.cfg, len(idx), size, false); err != nil {
+			for _, i := range idx {
+				b.errs[i] = err
+			}
+			return false
+		}
 	}
 	payloads := make([][]byte, len(idx))
 	for k, i := range idx {
@@ -351,6 +404,11 @@ func (b *batch) commitShard(ctx context.Context, sh *Shard, idx []int) (sealed b
 	}
 	if err == nil {
 		b.st.store.metrics.appended.Add(int64(len(idx)))
+		var size int64
+		for _, i := range idx {
+			size += b.preps[i].size
+		}
+		sh.inBytes.Add(size)
 	}
 	return false
 }

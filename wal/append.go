@@ -11,10 +11,11 @@ import (
 type reqKind uint8
 
 const (
-	kindRecords reqKind = iota // Append / AppendBatch: a waiter reads first/err
-	kindAsync                  // AppendAsync: the committer calls cb and recycles
-	kindSeal                   // Seal: control, ordered after everything queued
-	kindRoll                   // Roll: control, ordered after everything queued
+	kindRecords  reqKind = iota // Append / AppendBatch: a waiter reads first/err
+	kindAsync                   // AppendAsync: the committer calls cb and recycles
+	kindDeferred                // AppendDeferred: the completer calls c and recycles
+	kindSeal                    // Seal: control, ordered after everything queued
+	kindRoll                    // Roll: control, ordered after everything queued
 )
 
 // Request states. A waiter whose context ends can withdraw its request
@@ -38,6 +39,7 @@ type request struct {
 	err      error
 	done     chan struct{} // capacity 1; reused with the request
 	cb       func(index uint64, err error)
+	c        Completion
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
@@ -56,6 +58,7 @@ func putRequest(r *request) {
 	r.one[0] = nil
 	r.payloads = nil
 	r.cb = nil
+	r.c = nil
 	r.err = nil
 	r.first = 0
 	if cap(r.own) > maxPooledCopy {
@@ -128,12 +131,41 @@ func (l *Log) AppendAsync(payload []byte, done func(index uint64, err error)) er
 	select {
 	case l.queue <- r:
 		l.sendMu.RUnlock()
+		l.lingerNote()
 		return nil
 	default:
 		l.sendMu.RUnlock()
 		putRequest(r)
 		return ErrBusy
 	}
+}
+
+// Completion receives the outcome of AppendDeferred.
+type Completion interface {
+	// Committed is called once the record is committed (durable with
+	// SyncAlways) with its index, or with the error that refused it. It
+	// runs on the log's completion goroutine, in append order, one call at
+	// a time: it must not wait for the log.
+	Committed(index uint64, err error)
+}
+
+// AppendDeferred queues payload and returns without waiting for the
+// commit: c.Committed reports it, after the group's sync. It is Append for
+// callers that have something better to do than wait (the MQTT read
+// goroutine goes back to reading), and it saves the wake-up of a parked
+// appender per record: the acknowledgements of a whole group are sent by
+// one goroutine. payload is not copied and must not change until
+// Committed is called. If the queue is full it waits for room, but not
+// past ctx. When it returns an error, c is never called.
+func (l *Log) AppendDeferred(ctx context.Context, payload []byte, c Completion) error {
+	if len(payload) > MaxRecordSize {
+		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(payload))
+	}
+	r := getRequest(kindDeferred)
+	r.one[0] = payload
+	r.payloads = r.one[:]
+	r.c = c
+	return l.enqueue(ctx, r)
 }
 
 // stateErr: caller holds sendMu.
@@ -147,17 +179,19 @@ func (l *Log) stateErr() error {
 	return nil
 }
 
-func (l *Log) submit(ctx context.Context, r *request) (uint64, error) {
+// enqueue hands r to the committer, waiting for room in the queue but not
+// past ctx. On error r is recycled.
+func (l *Log) enqueue(ctx context.Context, r *request) error {
 	if err := l.Err(); err != nil {
 		putRequest(r)
-		return 0, err
+		return err
 	}
 	l.sendMu.RLock()
 	if l.state != stateOpen {
 		err := l.stateErr()
 		l.sendMu.RUnlock()
 		putRequest(r)
-		return 0, err
+		return err
 	}
 	select {
 	case l.queue <- r:
@@ -170,11 +204,18 @@ func (l *Log) submit(ctx context.Context, r *request) (uint64, error) {
 		case <-ctx.Done():
 			l.sendMu.RUnlock()
 			putRequest(r)
-			return 0, ctx.Err()
+			return ctx.Err()
 		}
 	}
 	l.sendMu.RUnlock()
+	l.lingerNote()
+	return nil
+}
 
+func (l *Log) submit(ctx context.Context, r *request) (uint64, error) {
+	if err := l.enqueue(ctx, r); err != nil {
+		return 0, err
+	}
 	select {
 	case <-r.done:
 		first, err := r.first, r.err

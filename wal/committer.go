@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -29,8 +30,13 @@ type writer struct {
 	rolled     []rolledSeg // segments sealed by this group, published with it
 	reqs       []*request
 
-	target int         // group size to linger for: the recent largest group, decaying slowly
-	linger *time.Timer // CommitDelay timer, reused across groups
+	recent   [16]int       // sizes of the last groups, a ring
+	nGroups  int           // groups gathered, indexes recent
+	timer    *time.Timer   // CommitDelay timer, reused across groups
+	lastCyc  time.Time     // when the previous group started gathering
+	gap      time.Duration // moving average of the time between arrivals
+	complete chan []*request
+	freeReqs chan []*request // the completer hands its slices back
 
 	spare       *spareFile
 	kicked      bool // a preparer result is outstanding
@@ -64,6 +70,15 @@ func (w *writer) pos() int64 { return w.off + int64(len(w.buf)) }
 // requests queue up and form the next group: that is the group commit.
 func (l *Log) run() {
 	defer close(l.done)
+	w := &l.w
+	w.complete = make(chan []*request, 8)
+	w.freeReqs = make(chan []*request, 8)
+	completerDone := make(chan struct{})
+	go l.completer(completerDone)
+	defer func() {
+		close(w.complete)
+		<-completerDone
+	}()
 	for {
 		select {
 		case r := <-l.queue:
@@ -95,39 +110,40 @@ func (l *Log) gather(r *request) {
 		reqs = append(reqs, r)
 		bytes += reqSize(r)
 	}
-	add(r)
-gather:
-	for ctrl == nil && bytes < int64(l.opts.MaxBatchBytes) {
-		select {
-		case r := <-l.queue:
-			add(r)
-		default:
-			break gather
-		}
-	}
-	// Linger only until the group is as large as recent ones: appenders
-	// that were all waiting then come back together, so waiting longer
-	// buys nothing but latency. The target is the recent largest group,
-	// decaying by an eighth per group, so a group split by an unlucky
-	// moment heals instead of settling at half size.
-	if d := l.opts.CommitDelay; d > 0 && l.opts.Sync == SyncAlways && w.target > 1 && len(reqs) < w.target && ctrl == nil {
-		if w.linger == nil {
-			w.linger = time.NewTimer(d)
-		} else {
-			w.linger.Reset(d)
-		}
-	linger:
-		for ctrl == nil && bytes < int64(l.opts.MaxBatchBytes) && len(reqs) < w.target {
+	drain := func() {
+		for ctrl == nil && bytes < int64(l.opts.MaxBatchBytes) {
 			select {
 			case r := <-l.queue:
 				add(r)
-			case <-w.linger.C:
-				break linger
+			default:
+				return
 			}
 		}
-		w.linger.Stop()
 	}
-	w.target = max(len(reqs), w.target-w.target/8)
+	add(r)
+	drain()
+	// Linger only until the group is as large as recent ones: appenders
+	// that were all waiting then come back together, so waiting longer
+	// buys nothing but latency. The target is the largest of the last 16
+	// groups, so a group split by an unlucky moment heals instead of
+	// settling at half size, and a fleet that shrinks to one device stops
+	// lingering after 16 groups. A lone appender (target 1) never waits.
+	now := time.Now()
+	if n := len(reqs); n > 0 && !w.lastCyc.IsZero() {
+		gap := now.Sub(w.lastCyc) / time.Duration(n)
+		w.gap += (gap - w.gap) / 8
+	}
+	w.lastCyc = now
+	target := 0
+	for _, n := range w.recent {
+		target = max(target, n)
+	}
+	if d := l.opts.CommitDelay; d > 0 && l.opts.Sync == SyncAlways && target > 1 && len(reqs) < target && ctrl == nil {
+		l.lingerFor(target-len(reqs), d)
+		drain()
+	}
+	w.recent[w.nGroups%len(w.recent)] = len(reqs)
+	w.nGroups++
 	if len(reqs) > 0 {
 		l.commit(reqs)
 	}
@@ -140,6 +156,60 @@ gather:
 	default:
 		l.seal(ctrl)
 	}
+}
+
+// linger is how appenders wake a lingering committer: only the arrival
+// that brings the queue to the size the committer waits for sends a
+// wake-up, so the committer sleeps through the arrivals before it instead
+// of being woken by each one.
+type linger struct {
+	want atomic.Int32  // queued requests the committer waits for; 0: not lingering
+	wake chan struct{} // capacity 1; made by the committer before want is first set
+}
+
+// lingerNote runs after every enqueue.
+func (l *Log) lingerNote() {
+	want := l.linger.want.Load()
+	if want > 0 && len(l.queue) >= int(want) && l.linger.want.CompareAndSwap(want, 0) {
+		l.linger.wake <- struct{}{}
+	}
+}
+
+// lingerFor waits until need more requests are queued or the commit delay
+// ends, whichever is first. The
+// delay adapts to the load: about twice the time the missing requests take
+// to arrive at the recent rate, capped by CommitDelay.
+func (l *Log) lingerFor(need int, limit time.Duration) {
+	w := &l.w
+	need -= len(l.queue)
+	if need <= 0 {
+		return
+	}
+	d := min(limit, 2*time.Duration(need)*w.gap)
+	if d < 20*time.Microsecond {
+		return
+	}
+	if l.linger.wake == nil {
+		l.linger.wake = make(chan struct{}, 1)
+	}
+	want := int32(min(need, queueLen))
+	l.linger.want.Store(want)
+	if len(l.queue) >= int(want) && l.linger.want.CompareAndSwap(want, 0) {
+		return // arrived meanwhile
+	}
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	select {
+	case <-l.linger.wake:
+	case <-w.timer.C:
+		if !l.linger.want.CompareAndSwap(want, 0) {
+			<-l.linger.wake // an appender took the wake-up: it is on its way
+		}
+	}
+	w.timer.Stop()
 }
 
 func reqSize(r *request) int64 {
@@ -230,6 +300,7 @@ func (l *Log) commit(reqs []*request) {
 	if (published || len(w.rolled) > 0) && failure == nil {
 		l.publish()
 	}
+	var deferred []*request
 	for _, r := range reqs {
 		if r.state.Load() == stCanceled {
 			continue
@@ -238,7 +309,20 @@ func (l *Log) commit(reqs []*request) {
 			r.err = failure
 			r.first = 0
 		}
+		if r.kind == kindDeferred {
+			if deferred == nil {
+				select {
+				case deferred = <-w.freeReqs:
+				default:
+				}
+			}
+			deferred = append(deferred, r)
+			continue
+		}
 		l.respond(r)
+	}
+	if len(deferred) > 0 {
+		w.complete <- deferred
 	}
 	if w.spare == nil && !w.kicked && !w.spareFailed && w.seg != nil && w.pos() >= l.opts.SegmentSize/2 {
 		// Half full: prepare the next segment now, off the hot path.
@@ -256,6 +340,24 @@ func (l *Log) respond(r *request) {
 		putRequest(r)
 	default:
 		r.done <- struct{}{}
+	}
+}
+
+// completer reports the outcome of a group's deferred appends, in order,
+// while the committer goes on with the next group: the whole group costs
+// the committer one channel send, not a wake-up per appender.
+func (l *Log) completer(done chan<- struct{}) {
+	defer close(done)
+	for reqs := range l.w.complete {
+		for i, r := range reqs {
+			r.c.Committed(r.first, r.err)
+			putRequest(r)
+			reqs[i] = nil
+		}
+		select {
+		case l.w.freeReqs <- reqs[:0]:
+		default:
+		}
 	}
 }
 

@@ -42,7 +42,8 @@ type Log struct {
 	quit   chan struct{} // closed by Close: the committer drains and exits
 	done   chan struct{} // closed when the committer has exited
 
-	w writer // owned by the committer goroutine
+	w      writer // owned by the committer goroutine
+	linger linger // how appenders wake a lingering committer (committer.go)
 
 	bg       sync.WaitGroup
 	bgQuit   chan struct{}

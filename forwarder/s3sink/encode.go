@@ -50,7 +50,7 @@ type Source struct {
 
 // NewLine builds the line of record r.
 func NewLine(src Source, r *shards.Record) Line {
-	seq := shards.FormatSeq(r.Seq)
+	seq := shards.FormatIndex(r.Seq)
 	props := r.Props
 	if props == nil {
 		props = []shards.UserProperty{} // always an array: one schema for consumers
@@ -66,7 +66,7 @@ func NewLine(src Source, r *shards.Record) Line {
 
 // Record turns a line back into the record it was made of.
 func (l Line) Record() (*shards.Record, error) {
-	seq, err := shards.ParseSeq(l.Seq)
+	seq, err := shards.ParseIndex(l.Seq)
 	if err != nil {
 		return nil, fmt.Errorf("%w: line %s: %w", ErrCorrupt, l.ID, err)
 	}

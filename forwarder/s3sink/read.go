@@ -76,7 +76,7 @@ func readObject(ctx context.Context, api ReadAPI, bucket, key string) (StoredObj
 		return obj, fmt.Errorf("%w: s3://%s/%s has %d records, its metadata says %s", ErrCorrupt, bucket, key, len(obj.Records), n)
 	}
 	if len(obj.Records) > 0 {
-		first, last := shards.FormatSeq(obj.Records[0].Seq), shards.FormatSeq(obj.Records[len(obj.Records)-1].Seq)
+		first, last := shards.FormatIndex(obj.Records[0].Seq), shards.FormatIndex(obj.Records[len(obj.Records)-1].Seq)
 		if f, l := obj.Metadata["first-seq"], obj.Metadata["last-seq"]; (f != "" && f != first) || (l != "" && l != last) {
 			return obj, fmt.Errorf("%w: s3://%s/%s holds seqs %s..%s, its metadata says %s..%s", ErrCorrupt, bucket, key, first, last, f, l)
 		}

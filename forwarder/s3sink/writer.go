@@ -248,8 +248,8 @@ func (w *Writer) Put(ctx context.Context, o Object) (PutResult, error) {
 	meta := map[string]string{
 		"stream":        o.Stream,
 		"shard":         o.Shard,
-		"first-seq":     shards.FormatSeq(first.Seq),
-		"last-seq":      shards.FormatSeq(last.Seq),
+		"first-seq":     shards.FormatIndex(first.Seq),
+		"last-seq":      shards.FormatIndex(last.Seq),
 		"records":       strconv.Itoa(len(o.Records)),
 		"first-arrival": time.UnixMilli(first.Arrival).UTC().Format(TimeFormat),
 		"last-arrival":  time.UnixMilli(last.Arrival).UTC().Format(TimeFormat),

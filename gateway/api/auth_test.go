@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/weir-gateway/weir/internal/promtest"
+
+	"github.com/weir-gateway/weir/shards"
 )
 
 // testKeys: an admin on everything (e.kc), a writer and a reader of
@@ -240,8 +242,15 @@ func TestAuthEveryOperation(t *testing.T) {
 		"StopStreamEncryption":          `{` + sn + `,"EncryptionType":"KMS","KeyId":"k"}`,
 		"RegisterStreamConsumer":        `{"StreamARN":"arn:aws:kinesis:local:000000000000:stream/telemetry","ConsumerName":"c"}`,
 		"DeregisterStreamConsumer":      `{"ConsumerARN":"arn:aws:kinesis:local:000000000000:stream/telemetry/consumer/c:1"}`,
-		"CommitCheckpoint":              `{` + sn + `,"ConsumerName":"c","ShardId":"shardId-000000000000","SequenceNumber":"1"}`,
+		"SubscribeToShard":              `{"ConsumerARN":"arn:aws:kinesis:local:000000000000:stream/telemetry/consumer/c:1","ShardId":"shardId-000000000000","StartingPosition":{"Type":"LATEST"}}`,
+		"CommitCheckpoint":              `{` + sn + `,"ConsumerName":"c","ShardId":"shardId-000000000000","SequenceNumber":"` + shards.FormatSeq("shardId-000000000000", 1) + `"}`,
 		"GetCheckpoints":                `{` + sn + `,"ConsumerName":"c"}`,
+		"AddTagsToStream":               `{` + sn + `,"Tags":{"a":"b"}}`,
+		"RemoveTagsFromStream":          `{` + sn + `,"TagKeys":["a"]}`,
+		"ListTagsForStream":             `{` + sn + `}`,
+		"EnableEnhancedMonitoring":      `{` + sn + `,"ShardLevelMetrics":["ALL"]}`,
+		"DisableEnhancedMonitoring":     `{` + sn + `,"ShardLevelMetrics":["ALL"]}`,
+		"DescribeLimits":                `{}`,
 		"WeirGetRecords":                `{"ShardIterator":"` + *it.ShardIterator + `"}`,
 	}
 	lacking := map[permission]string{permRead: "AKIDWRITER", permWrite: "AKIDREADER", permAdmin: "AKIDREADER"}
@@ -260,7 +269,7 @@ func TestAuthEveryOperation(t *testing.T) {
 			if aerr == nil || aerr.Type != errAccessDenied {
 				t.Errorf("key without %v: %v, want AccessDeniedException", spec.perm, aerr)
 			}
-			if name == "ListStreams" || name == "DescribeGateway" {
+			if name == "ListStreams" || name == "DescribeGateway" || name == "DescribeLimits" {
 				return // they name no stream: covered by TestAuthPermissionsAndScope
 			}
 			_, aerr = e.signedCall("AKIDOTHER", target, body, time.Now())
@@ -270,11 +279,11 @@ func TestAuthEveryOperation(t *testing.T) {
 		})
 	}
 	// A forwarder's checkpoint needs admin: a reader could make it skip records.
-	_, aerr := e.signedCall("AKIDREADER", weirPrefix+"CommitCheckpoint", `{`+sn+`,"ConsumerName":"forwarder:up","ShardId":"shardId-000000000000","SequenceNumber":"1"}`, time.Now())
+	_, aerr := e.signedCall("AKIDREADER", weirPrefix+"CommitCheckpoint", `{`+sn+`,"ConsumerName":"forwarder:up","ShardId":"shardId-000000000000","SequenceNumber":"`+shards.FormatSeq("shardId-000000000000", 1)+`"}`, time.Now())
 	if aerr == nil || aerr.Type != errAccessDenied {
 		t.Errorf("reader commits a forwarder checkpoint: %v", aerr)
 	}
-	if _, aerr := e.signedCall(testKeyID, weirPrefix+"CommitCheckpoint", `{`+sn+`,"ConsumerName":"forwarder:up","ShardId":"shardId-000000000000","SequenceNumber":"1"}`, time.Now()); aerr != nil {
+	if _, aerr := e.signedCall(testKeyID, weirPrefix+"CommitCheckpoint", `{`+sn+`,"ConsumerName":"forwarder:up","ShardId":"shardId-000000000000","SequenceNumber":"`+shards.FormatSeq("shardId-000000000000", 1)+`"}`, time.Now()); aerr != nil {
 		t.Errorf("admin commits a forwarder checkpoint: %v", aerr)
 	}
 }
@@ -406,6 +415,7 @@ func TestHostCheck(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, e.hs.URL+"/", strings.NewReader(`{}`))
 			req.Host = host
 			req.Header.Set("X-Amz-Target", kinesisPrefix+"ListStreams")
+			req.Header.Set("Content-Type", contentTypeJSON)
 			if keys != "" {
 				sum := sha256.Sum256([]byte(`{}`))
 				_ = v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret},

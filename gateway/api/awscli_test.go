@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weir-gateway/weir/shards"
 )
 
 // TestAWSCLI drives the gateway with a second Kinesis client nobody here
@@ -65,7 +67,7 @@ func TestAWSCLI(t *testing.T) {
 	}
 	var put struct{ ShardId, SequenceNumber string }
 	aws(&put, "put-record", "--stream-name", "cli", "--partition-key", "device-7", "--data", "hello from the cli")
-	if put.ShardId == "" || put.SequenceNumber != "1" {
+	if put.ShardId == "" || put.SequenceNumber != shards.FormatSeq(put.ShardId, 1) {
 		t.Fatalf("put-record %+v", put)
 	}
 	var it struct{ ShardIterator string }

@@ -117,19 +117,20 @@ func TestCheckpoints(t *testing.T) {
 		}
 		return m
 	}
-	if c := get(); c[s0].Status != checkpointNone || c[s0].LastSequenceNumber != "30" || c["shardId-000000000001"].LastSequenceNumber != "" {
+	if c := get(); c[s0].Status != checkpointNone || c[s0].LastSequenceNumber != shards.FormatSeq(s0, 30) || c["shardId-000000000001"].LastSequenceNumber != "" {
 		t.Fatalf("before any commit: %+v", c)
 	}
-	if err := commit(s0, "5"); err != nil {
+	if err := commit(s0, shards.FormatSeq(s0, 5)); err != nil {
 		t.Fatal(err)
 	}
-	if c := get()[s0]; c.Status != checkpointOK || c.SequenceNumber != "5" || c.RecordsLost != 0 {
+	if c := get()[s0]; c.Status != checkpointOK || c.SequenceNumber != shards.FormatSeq(s0, 5) || c.RecordsLost != 0 {
 		t.Fatalf("after commit: %+v", c)
 	}
-	wantCode(t, commit(s0, "31"), errInvalidArgument) // beyond the last record
-	wantCode(t, commit(s0, "x"), errInvalidArgument)
-	wantCode(t, commit("shardId-000000000009", "1"), errResourceNotFound)
-	_, err := e.call(weirPrefix+"CommitCheckpoint", map[string]string{"StreamName": "ck", "ConsumerName": "nobody", "ShardId": s0, "SequenceNumber": "1"}, nil)
+	wantCode(t, commit(s0, shards.FormatSeq(s0, 31)), errInvalidArgument) // beyond the last record
+	wantCode(t, commit(s0, "x"), errValidation)
+	wantCode(t, commit(s0, "5"), errInvalidArgument) // a version 1 number on a stream made under version 2
+	wantCode(t, commit("shardId-000000000009", shards.FormatSeq("shardId-000000000009", 1)), errResourceNotFound)
+	_, err := e.call(weirPrefix+"CommitCheckpoint", map[string]string{"StreamName": "ck", "ConsumerName": "nobody", "ShardId": s0, "SequenceNumber": shards.FormatSeq(s0, 1)}, nil)
 	wantCode(t, err, errResourceNotFound)
 	_, err = e.call(weirPrefix+"GetCheckpoints", map[string]string{"StreamName": "nope", "ConsumerName": "app"}, nil)
 	wantCode(t, err, errResourceNotFound)
@@ -151,17 +152,17 @@ func TestCheckpoints(t *testing.T) {
 		t.Fatalf("retention trimmed nothing (trim horizon %d)", th)
 	}
 	c := get()[s0]
-	if c.Status != checkpointTrimmed || c.RecordsLost != th-1-5 || c.SequenceNumber != "5" {
+	if c.Status != checkpointTrimmed || c.RecordsLost != th-1-5 || c.SequenceNumber != shards.FormatSeq(s0, 5) {
 		t.Fatalf("trimmed checkpoint %+v (trim horizon %d)", c, th)
 	}
 	// A Kinesis iterator at a trimmed position continues at the trim horizon.
-	it := e.iter("ck", s0, types.ShardIteratorTypeAfterSequenceNumber, "5")
+	it := e.iter("ck", s0, types.ShardIteratorTypeAfterSequenceNumber, shards.FormatSeq(s0, 5))
 	g := e.get(it, 1)
-	if len(g.Records) != 1 || aws.ToString(g.Records[0].SequenceNumber) != shards.FormatSeq(th) {
+	if len(g.Records) != 1 || aws.ToString(g.Records[0].SequenceNumber) != shards.FormatSeq(s0, th) {
 		t.Fatalf("read from a trimmed position: %+v (trim horizon %d)", g.Records, th)
 	}
 	// Committing past the loss makes it OK again.
-	if err := commit(s0, shards.FormatSeq(th)); err != nil {
+	if err := commit(s0, shards.FormatSeq(s0, th)); err != nil {
 		t.Fatal(err)
 	}
 	if c := get()[s0]; c.Status != checkpointOK {
@@ -170,7 +171,7 @@ func TestCheckpoints(t *testing.T) {
 
 	// Checkpoints survive a gateway restart.
 	e.restart(envOptions{})
-	if c := get()[s0]; c.Status != checkpointOK || c.SequenceNumber != shards.FormatSeq(th) {
+	if c := get()[s0]; c.Status != checkpointOK || c.SequenceNumber != shards.FormatSeq(s0, th) {
 		t.Fatalf("after restart %+v", c)
 	}
 }
@@ -186,7 +187,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		e.put("m", "k", []byte("hello"))
 	}
 	e.get(e.iter("m", "shardId-000000000000", types.ShardIteratorTypeTrimHorizon, ""), 0)
-	if _, err := e.call(weirPrefix+"CommitCheckpoint", map[string]string{"StreamName": "m", "ConsumerName": "dash", "ShardId": "shardId-000000000000", "SequenceNumber": "2"}, nil); err != nil {
+	if _, err := e.call(weirPrefix+"CommitCheckpoint", map[string]string{"StreamName": "m", "ConsumerName": "dash", "ShardId": "shardId-000000000000", "SequenceNumber": shards.FormatSeq("shardId-000000000000", 2)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	m := promtest.Scrape(t, e.hc, e.hs.URL+"/metrics")

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +40,18 @@ func codecOf(r *http.Request) codec {
 	return codecJSON
 }
 
+// servedContentType reports whether the request's Content-Type is one
+// Kinesis reads (JSON 1.0/1.1, CBOR 1.1, or the plain types the SDKs'
+// generic clients send); Kinesis answers any other with a 404.
+func servedContentType(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case contentTypeJSON, "application/x-amz-json-1.0", "application/json", contentTypeCBOR, "application/cbor":
+		return true
+	}
+	return false
+}
+
 func (c codec) contentType() string {
 	if c == codecCBOR {
 		return contentTypeCBOR
@@ -57,12 +68,9 @@ var (
 	}.DecMode()
 )
 
-// decode reads a request body into v. An empty body is an empty object:
-// some clients send nothing for operations without input.
+// decode reads a request body into v. The dispatcher has already refused
+// an empty one.
 func (c codec) decode(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
 	var err error
 	if c == codecCBOR {
 		err = cborDec.Unmarshal(body, v)

@@ -4,7 +4,7 @@
 // API.md in this directory is the reference for clients; this comment is
 // the map for maintainers.
 //
-// Protocol. POST / with X-Amz-Target "Kinesis_20131202.<Operation>" or
+// Protocol. HTTP/1.1 or HTTP/2. POST / with X-Amz-Target "Kinesis_20131202.<Operation>" or
 // "WeirGateway_20261125.<Operation>". Bodies are JSON 1.1
 // (application/x-amz-json-1.1: blobs base64, timestamps epoch seconds with
 // a fraction) or CBOR 1.1 (application/x-amz-cbor-1.1, sent by the AWS SDK
@@ -87,8 +87,17 @@
 //     the MQTT metadata: Topic, ClientId, QoS, UserProperties.
 //
 // Consumers (RegisterStreamConsumer etc.) are the store's checkpoint
-// owners (shards.Checkpoints); SubscribeToShard is not served, so
-// registering one does not enable enhanced fan-out.
+// owners (shards.Checkpoints) and the subscribers of enhanced fan-out:
+// SubscribeToShard (ops_subscribe.go) answers with an event stream
+// (AWS event-stream framing by smithy-go's encoder) that pushes records
+// from the shard's commit notification, one subscription per consumer
+// and shard, 5 minutes each, within a byte budget of the consumer's own.
+// A result implementing responseStreamer writes its own response; that
+// is the one way an operation escapes serveAPI's encode step.
+//
+// HTTP versions (server.go, protocols): HTTP/1.1 and HTTP/2 on the one
+// listener — h2c with prior knowledge on a plain port, h2 by ALPN with
+// TLS — so the JS SDK v3's default HTTP/2 handler works unmodified.
 //
 // GET /metrics serves the registry given in Options (the daemon's, which
 // every part registers on) with promhttp; the API's own collector reports

@@ -124,3 +124,44 @@ func entryErrorCode(err error) string {
 	}
 	return errInternalFailure
 }
+
+// seqParam parses a sequence number parameter used with a shard and answers
+// as Kinesis does: ValidationException when it does not match the model's
+// pattern, InvalidArgumentException when it is a number but not one of this
+// shard (another shard's, or a version 1 number beyond what the shard had
+// before the data directory moved to version 2).
+func seqParam(member string, info shards.ShardInfo, s string) (uint64, error) {
+	if !seqPattern(s) {
+		return 0, validation("1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128})",
+			s, lowerFirst(member))
+	}
+	seq, err := shards.ParseSeq(info, s)
+	var se *shards.SeqError
+	switch {
+	case errors.As(err, &se):
+		return 0, invalidArg("Invalid %s. %s.", member, se.Reason)
+	case err != nil:
+		return 0, invalidArg("Invalid %s. %s is not a sequence number this gateway issued.", member, s)
+	}
+	return seq, nil
+}
+
+// seqPattern is the model's pattern for sequence numbers: 0|([1-9]\d{0,128}).
+func seqPattern(s string) bool {
+	if s == "" || len(s) > 129 || (len(s) > 1 && s[0] == '0') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return string(s[0]|0x20) + s[1:]
+}

@@ -76,8 +76,8 @@ func TestDescribeGateway(t *testing.T) {
 	}
 	a := out.Streams[0]
 	if a.OpenShardCount != 2 || a.ClosedShardCount != 0 || a.Records != 30 || a.Bytes <= 0 || a.RetentionSeconds != 86400 ||
-		a.RetentionPeriodHours != 24 || len(a.Shards) != 2 || a.Shards[0].LastSequenceNumber != fmt.Sprint(n0) ||
-		a.Shards[0].TrimHorizonSequenceNumber != "1" {
+		a.RetentionPeriodHours != 24 || len(a.Shards) != 2 || a.Shards[0].LastSequenceNumber != shards.FormatSeq(a.Shards[0].ShardId, uint64(n0)) ||
+		a.Shards[0].TrimHorizonSequenceNumber != shards.FormatSeq(a.Shards[0].ShardId, 1) {
 		t.Fatalf("stream a: %+v", a)
 	}
 	if len(a.Consumers) != 3 {
@@ -85,7 +85,7 @@ func TestDescribeGateway(t *testing.T) {
 	}
 	cloud, dash, old := a.Consumers[1], a.Consumers[0], a.Consumers[2] // by name: dash, forwarder:cloud, forwarder:old
 	if dash.ConsumerName != "dash" || dash.Kind != "consumer" || dash.LagRecords != 28 || dash.ConsumerARN == "" ||
-		dash.LagSeconds < 10 || dash.Shards[0].SequenceNumber != "2" || dash.Shards[0].LagRecords != n0-2 || dash.Shards[1].SequenceNumber != "" {
+		dash.LagSeconds < 10 || dash.Shards[0].SequenceNumber != shards.FormatSeq(dash.Shards[0].ShardId, 2) || dash.Shards[0].LagRecords != n0-2 || dash.Shards[1].SequenceNumber != "" {
 		t.Fatalf("dash: %+v", dash)
 	}
 	if cloud.ConsumerName != "forwarder:cloud" || cloud.Kind != "forwarder" || cloud.TargetStream != "cloud" || cloud.LagRecords != 30 ||
@@ -96,7 +96,7 @@ func TestDescribeGateway(t *testing.T) {
 		old.LagRecords != 30-n0 || old.Shards[0].LagRecords != 0 {
 		t.Fatalf("forwarder:old: %+v", old)
 	}
-	if b := out.Streams[1]; b.Records != 0 || len(b.Consumers) != 0 || b.Shards[0].LastSequenceNumber != "" || b.Shards[0].TrimHorizonSequenceNumber != "1" {
+	if b := out.Streams[1]; b.Records != 0 || len(b.Consumers) != 0 || b.Shards[0].LastSequenceNumber != "" || b.Shards[0].TrimHorizonSequenceNumber != shards.FormatSeq(b.Shards[0].ShardId, 1) {
 		t.Fatalf("stream b: %+v", b)
 	}
 

@@ -15,6 +15,7 @@ import (
 // reflection (one []byte -> base64 string per record) costs several times
 // the direct append below.
 type getRecordsResult struct {
+	shard        string // the records' shard, for their sequence numbers
 	records      []shards.Record
 	next         *string
 	millisBehind int64
@@ -57,7 +58,7 @@ func (g *getRecordsResult) output() getRecordsOutput {
 		if data == nil {
 			data = []byte{}
 		}
-		out.Records[i] = recordJSON{SequenceNumber: shards.FormatSeq(r.Seq), ApproximateArrivalTimestamp: msOf(r.Arrival),
+		out.Records[i] = recordJSON{SequenceNumber: shards.FormatSeq(g.shard, r.Seq), ApproximateArrivalTimestamp: msOf(r.Arrival),
 			Data: data, PartitionKey: r.Key}
 		if g.ext {
 			q := int(r.QoS)
@@ -117,7 +118,7 @@ func (g *getRecordsResult) appendRecord(b []byte, i int) []byte {
 		b = append(b, ',')
 	}
 	b = append(b, `{"SequenceNumber":"`...)
-	b = strconv.AppendUint(b, r.Seq, 10)
+	b = shards.AppendSeq(b, g.shard, r.Seq)
 	b = append(b, `","ApproximateArrivalTimestamp":`...)
 	b = wireTime(r.Arrival).appendJSON(b)
 	b = append(b, `,"Data":"`...)

@@ -70,6 +70,8 @@ type envOptions struct {
 	// rest of the section (AllowedHosts, TLS).
 	keys string
 	api  Config
+	// subscriptionLife shortens SubscribeToShard's 5 minutes.
+	subscriptionLife time.Duration
 	// keysDir is the store's encryption.keys_dir.
 	keysDir string
 }
@@ -133,7 +135,8 @@ func (e *env) open(o envOptions) {
 	// tests the real one).
 	lenient := newFailureGuard()
 	lenient.burst = 1e9
-	e.srv = mustNew(t, cfg, st, Options{Clock: e.clock.Now, Secret: o.secret, guard: lenient})
+	e.srv = mustNew(t, cfg, st, Options{Clock: e.clock.Now, Secret: o.secret, guard: lenient,
+		subscriptionLife: o.subscriptionLife})
 	e.hs = httptest.NewServer(e.srv.Handler())
 	e.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	e.kc = kinesis.New(kinesis.Options{

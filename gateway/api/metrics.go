@@ -27,6 +27,7 @@ type apiMetrics struct {
 
 type shardCounters struct {
 	records, bytes, throttled atomic.Int64
+	iteratorAge               atomic.Int64 // MillisBehindLatest of the last GetRecords answer
 }
 
 func newAPIMetrics() *apiMetrics {
@@ -113,6 +114,9 @@ type collector struct {
 	lastSeq, trimSeq, records, shardAppended, groups, syncs           family
 	shardBytes, shardOpen, readRecords, readBytes, readThrottled      family
 	consumerLost, consumerLag, consumerLagSeconds                     family
+	// Shard-level metrics that EnableEnhancedMonitoring turns on per
+	// stream (the others Kinesis names are always reported: API.md).
+	incomingBytes, writeThrottled, iteratorAge family
 }
 
 func newCollector(s *Server) *collector {
@@ -145,6 +149,9 @@ func newCollector(s *Server) *collector {
 		consumerLost:       newFamily(c, "weir_consumer_lost_records_total", "Records retention deleted before the consumer read them.", "stream", "consumer"),
 		consumerLag:        newFamily(g, "weir_consumer_lag_records", "Records stored after the consumer's checkpoint.", cl...),
 		consumerLagSeconds: newFamily(g, "weir_consumer_lag_seconds", "Age of the oldest record the consumer has not processed.", cl...),
+		incomingBytes:      newFamily(c, "weir_shard_incoming_bytes_total", "Data and key bytes committed to the shard since start (Kinesis IncomingBytes; with EnableEnhancedMonitoring).", sl...),
+		writeThrottled:     newFamily(c, "weir_shard_write_throttled_records_total", "Records refused by the shard's write rate since start (Kinesis WriteProvisionedThroughputExceeded; with EnableEnhancedMonitoring).", sl...),
+		iteratorAge:        newFamily(g, "weir_shard_iterator_age_seconds", "MillisBehindLatest/1000 of the shard's last GetRecords answer (Kinesis IteratorAgeMilliseconds; with EnableEnhancedMonitoring).", sl...),
 	}
 }
 
@@ -153,7 +160,8 @@ func (c *collector) families() []family {
 		c.authFailures, c.putRecords, c.streamBytes, c.streamDataBytes, c.streamRetention,
 		c.lastSeq, c.trimSeq, c.records, c.shardAppended, c.groups, c.syncs,
 		c.shardBytes, c.shardOpen, c.readRecords, c.readBytes, c.readThrottled,
-		c.consumerLost, c.consumerLag, c.consumerLagSeconds}
+		c.consumerLost, c.consumerLag, c.consumerLagSeconds,
+		c.incomingBytes, c.writeThrottled, c.iteratorAge}
 }
 
 // Describe implements prometheus.Collector.
@@ -193,6 +201,10 @@ func (c *collector) collectStream(ch chan<- prometheus.Metric, st *shards.Stream
 	c.streamDataBytes.emit(ch, float64(st.DataBytes()), name)
 	c.streamRetention.emit(ch, st.Config().Retention.D().Seconds(), name)
 	infos := st.Shards()
+	enhanced := map[string]bool{}
+	for _, m := range st.EnhancedMetrics() {
+		enhanced[m] = true
+	}
 	lasts := map[string]uint64{}
 	tips := map[string]*shards.Shard{}
 	for _, info := range infos {
@@ -218,6 +230,16 @@ func (c *collector) collectStream(ch chan<- prometheus.Metric, st *shards.Stream
 		c.readRecords.emit(ch, float64(rc.records.Load()), l...)
 		c.readBytes.emit(ch, float64(rc.bytes.Load()), l...)
 		c.readThrottled.emit(ch, float64(rc.throttled.Load()), l...)
+		in, thr := sh.WriteStats()
+		if enhanced["IncomingBytes"] {
+			c.incomingBytes.emit(ch, float64(in), l...)
+		}
+		if enhanced["WriteProvisionedThroughputExceeded"] {
+			c.writeThrottled.emit(ch, float64(thr), l...)
+		}
+		if enhanced["IteratorAgeMilliseconds"] {
+			c.iteratorAge.emit(ch, float64(rc.iteratorAge.Load())/1000, l...)
+		}
 	}
 	cks := c.s.store.Checkpoints()
 	for _, ci := range cks.Consumers(name) {

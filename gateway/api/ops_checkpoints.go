@@ -20,10 +20,6 @@ func (s *Server) commitCheckpoint(_ context.Context, req *request) (any, error) 
 	if in.ConsumerName == "" || in.ShardId == "" || in.SequenceNumber == "" {
 		return nil, validation("ConsumerName, ShardId and SequenceNumber are required")
 	}
-	seq, err := shards.ParseSeq(in.SequenceNumber)
-	if err != nil {
-		return nil, invalidArg("SequenceNumber %q is not a sequence number", in.SequenceNumber)
-	}
 	st, err := s.stream(req, in.streamRef)
 	if err != nil {
 		return nil, err
@@ -42,11 +38,20 @@ func (s *Server) commitCheckpoint(_ context.Context, req *request) (any, error) 
 		return nil, err
 	}
 	info := sh.Info()
-	if last := lastSeq(sh, info); seq > last {
-		return nil, invalidArg("SequenceNumber %d is beyond the last record (%d) of shard %s", seq, last, info.ID)
+	seq, err := seqParam("SequenceNumber", info, in.SequenceNumber)
+	if err != nil {
+		return nil, err
+	}
+	last := lastSeq(sh, info)
+	if info.Closed {
+		// An empty closed shard's EndingSequenceNumber is its start.
+		last = max(last, info.EndingSeq())
+	}
+	if seq > last {
+		return nil, invalidArg("SequenceNumber %s is beyond the last record (%s) of shard %s", in.SequenceNumber, shards.FormatSeq(info.ID, last), info.ID)
 	}
 	if seq+1 < info.StartSeq {
-		return nil, invalidArg("SequenceNumber %d does not belong to shard %s (it starts at %d)", seq, info.ID, info.StartSeq)
+		return nil, invalidArg("SequenceNumber %s does not belong to shard %s (it starts at %s)", in.SequenceNumber, info.ID, shards.FormatSeq(info.ID, info.StartSeq))
 	}
 	if err := s.store.Checkpoints().Commit(st.Name(), in.ConsumerName, info.ID, seq); err != nil {
 		return nil, err
@@ -99,16 +104,16 @@ func checkpointOf(sh *shards.Shard, info shards.ShardInfo, pos map[string]uint64
 	c := shardCheckpoint{ShardId: info.ID, Status: checkpointNone, Closed: info.Closed}
 	last := lastSeq(sh, info)
 	if last >= info.StartSeq {
-		c.LastSequenceNumber = shards.FormatSeq(last)
+		c.LastSequenceNumber = shards.FormatSeq(info.ID, last)
 	}
 	if info.Closed {
-		c.EndingSequenceNumber = shards.FormatSeq(info.EndSeq)
+		c.EndingSequenceNumber = shards.FormatSeq(info.ID, info.EndingSeq())
 	}
 	seq, ok := pos[info.ID]
 	if !ok {
 		return c
 	}
-	c.SequenceNumber = shards.FormatSeq(seq)
+	c.SequenceNumber = shards.FormatSeq(info.ID, seq)
 	c.Status = checkpointOK
 	if th := max(sh.TrimHorizon(), info.StartSeq); seq+1 < th {
 		c.Status = checkpointTrimmed

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/weir-gateway/weir/shards"
 )
@@ -69,11 +71,7 @@ func (s *Server) describeConsumer(_ context.Context, req *request) (any, error) 
 	if err := req.decode(&in); err != nil {
 		return nil, err
 	}
-	stream, name, err := s.consumerRef(req, in)
-	if err != nil {
-		return nil, err
-	}
-	ci, err := s.consumer(stream, name)
+	stream, ci, err := s.resolveConsumer(req, in)
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +79,32 @@ func (s *Server) describeConsumer(_ context.Context, req *request) (any, error) 
 	return describeStreamConsumerOutput{ConsumerDescription: consumerDescription{
 		ConsumerName: c.ConsumerName, ConsumerARN: c.ConsumerARN, ConsumerStatus: c.ConsumerStatus,
 		ConsumerCreationTimestamp: c.ConsumerCreationTimestamp, StreamARN: s.streamARN(stream)}}, nil
+}
+
+// resolveConsumer finds the registered consumer a request names. A
+// ConsumerARN must be the consumer's current one: the ARN of a consumer
+// that was deregistered and registered again under the same name (its
+// creation time differs) is ResourceNotFoundException, as in Kinesis.
+func (s *Server) resolveConsumer(req *request, in consumerRef) (string, shards.ConsumerInfo, error) {
+	stream, name, err := s.consumerRef(req, in)
+	if err != nil {
+		return "", shards.ConsumerInfo{}, err
+	}
+	ci, err := s.consumer(stream, name)
+	if err != nil {
+		return "", ci, err
+	}
+	if in.ConsumerARN != "" && !sameConsumerARN(in.ConsumerARN, ci) {
+		return "", ci, notFound("Consumer %s under account %s not found.", in.ConsumerARN, s.account)
+	}
+	return stream, ci, nil
+}
+
+// sameConsumerARN compares the creation time an ARN ends with (the part
+// that tells registrations of one name apart) with the consumer's.
+func sameConsumerARN(arn string, ci shards.ConsumerInfo) bool {
+	i := strings.LastIndexByte(arn, ':')
+	return i >= 0 && arn[i+1:] == strconv.FormatInt(ci.Created.Unix(), 10)
 }
 
 // consumer looks a registered consumer up, phrasing "not found" as Kinesis.
@@ -144,14 +168,11 @@ func (s *Server) deregisterConsumer(_ context.Context, req *request) (any, error
 	if err := req.decode(&in); err != nil {
 		return nil, err
 	}
-	stream, name, err := s.consumerRef(req, in)
+	stream, ci, err := s.resolveConsumer(req, in)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.consumer(stream, name); err != nil {
-		return nil, err
-	}
-	if err := s.store.Checkpoints().Deregister(stream, name); err != nil {
+	if err := s.store.Checkpoints().Deregister(stream, ci.Name); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil

@@ -201,18 +201,18 @@ func (s *Server) describeGatewayStream(st *shards.Stream, fwds []ForwarderStatus
 		views = append(views, v)
 		gs := GatewayShard{
 			ShardId: info.ID, ParentShardId: info.ParentID, AdjacentParentShardId: info.AdjacentParentID,
-			Closed: info.Closed, StartingSequenceNumber: shards.FormatSeq(info.StartSeq),
-			TrimHorizonSequenceNumber: shards.FormatSeq(v.th),
+			Closed: info.Closed, StartingSequenceNumber: shards.FormatSeq(info.ID, info.StartSeq),
+			TrimHorizonSequenceNumber: shards.FormatSeq(info.ID, v.th),
 			Records:                   int64(v.last + 1 - v.th), Bytes: sh.Bytes(), DataBytes: sh.DataBytes(),
 		}
 		if info.Closed {
-			gs.EndingSequenceNumber = shards.FormatSeq(info.EndSeq)
+			gs.EndingSequenceNumber = shards.FormatSeq(info.ID, info.EndingSeq())
 			g.ClosedShardCount++
 		} else {
 			g.OpenShardCount++
 		}
 		if v.last >= info.StartSeq {
-			gs.LastSequenceNumber = shards.FormatSeq(v.last)
+			gs.LastSequenceNumber = shards.FormatSeq(info.ID, v.last)
 		}
 		g.Records += gs.Records
 		g.Bytes += gs.Bytes
@@ -273,7 +273,7 @@ func consumerLag(views []shardView, pos map[string]uint64, now time.Time) Gatewa
 		cs := GatewayConsumerShard{ShardId: v.info.ID}
 		ck, ok := pos[v.info.ID]
 		if ok {
-			cs.SequenceNumber = shards.FormatSeq(ck)
+			cs.SequenceNumber = shards.FormatSeq(v.info.ID, ck)
 		}
 		next := v.th // first unprocessed record still stored
 		if ok && ck+1 > next {

@@ -69,9 +69,9 @@ func (s *Server) getShardIterator(_ context.Context, req *request) (any, error) 
 		if in.StartingSequenceNumber == "" {
 			return 0, invalidArg("StartingSequenceNumber is required for ShardIteratorType %s", in.ShardIteratorType)
 		}
-		seq, err := shards.ParseSeq(in.StartingSequenceNumber)
+		seq, err := seqParam("StartingSequenceNumber", info, in.StartingSequenceNumber)
 		if err != nil {
-			return 0, invalidArg("StartingSequenceNumber %s is not a sequence number", in.StartingSequenceNumber)
+			return 0, err
 		}
 		if seq+1 < info.StartSeq || seq > last+1 {
 			return 0, invalidArg("StartingSequenceNumber %s used in GetShardIterator on shard %s in stream %s under account %s is invalid because it did not come from this stream or shard.",
@@ -238,7 +238,9 @@ func (s *Server) pollRecords(ctx context.Context, q recordsQuery) (any, error) {
 		atEnd := info.Closed && next > info.EndSeq
 		if len(recs) > 0 || atEnd || !q.long || !time.Now().Before(deadline) {
 			s.metrics.read(it.Stream, it.Shard, len(recs), n)
-			return s.result(st, sh, info, it, recs, atEnd, q.long), nil
+			res := s.result(st, sh, info, it, recs, atEnd, q.long)
+			s.metrics.shard(it.Stream, it.Shard).iteratorAge.Store(res.millisBehind)
+			return res, nil
 		}
 		if timer == nil {
 			timer = time.NewTimer(time.Until(deadline))
@@ -330,7 +332,7 @@ func (s *Server) emptyResult(st *shards.Stream, sh *shards.Shard, it iterator, l
 func (s *Server) result(st *shards.Stream, sh *shards.Shard, info shards.ShardInfo, it iterator,
 	recs []shards.Record, atEnd, ext bool) *getRecordsResult {
 	now := s.now()
-	out := &getRecordsResult{records: recs, ext: ext}
+	out := &getRecordsResult{shard: info.ID, records: recs, ext: ext}
 	if atEnd {
 		out.children = childShards(st.Shards(), info.ID)
 		return out

@@ -54,8 +54,9 @@ func (s *Server) putRecord(ctx context.Context, req *request) (any, error) {
 	if in.SequenceNumberForOrdering != nil {
 		// Accepted for compatibility: one shard's sequence numbers already
 		// increase strictly in commit order, which is what the parameter
-		// asks for.
-		if _, err := shards.ParseSeq(*in.SequenceNumberForOrdering); err != nil {
+		// asks for. Only its form is checked: after a reshard a key's
+		// previous number is its parent shard's, which is right to send.
+		if _, _, err := shards.DecodeSeq(*in.SequenceNumberForOrdering); err != nil {
 			return nil, invalidArg("SequenceNumberForOrdering %q is not a sequence number", *in.SequenceNumberForOrdering)
 		}
 	}
@@ -63,11 +64,12 @@ func (s *Server) putRecord(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.Try = true // over the shard's rate: ProvisionedThroughputExceededException at once
 	a, err := s.store.Append(ctx, name, &shards.Record{Key: *in.PartitionKey, Data: in.Data}, o)
 	if err != nil {
 		return nil, notFoundStream(name, s, err)
 	}
-	return putRecordOutput{ShardId: a.ShardID, SequenceNumber: shards.FormatSeq(a.Seq), EncryptionType: s.encryptionOf(name)}, nil
+	return putRecordOutput{ShardId: a.ShardID, SequenceNumber: shards.FormatSeq(a.ShardID, a.Seq), EncryptionType: s.encryptionOf(name)}, nil
 }
 
 // putRecords appends a batch through the store's batch path (same limits
@@ -87,23 +89,33 @@ func (s *Server) putRecords(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	st, err := s.store.Stream(name)
+	if err != nil {
+		return nil, notFoundStream(name, s, err)
+	}
+	maxRecord := st.Config().MaxRecordSize.Bytes()
 	recs := make([]*shards.Record, len(in.Records))
 	opts := make([]shards.AppendOptions, len(in.Records))
 	total := 0
 	for i, e := range in.Records {
-		o, err := checkEntry("records."+strconv.Itoa(i+1)+".member.", e.Data, e.PartitionKey, e.ExplicitHashKey)
+		member := "records." + strconv.Itoa(i+1) + ".member."
+		o, err := checkEntry(member, e.Data, e.PartitionKey, e.ExplicitHashKey)
 		if err != nil {
 			return nil, err
 		}
+		// One entry over the stream's record size fails the whole call, as
+		// in Kinesis: as a failed entry it would be retried forever.
+		if n := int64(len(e.Data) + len(*e.PartitionKey)); n > maxRecord {
+			return nil, validation("1 validation error detected: Value at '%sdata' failed to satisfy constraint: Member must have length less than or equal to %d (data and partition key: %d bytes)",
+				member, maxRecord, n)
+		}
+		o.Try = true
 		opts[i] = o
 		recs[i] = &shards.Record{Key: *e.PartitionKey, Data: e.Data}
 		total += len(e.Data) + len(*e.PartitionKey)
 	}
 	if total > maxPutRecordsBytes {
 		return nil, invalidArg("Records size exceeds %d MB limit: %d bytes of data and partition keys", maxPutRecordsBytes>>20, total)
-	}
-	if _, err := s.store.Stream(name); err != nil {
-		return nil, notFoundStream(name, s, err)
 	}
 	res, errs := s.store.AppendBatch(ctx, name, recs, opts)
 	if err := keyFailure(errs, len(recs)); err != nil {
@@ -120,7 +132,7 @@ func (s *Server) putRecords(ctx context.Context, req *request) (any, error) {
 			out.Records[i] = putRecordsResultEntry{ErrorCode: entryErrorCode(errs[i]), ErrorMessage: errs[i].Error()}
 			continue
 		}
-		out.Records[i] = putRecordsResultEntry{ShardId: res[i].ShardID, SequenceNumber: shards.FormatSeq(res[i].Seq)}
+		out.Records[i] = putRecordsResultEntry{ShardId: res[i].ShardID, SequenceNumber: shards.FormatSeq(res[i].ShardID, res[i].Seq)}
 	}
 	s.metrics.putRecords(len(recs)-out.FailedRecordCount, out.FailedRecordCount)
 	return out, nil

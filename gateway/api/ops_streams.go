@@ -38,6 +38,10 @@ func (s *Server) createStream(_ context.Context, req *request) (any, error) {
 		if n < 1 {
 			return nil, validation("ShardCount must be at least 1, got %d", n)
 		}
+		if n > shards.MaxOpenShards {
+			return nil, newError(400, errLimitExceeded, "This request would exceed the shard limit for the account %s in local. Current shard count for the account: 0. Limit: %d. Number of additional shards that would have resulted from this request: %d.",
+				s.account, shards.MaxOpenShards, n)
+		}
 	}
 	if _, err := s.store.CreateStream(shards.StreamConfig{Name: in.StreamName, Shards: n, Mode: mode}); err != nil {
 		if errors.Is(err, shards.ErrStreamExists) {
@@ -56,6 +60,16 @@ func (s *Server) deleteStream(_ context.Context, req *request) (any, error) {
 	name, err := s.named(req, in.streamRef)
 	if err != nil {
 		return nil, err
+	}
+	if !in.EnforceConsumerDeletion {
+		// Registered consumers, not forwarders: a forwarder's checkpoint
+		// is the gateway's own bookkeeping.
+		for _, ci := range s.store.Checkpoints().Consumers(name) {
+			if !isForwarder(ci.Name) {
+				return nil, newError(400, errResourceInUse, "Stream %s under account %s has registered consumers (%s); set EnforceConsumerDeletion to delete them with it.",
+					name, s.account, ci.Name)
+			}
+		}
 	}
 	if err := s.store.DeleteStream(name); err != nil {
 		return nil, notFoundStream(name, s, err)
@@ -134,10 +148,10 @@ func (s *Server) shardJSON(i shards.ShardInfo) shardJSON {
 	out := shardJSON{
 		ShardId: i.ID, ParentShardId: i.ParentID, AdjacentParentShardId: i.AdjacentParentID,
 		HashKeyRange:        hashKeyRange{StartingHashKey: i.StartHash.String(), EndingHashKey: i.EndHash.String()},
-		SequenceNumberRange: sequenceNumberRange{StartingSequenceNumber: shards.FormatSeq(i.StartSeq)},
+		SequenceNumberRange: sequenceNumberRange{StartingSequenceNumber: shards.FormatSeq(i.ID, i.StartSeq)},
 	}
 	if i.Closed {
-		out.SequenceNumberRange.EndingSequenceNumber = shards.FormatSeq(i.EndSeq)
+		out.SequenceNumberRange.EndingSequenceNumber = shards.FormatSeq(i.ID, i.EndingSeq())
 	}
 	return out
 }
@@ -166,7 +180,7 @@ func (s *Server) describeStream(_ context.Context, req *request) (any, error) {
 		Shards:                  []shardJSON{},
 		RetentionPeriodHours:    retentionHours(st.Config().Retention.D()),
 		StreamCreationTimestamp: timeOf(st.Created()),
-		EnhancedMonitoring:      []enhancedMetrics{{ShardLevelMetrics: []string{}}},
+		EnhancedMonitoring:      []enhancedMetrics{{ShardLevelMetrics: st.EnhancedMetrics()}},
 		EncryptionType:          encryptionType(st),
 		KeyId:                   st.Encryption(),
 	}
@@ -198,7 +212,7 @@ func (s *Server) describeStreamSummary(_ context.Context, req *request) (any, er
 		StreamModeDetails:       modeDetails(st),
 		RetentionPeriodHours:    retentionHours(cfg.Retention.D()),
 		StreamCreationTimestamp: timeOf(st.Created()),
-		EnhancedMonitoring:      []enhancedMetrics{{ShardLevelMetrics: []string{}}},
+		EnhancedMonitoring:      []enhancedMetrics{{ShardLevelMetrics: st.EnhancedMetrics()}},
 		EncryptionType:          encryptionType(st),
 		KeyId:                   st.Encryption(),
 		OpenShardCount:          open,

@@ -237,7 +237,7 @@ func TestClosedShardEnd(t *testing.T) {
 	}
 	// New records go to the children, numbered after the parent's last.
 	out := e.put("c", "0", []byte("c0"))
-	if aws.ToString(out.ShardId) == parent || aws.ToString(out.SequenceNumber) != "4" {
+	if aws.ToString(out.ShardId) == parent || aws.ToString(out.SequenceNumber) != shards.FormatSeq(aws.ToString(out.ShardId), 4) {
 		t.Fatalf("put after split: %s %s", aws.ToString(out.ShardId), aws.ToString(out.SequenceNumber))
 	}
 }
@@ -268,7 +268,7 @@ func TestPutRecordsPartialFailure(t *testing.T) {
 	}
 	for i, r := range out.Records {
 		if i == 1 {
-			if r.ErrorCode != nil || aws.ToString(r.ShardId) != "shardId-000000000001" || aws.ToString(r.SequenceNumber) != "1" {
+			if r.ErrorCode != nil || aws.ToString(r.ShardId) != "shardId-000000000001" || aws.ToString(r.SequenceNumber) != shards.FormatSeq("shardId-000000000001", 1) {
 				t.Fatalf("entry 1 should succeed: %+v", r)
 			}
 			continue

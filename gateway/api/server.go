@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -71,6 +72,9 @@ type Options struct {
 	// failedShards replaces FailedShards(store) for /readyz (tests: a
 	// shard failure without a failing disk); nil = the store's.
 	failedShards func() []FailedShard
+	// subscriptionLife replaces the 5 minutes a SubscribeToShard lasts
+	// (tests: expiry without waiting); 0 = 5 minutes.
+	subscriptionLife time.Duration
 }
 
 // Server is the Kinesis-compatible HTTP API of one store.
@@ -108,8 +112,14 @@ type Server struct {
 	closeOnce sync.Once
 
 	limMu      sync.Mutex
-	limiters   map[string]*readLimiter // by stream + "/" + shard id
+	limiters   map[string]*readLimiter // by stream + "/" + shard id [+ "/" + consumer]
 	readLimits ReadLimits              // cfg.ReadLimits until Apply changes them
+
+	// subs are the running SubscribeToShard responses, one per consumer
+	// and shard (ops_subscribe.go).
+	subMu   sync.Mutex
+	subs    map[subKey]*subscription
+	subLife time.Duration
 
 	mu   sync.Mutex
 	ln   net.Listener
@@ -156,6 +166,7 @@ func New(cfg Config, store *shards.Store, opts Options) (*Server, error) {
 		hosts:        newHostPolicy(cfg.AllowedHosts),
 		guard:        opts.guard,
 		failedShards: opts.failedShards,
+		subs:         map[subKey]*subscription{}, subLife: opts.subscriptionLife,
 	}
 	if s.guard == nil {
 		s.guard = newFailureGuard()
@@ -241,8 +252,9 @@ func (s *Server) Start() error {
 	if s.cfg.TLS.Enabled() {
 		ln = tls.NewListener(ln, &tls.Config{
 			MinVersion: tls.VersionTLS12,
-			// HTTP/1.1 only until the API serves HTTP/2.
-			NextProtos: []string{"http/1.1"},
+			// ALPN: h2 first, as every HTTP/2 client expects of a server
+			// that has it.
+			NextProtos: []string{"h2", "http/1.1"},
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return s.cert.Load(), nil
 			},
@@ -250,10 +262,13 @@ func (s *Server) Start() error {
 	}
 	srv := &http.Server{
 		Handler:           s.handler,
+		Protocols:         s.protocols(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute, // the request, body included; not the handler
+		// The request, body included; not the handler. SubscribeToShard
+		// lifts it once it has read its request (ops_subscribe.go).
+		ReadTimeout: time.Minute,
 		// No WriteTimeout: a long-poll legitimately holds a response for
-		// up to 20 s.
+		// up to 20 s, a subscription for 5 minutes.
 		IdleTimeout: 2 * time.Minute,
 	}
 	s.mu.Lock()
@@ -268,6 +283,24 @@ func (s *Server) Start() error {
 	s.log.Info().Str("addr", ln.Addr().String()).Bool("tls", s.cfg.TLS.Enabled()).
 		Bool("credentials", s.cfg.CredentialsFile != "").Msg("kinesis api listening")
 	return nil
+}
+
+// protocols is what the listener speaks: HTTP/1.1 always, and HTTP/2 —
+// negotiated by ALPN over TLS, or in clear text with prior knowledge (h2c)
+// on a plain port. The server tells the two apart on one port by the
+// HTTP/2 connection preface. The JS SDK v3 talks HTTP/2 by default (its
+// handler is NodeHttp2Handler, h2c for an http:// endpoint); Go and Python
+// clients talk HTTP/1.1. The h2c Upgrade header of RFC 7540 (dropped by
+// RFC 9113) is not served.
+func (s *Server) protocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	if s.cfg.TLS.Enabled() {
+		p.SetHTTP2(true)
+	} else {
+		p.SetUnencryptedHTTP2(true)
+	}
+	return p
 }
 
 // Addr is the bound address (useful with port 0), or nil before Start.
@@ -351,6 +384,13 @@ func (s *Server) operations() map[string]opSpec {
 		kinesisPrefix + "StopStreamEncryption":          {s.stopStreamEncryption, permAdmin},
 		kinesisPrefix + "RegisterStreamConsumer":        {s.registerConsumer, permAdmin},
 		kinesisPrefix + "DeregisterStreamConsumer":      {s.deregisterConsumer, permAdmin},
+		kinesisPrefix + "SubscribeToShard":              {s.subscribeToShard, permRead},
+		kinesisPrefix + "AddTagsToStream":               {s.addTags, permAdmin},
+		kinesisPrefix + "RemoveTagsFromStream":          {s.removeTags, permAdmin},
+		kinesisPrefix + "ListTagsForStream":             {s.listTags, permRead},
+		kinesisPrefix + "EnableEnhancedMonitoring":      {s.enableMonitoring, permAdmin},
+		kinesisPrefix + "DisableEnhancedMonitoring":     {s.disableMonitoring, permAdmin},
+		kinesisPrefix + "DescribeLimits":                {s.describeLimits, permRead},
 		// A forwarder's checkpoint (forwarder:<target>) needs admin.
 		weirPrefix + "CommitCheckpoint": {s.commitCheckpoint, permRead},
 		weirPrefix + "GetCheckpoints":   {s.getCheckpoints, permRead},
@@ -412,6 +452,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 		case !known:
 			err = newError(http.StatusBadRequest, errUnknownOperation, "unknown operation %q in X-Amz-Target (supported: %s*, %s*)", target, kinesisPrefix, weirPrefix)
+		case len(bytes.TrimSpace(body)) == 0:
+			// As Kinesis: an operation without input still takes "{}".
+			err = newError(http.StatusBadRequest, errSerialization, "the request body is empty; send {} for an operation without input")
+		case !servedContentType(r):
+			err = newError(http.StatusNotFound, errUnknownOperation, "Content-Type %q is not served: send %s or %s", r.Header.Get("Content-Type"), contentTypeJSON, contentTypeCBOR)
 		default:
 			ctx := r.Context()
 			if who != nil {
@@ -436,6 +481,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.request(opName, "", time.Since(start))
+	if rs, ok := resp.(responseStreamer); ok {
+		rs.stream(w, r)
+		return
+	}
 	buf := getBuffer()
 	defer putBuffer(buf)
 	if st, ok := resp.(jsonStreamer); ok && c == codecJSON {

@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/weir-gateway/weir/shards"
 )
 
 func TestCreateListDescribeDelete(t *testing.T) {
@@ -64,7 +66,7 @@ func TestCreateListDescribeDelete(t *testing.T) {
 	if len(sd.Shards) != 3 || !aws.ToBool(sd.HasMoreShards) || aws.ToInt32(sd.RetentionPeriodHours) != 24 {
 		t.Fatalf("describe page 1: %d shards more=%v retention=%d", len(sd.Shards), aws.ToBool(sd.HasMoreShards), aws.ToInt32(sd.RetentionPeriodHours))
 	}
-	if aws.ToString(sd.Shards[0].HashKeyRange.StartingHashKey) != "0" || aws.ToString(sd.Shards[0].SequenceNumberRange.StartingSequenceNumber) != "1" {
+	if aws.ToString(sd.Shards[0].HashKeyRange.StartingHashKey) != "0" || aws.ToString(sd.Shards[0].SequenceNumberRange.StartingSequenceNumber) != shards.FormatSeq("shardId-000000000000", 1) {
 		t.Fatalf("shard 0: %+v", sd.Shards[0])
 	}
 	d, err = e.kc.DescribeStream(ctx, &kinesis.DescribeStreamInput{StreamARN: sd.StreamARN, ExclusiveStartShardId: sd.Shards[2].ShardId})

@@ -261,7 +261,7 @@ func (c *Consumer) commit(ctx context.Context, s *shardState) error {
 	if !ok {
 		return nil
 	}
-	if err := c.cl.CommitCheckpoint(ctx, c.cfg.Stream, c.cfg.Name, s.id, formatSeq(seq)); err != nil {
+	if err := c.cl.CommitCheckpoint(ctx, c.cfg.Stream, c.cfg.Name, s.id, formatSeq(s.id, seq)); err != nil {
 		return fmt.Errorf("consumer: commit %s at %d: %w", s.id, seq, err)
 	}
 	s.committed(seq, n)

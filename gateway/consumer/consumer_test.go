@@ -459,7 +459,7 @@ func TestConfigAndErrors(t *testing.T) {
 		t.Fatalf("Run = %v, want the handler's error", err)
 	}
 	cks, _ := c.cl.GetCheckpoints(ctx, "h", "n")
-	if len(cks) != 1 || cks[0].SequenceNumber != "4" {
+	if len(cks) != 1 || cks[0].SequenceNumber != shards.FormatSeq("shardId-000000000000", 4) {
 		t.Fatalf("checkpoint after a handler error: %+v", cks)
 	}
 	// The gateway unreachable: Run keeps trying until ctx ends.

@@ -1,8 +1,9 @@
 package consumer
 
 import (
-	"strconv"
 	"sync"
+
+	"github.com/weir-gateway/weir/shards"
 )
 
 // shardState is what the consumer knows about one shard. id, parents and
@@ -93,7 +94,7 @@ func (s *shardState) position() (typ, seq string) {
 	if !s.hasDelivered || s.trimStart {
 		return "TRIM_HORIZON", ""
 	}
-	return "AFTER_SEQUENCE_NUMBER", formatSeq(s.delivered)
+	return "AFTER_SEQUENCE_NUMBER", formatSeq(s.id, s.delivered)
 }
 
 // startAt sets the position reading resumes after, as a checkpoint does.
@@ -119,9 +120,12 @@ func (s *shardState) done() bool {
 	return s.closed && s.hasCommitted && s.committedSeq >= s.endSeq
 }
 
-func formatSeq(v uint64) string { return strconv.FormatUint(v, 10) }
+// formatSeq is the API sequence number of index v of shard.
+func formatSeq(shard string, v uint64) string { return shards.FormatSeq(shard, v) }
 
+// parseSeq reads an API sequence number as its index in its shard (the
+// gateway answers with numbers of the shard asked about).
 func parseSeq(s string) (uint64, bool) {
-	v, err := strconv.ParseUint(s, 10, 64)
+	_, v, err := shards.DecodeSeq(s)
 	return v, err == nil
 }

@@ -110,7 +110,7 @@ func (c *Consumer) pinStarts(ctx context.Context, snap []gatewayShardWire, had m
 			}
 			// Pin it now, so that a restart before the first record
 			// (or a shard this run never reaches) resumes here.
-			if err := c.cl.CommitCheckpoint(ctx, c.cfg.Stream, c.cfg.Name, w.ShardId, formatSeq(pos)); err != nil {
+			if err := c.cl.CommitCheckpoint(ctx, c.cfg.Stream, c.cfg.Name, w.ShardId, formatSeq(w.ShardId, pos)); err != nil {
 				return nil, fmt.Errorf("consumer: checkpoint the start of %s: %w", w.ShardId, err)
 			}
 		}

@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weir-gateway/weir/shards"
 )
 
 // Line is one record as `weir dump` prints it.
@@ -118,7 +119,7 @@ func parseDumpLine(b []byte) (Line, error) {
 	case d.Data == nil:
 		return Line{}, fmt.Errorf("no data")
 	}
-	seq, err := strconv.ParseUint(*d.Seq, 10, 64)
+	seq, err := seqIndex(*d.Seq)
 	if err != nil {
 		return Line{}, fmt.Errorf("seq %q is not a decimal string: %w", *d.Seq, err)
 	}
@@ -135,4 +136,11 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// seqIndex reads a sequence number as the gateway shows it (API, weir dump)
+// and returns the record's index in its shard.
+func seqIndex(s string) (uint64, error) {
+	_, v, err := shards.DecodeSeq(s)
+	return v, err
 }

@@ -710,11 +710,11 @@ func ShardMapProblems(shards []types.Shard, expiredParentsOK bool) []string {
 			out = append(out, fmt.Sprintf("%s: bad hash key range %s..%s", id, aws.ToString(s.HashKeyRange.StartingHashKey), aws.ToString(s.HashKeyRange.EndingHashKey)))
 			continue
 		}
-		if _, err := strconv.ParseUint(aws.ToString(s.SequenceNumberRange.StartingSequenceNumber), 10, 64); err != nil {
+		if _, err := seqIndex(aws.ToString(s.SequenceNumberRange.StartingSequenceNumber)); err != nil {
 			out = append(out, fmt.Sprintf("%s: starting sequence number %q", id, aws.ToString(s.SequenceNumberRange.StartingSequenceNumber)))
 		}
 		if end := s.SequenceNumberRange.EndingSequenceNumber; end != nil {
-			if _, err := strconv.ParseUint(*end, 10, 64); err != nil {
+			if _, err := seqIndex(*end); err != nil {
 				out = append(out, fmt.Sprintf("%s: ending sequence number %q", id, *end))
 			}
 			continue
@@ -752,11 +752,12 @@ func ShardMapProblems(shards []types.Shard, expiredParentsOK bool) []string {
 				out = append(out, fmt.Sprintf("%s: parent %s is still open", id, *p))
 				continue
 			}
-			pe, _ := strconv.ParseUint(*ps.SequenceNumberRange.EndingSequenceNumber, 10, 64)
+			// Sequence numbers compare as integers: by length, then digits.
+			pe := *ps.SequenceNumberRange.EndingSequenceNumber
 			if s.SequenceNumberRange != nil {
-				cs, _ := strconv.ParseUint(aws.ToString(s.SequenceNumberRange.StartingSequenceNumber), 10, 64)
-				if cs <= pe {
-					out = append(out, fmt.Sprintf("%s starts at seq %d, not after its parent %s's end %d", id, cs, *p, pe))
+				cs := aws.ToString(s.SequenceNumberRange.StartingSequenceNumber)
+				if len(cs) < len(pe) || (len(cs) == len(pe) && cs <= pe) {
+					out = append(out, fmt.Sprintf("%s starts at seq %s, not after its parent %s's end %s", id, cs, *p, pe))
 				}
 			}
 		}
@@ -781,7 +782,7 @@ func PositionProblems(who string, cps []ShardCheckpoint, shards []types.Shard) [
 	start := map[string]uint64{}
 	for _, s := range shards {
 		if s.SequenceNumberRange != nil {
-			start[aws.ToString(s.ShardId)], _ = strconv.ParseUint(aws.ToString(s.SequenceNumberRange.StartingSequenceNumber), 10, 64)
+			start[aws.ToString(s.ShardId)], _ = seqIndex(aws.ToString(s.SequenceNumberRange.StartingSequenceNumber))
 		}
 	}
 	var out []string
@@ -797,7 +798,7 @@ func PositionProblems(who string, cps []ShardCheckpoint, shards []types.Shard) [
 			out = append(out, fmt.Sprintf("%s: %s: status %q", who, c.ShardId, c.Status))
 			continue
 		}
-		seq, err := strconv.ParseUint(c.SequenceNumber, 10, 64)
+		seq, err := seqIndex(c.SequenceNumber)
 		if err != nil {
 			out = append(out, fmt.Sprintf("%s: %s: checkpoint %q does not parse", who, c.ShardId, c.SequenceNumber))
 			continue
@@ -808,7 +809,7 @@ func PositionProblems(who string, cps []ShardCheckpoint, shards []types.Shard) [
 			}
 			continue
 		}
-		last, err := strconv.ParseUint(c.LastSequenceNumber, 10, 64)
+		last, err := seqIndex(c.LastSequenceNumber)
 		if err != nil {
 			out = append(out, fmt.Sprintf("%s: %s: last sequence number %q does not parse", who, c.ShardId, c.LastSequenceNumber))
 			continue

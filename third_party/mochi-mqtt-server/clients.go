@@ -159,6 +159,7 @@ type ClientState struct {
 	ServerKeepalive bool                 // keepalive was set by the server
 	retainedMu      sync.Mutex           // weir: guards retained
 	retained        *retainedQueue       // weir: retained messages owed to new subscriptions (weir.go)
+	deferred        deferredQueue        // weir: publishes a hook deferred, in arrival order (deferred.go)
 }
 
 // newClient returns a new instance of Client. This is almost exclusively used by Server
@@ -184,7 +185,7 @@ func newClient(c net.Conn, o *ops) *Client {
 	if c != nil {
 		cl.Net = ClientConnection{
 			Conn:   c,
-			bconn:  bufio.NewReaderSize(c, o.options.ClientNetReadBufferSize),
+			bconn:  bufio.NewReaderSize(c, readBufferSize(c, o.options.ClientNetReadBufferSize)), // weir: per connection (weir.go)
 			Remote: c.RemoteAddr().String(),
 		}
 	}
@@ -507,9 +508,9 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 
 	atomic.AddInt64(&cl.ops.info.BytesReceived, int64(n))
 
-	// Decode the remaining packet values using a fresh copy of the bytes,
-	// otherwise the next packet will change the data of this one.
-	px := append([]byte{}, p[:]...)
+	// weir: p is made for this packet alone, so it is decoded in place;
+	// upstream copied it first (an allocation and a copy per packet).
+	px := p
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		err = pk.ConnectDecode(px)

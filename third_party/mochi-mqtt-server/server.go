@@ -991,6 +991,19 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	}
 
 	pkx, err := s.hooks.OnPublish(cl, pk)
+	// weir: a hook that deferred the publish owns it now and completes it
+	// later (deferred.go); its answer leaves then, in order. The read loop
+	// goes on to the next packet.
+	if errors.Is(err, ErrPublishDeferred) {
+		return s.waitDeferredRoom(cl)
+	}
+	return s.finishPublish(cl, pk, pkx, err)
+}
+
+// finishPublish is upstream's processPublish from the OnPublish hook's
+// result on, unchanged: the ack, retain and delivery, for a publish the
+// hook answered at once or (deferred.go) completed later.
+func (s *Server) finishPublish(cl *Client, pk, pkx packets.Packet, err error) error { // weir: split out
 	if err == nil {
 		pk = pkx
 	} else if errors.Is(err, packets.ErrRejectPacket) {

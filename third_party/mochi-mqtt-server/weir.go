@@ -7,6 +7,7 @@ package mqtt
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -273,4 +274,25 @@ func (i *Inflight) CountType(t byte) int {
 		}
 	}
 	return n
+}
+
+// ReadBufferSizer is implemented by a net.Conn that wants a read buffer
+// of its own size instead of Options.ClientNetReadBufferSize. A TLS
+// connection already buffers what it reads (crypto/tls keeps the whole
+// decrypted record), so a second buffer on top of it mostly costs memory,
+// held by every idle client for the life of its connection.
+type ReadBufferSizer interface {
+	// ReadBufferSize is the size of the client's bufio.Reader; 0 or
+	// less leaves the server's default.
+	ReadBufferSize() int
+}
+
+// readBufferSize is the read buffer size for a client on c.
+func readBufferSize(c net.Conn, fallback int) int {
+	if s, ok := c.(ReadBufferSizer); ok {
+		if n := s.ReadBufferSize(); n > 0 {
+			return n
+		}
+	}
+	return fallback
 }

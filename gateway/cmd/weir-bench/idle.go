@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // connectPacket is a minimal MQTT 3.1.1 CONNECT: clean session, no
@@ -91,4 +93,63 @@ func rssKiB(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// publishEach makes every idle device publish one QoS 1 message of size
+// bytes and wait for its PUBACK, 64 devices at a time: the "recently
+// active" device of issue 12, whose goroutines grew while publishing.
+func (ic *idleConns) publishEach(size int) error {
+	errc := make(chan error, len(ic.conns))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	payload := make([]byte, size)
+	for i, c := range ic.conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := publishQoS1(c, fmt.Sprintf("devices/idle-%06d/telemetry", i+1), payload); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// publishQoS1 sends one MQTT 3.1.1 QoS 1 PUBLISH (packet id 1) and reads
+// its PUBACK.
+func publishQoS1(c net.Conn, topic string, payload []byte) error {
+	n := 2 + len(topic) + 2 + len(payload)
+	pkt := []byte{0x32}
+	for {
+		b := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			b |= 0x80
+		}
+		pkt = append(pkt, b)
+		if n == 0 {
+			break
+		}
+	}
+	pkt = append(pkt, byte(len(topic)>>8), byte(len(topic)))
+	pkt = append(pkt, topic...)
+	pkt = append(pkt, 0, 1)
+	pkt = append(pkt, payload...)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write(pkt); err != nil {
+		return err
+	}
+	var ack [4]byte
+	if _, err := io.ReadFull(c, ack[:]); err != nil {
+		return fmt.Errorf("%s: PUBACK: %w", topic, err)
+	}
+	if ack[0] != 0x40 || ack[1] != 2 || ack[3] != 1 {
+		return fmt.Errorf("%s: want PUBACK for id 1, got % x", topic, ack)
+	}
+	return nil
 }

@@ -22,7 +22,13 @@
 //     CONNECT, CONNACK) and close in a loop: connects/s over TLS (mTLS
 //     with --mtls) beside plain TCP.
 //   - tls-idle: idle devices as in idle, over TLS: RSS per device
-//     (target ≤ 24 KiB), plain weir beside it.
+//     (target ≤ 24 KiB), plain weir beside it, and Mosquitto 2 (--mosquitto)
+//     with the same certificates, over the same TLS (mTLS) devices.
+//
+// The idle modes read RSS --idle-wait (3 s) after the last CONNACK. A Go
+// broker's RSS keeps growing for a minute or so after that, until the
+// garbage made while idle fills the collector's headroom: a longer wait
+// measures that settled figure.
 //
 // Both brokers run as separate processes (the bare one is this binary
 // re-run as `weir-bench bare-broker`); the fleet runs here, as paho
@@ -37,8 +43,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -55,6 +63,10 @@ type settings struct {
 	Size        int           `json:"payload_bytes"`
 	Rate        float64       `json:"latency_rate_per_device"`
 	IdleDevices int           `json:"idle_devices"`
+	IdleWait    time.Duration `json:"-"`
+	IdleWaitS   float64       `json:"idle_wait_s"`
+	IdlePublish bool          `json:"idle_publish,omitempty"`
+	BrokerCPUs  string        `json:"broker_cpus,omitempty"`
 	Shards      int           `json:"shards"`
 	Fsync       string        `json:"fsync"`
 	CommitDelay string        `json:"commit_delay,omitempty"`
@@ -64,6 +76,9 @@ type settings struct {
 	JSON        bool          `json:"-"`
 	JSONFile    string        `json:"-"`
 	Weir        string        `json:"-"`
+	// Mosquitto is the mosquitto binary tls-idle measures beside weir;
+	// "" leaves it out.
+	Mosquitto string `json:"-"`
 }
 
 func main() {
@@ -85,6 +100,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&s.Size, "size", 200, "payload bytes")
 	fs.Float64Var(&s.Rate, "rate", 100, "latency mode: messages per second per device")
 	fs.IntVar(&s.IdleDevices, "idle-devices", 5000, "idle mode: connected idle devices")
+	fs.DurationVar(&s.IdleWait, "idle-wait", 3*time.Second, "idle modes: how long after the last CONNACK RSS is read (longer: after idle-time garbage has filled the GC's headroom)")
+	fs.StringVar(&s.BrokerCPUs, "broker-cpus", "", "pin the broker under test to these CPUs (taskset -c LIST); run weir-bench under taskset for the fleet's")
+	fs.BoolVar(&s.IdlePublish, "idle-publish", false, "idle mode: each device publishes one QoS 1 message after connecting (recently active devices)")
 	fs.IntVar(&s.Shards, "shards", 4, "weir: shards of the stream")
 	fs.StringVar(&s.Fsync, "fsync", "always", "weir: durability.fsync (always | interval)")
 	fs.StringVar(&s.CommitDelay, "commit-delay", "", "weir: durability.commit_delay (default: weir's own default)")
@@ -94,16 +112,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&s.JSON, "json", false, "print the report as JSON on stdout (progress stays on stderr)")
 	fs.StringVar(&s.JSONFile, "json-file", "", "also write the JSON report to this file")
 	fs.StringVar(&s.Weir, "weir", "", "weir binary (default: build ./gateway/cmd/weir from the current module)")
+	fs.StringVar(&s.Mosquitto, "mosquitto", "mosquitto", "tls-idle mode: Mosquitto 2 binary measured beside weir with the same certificates and devices (\"\" = weir only)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	s.DurationS = s.Duration.Seconds()
+	s.IdleWaitS = s.IdleWait.Seconds()
 	modes := map[string][]string{
 		"throughput": {"throughput"}, "latency": {"latency"}, "idle": {"idle"},
 		"all": {"throughput", "latency", "idle"},
 		"tls": {"tls"}, "handshakes": {"handshakes"}, "tls-idle": {"tls-idle"},
 	}[s.Mode]
-	if modes == nil || s.Rounds < 1 || s.Devices < 1 || s.Duration <= 0 || s.Rate <= 0 || s.IdleDevices < 1 || s.HSWorkers < 1 {
+	if modes == nil || s.Rounds < 1 || s.Devices < 1 || s.Duration <= 0 || s.Rate <= 0 || s.IdleDevices < 1 || s.IdleWait <= 0 || s.HSWorkers < 1 {
 		fmt.Fprintln(stderr, "weir-bench: bad flags: --mode must be throughput|latency|idle|all; rounds, devices, duration, rate, idle-devices must be positive")
 		return 2
 	}
@@ -165,11 +185,13 @@ type handshakeReport struct {
 }
 
 type tlsIdleReport struct {
-	Devices   int        `json:"devices"`
-	Plain     idleSeries `json:"plain"`
-	TLS       idleSeries `json:"tls"`
-	TargetKiB float64    `json:"target_tls_kib_per_device"`
-	MTLS      bool       `json:"mtls"`
+	Devices int        `json:"devices"`
+	Plain   idleSeries `json:"plain"`
+	TLS     idleSeries `json:"tls"`
+	// Mosquitto is Mosquitto 2 with the same TLS listener settings.
+	Mosquitto *idleSeries `json:"mosquitto_tls,omitempty"`
+	TargetKiB float64     `json:"target_tls_kib_per_device"`
+	MTLS      bool        `json:"mtls"`
 }
 
 type machine struct {
@@ -228,12 +250,20 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	env := &benchEnv{weirBin: s.Weir, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay, noStore: s.NoStore, mtls: s.MTLS}
+	env := &benchEnv{weirBin: s.Weir, mosquittoBin: s.Mosquitto, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay, noStore: s.NoStore, mtls: s.MTLS,
+		idlePublish: s.IdlePublish, size: s.Size, brokerCPUs: s.BrokerCPUs}
 	if env.pki, err = newBenchPKI(tmp); err != nil {
 		return nil, fmt.Errorf("make a CA: %w", err)
 	}
 	if env.selfBin, err = os.Executable(); err != nil {
 		return nil, err
+	}
+	if slices.Contains(modes, "tls-idle") && env.mosquittoBin != "" {
+		if env.mosquittoBin, err = exec.LookPath(env.mosquittoBin); err != nil {
+			return nil, fmt.Errorf("tls-idle measures Mosquitto beside weir (--mosquitto \"\" leaves it out): %w", err)
+		}
+	} else {
+		env.mosquittoBin = ""
 	}
 	if env.weirBin == "" {
 		fmt.Fprintln(progress, "building gateway/cmd/weir ...")
@@ -266,7 +296,7 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 			ir := &idleReport{Devices: s.IdleDevices, TargetKiB: 16}
 			for round := 1; round <= s.Rounds; round++ {
 				for _, kind := range order(round, kindWeir, kindBare) {
-					r, err := idleOnce(ctx, env, kind, s.IdleDevices)
+					r, err := idleOnce(ctx, env, kind, s.IdleDevices, s.IdleWait)
 					if err != nil {
 						return nil, fmt.Errorf("idle %s: %w", kind, err)
 					}
@@ -322,21 +352,26 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 			rep.Handshakes = hr
 		case "tls-idle":
 			ir := &tlsIdleReport{Devices: s.IdleDevices, TargetKiB: 24, MTLS: s.MTLS}
+			kinds := []string{kindWeirTLS, kindWeir}
+			if env.mosquittoBin != "" {
+				ir.Mosquitto = &idleSeries{}
+				kinds = append(kinds, kindMosquittoTLS)
+			}
 			for round := 1; round <= s.Rounds; round++ {
-				for _, kind := range order(round, kindWeirTLS, kindWeir) {
-					r, err := idleOnce(ctx, env, kind, s.IdleDevices)
+				for _, kind := range rotate(round, kinds) {
+					r, err := idleOnce(ctx, env, kind, s.IdleDevices, s.IdleWait)
 					if err != nil {
 						return nil, fmt.Errorf("tls-idle %s: %w", kind, err)
 					}
-					logf("tls-idle round %d/%d: %-8s %6.1f KiB/device (RSS %d → %d KiB)", round, s.Rounds, kind, r.PerDevice, r.BeforeKiB, r.AfterKiB)
-					ser := &ir.Plain
-					if kind == kindWeirTLS {
-						ser = &ir.TLS
-					}
+					logf("tls-idle round %d/%d: %-13s %6.1f KiB/device (RSS %d → %d KiB)", round, s.Rounds, kind, r.PerDevice, r.BeforeKiB, r.AfterKiB)
+					ser := map[string]*idleSeries{kindWeirTLS: &ir.TLS, kindWeir: &ir.Plain, kindMosquittoTLS: ir.Mosquitto}[kind]
 					ser.Runs = append(ser.Runs, r)
 				}
 			}
-			for _, ser := range []*idleSeries{&ir.Plain, &ir.TLS} {
+			for _, ser := range []*idleSeries{&ir.Plain, &ir.TLS, ir.Mosquitto} {
+				if ser == nil {
+					continue
+				}
 				var xs []float64
 				for _, r := range ser.Runs {
 					xs = append(xs, r.PerDevice)
@@ -356,6 +391,12 @@ func order(round int, a, b string) []string {
 		return []string{a, b}
 	}
 	return []string{b, a}
+}
+
+// rotate starts round r's runs at a different kind each round.
+func rotate(round int, kinds []string) []string {
+	i := (round - 1) % len(kinds)
+	return append(slices.Clone(kinds[i:]), kinds[:i]...)
 }
 
 // alternate runs spec against kinds a and b in turn and returns a's
@@ -410,7 +451,7 @@ func loadOnce(ctx context.Context, env *benchEnv, kind string, spec loadSpec) (l
 	return r, err
 }
 
-func idleOnce(ctx context.Context, env *benchEnv, kind string, n int) (idleRun, error) {
+func idleOnce(ctx context.Context, env *benchEnv, kind string, n int, wait time.Duration) (idleRun, error) {
 	t, err := startTarget(env, kind)
 	if err != nil {
 		return idleRun{}, err
@@ -429,8 +470,13 @@ func idleOnce(ctx context.Context, env *benchEnv, kind string, n int) (idleRun, 
 		return r, err
 	}
 	defer conns.Close()
+	if env.idlePublish {
+		if err := conns.publishEach(env.size); err != nil {
+			return r, err
+		}
+	}
 	// Connections settle: per-client goroutines park, buffers are sized.
-	if !sleep(ctx, 3*time.Second) {
+	if !sleep(ctx, wait) {
 		return r, ctx.Err()
 	}
 	if r.AfterKiB, err = rssKiB(t.pid()); err != nil {
@@ -533,8 +579,11 @@ func printText(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "  %-5s %7.0f connects/s\n  plain %7.0f connects/s\n", tlsKind(h.MTLS), h.TLSMedian, h.PlainMedian)
 	}
 	if i := r.TLSIdle; i != nil {
-		fmt.Fprintf(w, "\nidle footprint over %s: %d devices, weir RSS growth per device (median of %d):\n", tlsKind(i.MTLS), i.Devices, s.Rounds)
+		fmt.Fprintf(w, "\nidle footprint over %s: %d devices, RSS growth per device %v after the last CONNACK (median of %d):\n", tlsKind(i.MTLS), i.Devices, s.IdleWait, s.Rounds)
 		fmt.Fprintf(w, "  tls    %6.1f KiB/device\n  plain  %6.1f KiB/device\n", i.TLS.Median, i.Plain.Median)
+		if m := i.Mosquitto; m != nil && m.Median > 0 {
+			fmt.Fprintf(w, "  mosquitto %s %6.1f KiB/device (weir/mosquitto %.2f)\n", tlsKind(i.MTLS), m.Median, i.TLS.Median/m.Median)
+		}
 		fmt.Fprintf(w, "  tls target ≤ %.0f KiB: %s\n", i.TargetKiB, verdict(i.TLS.Median <= i.TargetKiB))
 	}
 	if i := r.Idle; i != nil {

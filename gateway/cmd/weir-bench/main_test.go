@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +189,35 @@ func TestTLSListenerYAML(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("weir config lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// The Mosquitto target of tls-idle takes the same devices as weir's TLS
+// listener: with mTLS each presents its own certificate, and a device
+// without one is refused.
+func TestMosquittoTLSTarget(t *testing.T) {
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		t.Fatalf("mosquitto is needed (scripts/install-deps.sh installs it): %v", err)
+	}
+	p, err := newBenchPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &benchEnv{mosquittoBin: bin, tmp: t.TempDir(), pki: p, mtls: true}
+	tg, err := startTarget(env, kindMosquittoTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.stop()
+	ic, err := dialIdle(context.Background(), tg.fleetAddr(), 3, tg.deviceTLS(env))
+	if err != nil {
+		t.Fatalf("mTLS devices to mosquitto: %v\n%s", err, tg.log())
+	}
+	ic.Close()
+	noCert := func(id string) (*tls.Config, error) { return p.clientTLS(id, false) }
+	if c, err := dialDevice(context.Background(), tg.fleetAddr(), "nocert", noCert); err == nil {
+		c.Close()
+		t.Error("a device without a client certificate connected to mosquitto with require_certificate")
 	}
 }

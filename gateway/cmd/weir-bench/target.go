@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -21,18 +22,29 @@ const (
 	// kindWeirTLS is weir with a TLS listener (mTLS with benchEnv.mtls)
 	// beside its plain one; the fleet uses the TLS one.
 	kindWeirTLS = "weir-tls"
+	// kindMosquittoTLS is Mosquitto 2 with the same TLS listener (same
+	// certificates, client certificates required with benchEnv.mtls)
+	// beside a plain one; the fleet uses the TLS one.
+	kindMosquittoTLS = "mosquitto-tls"
 )
 
 // benchEnv is what starting a broker needs.
 type benchEnv struct {
 	weirBin string // the weir binary
-	selfBin string // this binary, re-run as the bare broker
-	tmp     string
-	shards  int
-	fsync   string
+	// mosquittoBin is the mosquitto binary of kindMosquittoTLS.
+	mosquittoBin string
+	selfBin      string // this binary, re-run as the bare broker
+	tmp          string
+	shards       int
+	fsync        string
 	// commitDelay is durability.commit_delay; empty leaves weir's default.
 	commitDelay string
 	noStore     bool // route a filter the fleet never publishes to
+	idlePublish bool // idle devices publish once before they are measured
+	// brokerCPUs, if set, pins the broker under test to these CPUs
+	// (taskset -c); run weir-bench itself under taskset for the fleet.
+	brokerCPUs string
+	size       int // payload bytes
 	// pki and mtls configure kindWeirTLS and its devices.
 	pki  *benchPKI
 	mtls bool
@@ -84,8 +96,21 @@ func startTarget(env *benchEnv, kind string) (*target, error) {
 		t.cmd = exec.Command(env.weirBin, "serve", "--config", cfg)
 	case kindBare:
 		t.cmd = exec.Command(env.selfBin, bareBrokerCmd, "--listen", addr)
+	case kindMosquittoTLS:
+		if t.tlsAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		cfg := filepath.Join(dir, "mosquitto.conf")
+		if err := os.WriteFile(cfg, []byte(mosquittoConfig(addr, t.tlsAddr, env)), 0o644); err != nil {
+			return nil, err
+		}
+		t.cmd = exec.Command(env.mosquittoBin, "-c", cfg)
 	default:
 		return nil, fmt.Errorf("unknown broker kind %q", kind)
+	}
+	if env.brokerCPUs != "" {
+		// taskset execs the broker: the pid stays the broker's.
+		t.cmd = exec.Command("taskset", append([]string{"-c", env.brokerCPUs, t.cmd.Path}, t.cmd.Args[1:]...)...)
 	}
 	logf, err := os.Create(filepath.Join(dir, "broker.log"))
 	if err != nil {
@@ -141,6 +166,37 @@ routes:
     stream: telemetry
     partition_key: "{topic.1}"
 `, dataDir, addr, listeners, env.fsync, commitDelayLine(env.commitDelay), env.shards, routeFilter(env.noStore))
+}
+
+// mosquittoConfig is the Mosquitto 2 target's config: a plain listener
+// on addr (to see it is up) and the TLS one on tlsAddr with weir's
+// settings in Mosquitto's words (require_certificate and
+// use_identity_as_username for identity_from: cn).
+func mosquittoConfig(addr, tlsAddr string, env *benchEnv) string {
+	host, port, _ := net.SplitHostPort(addr)
+	tlsHost, tlsPort, _ := net.SplitHostPort(tlsAddr)
+	// Run as whoever runs the bench: as root, Mosquitto would otherwise
+	// switch to the user "mosquitto", which may not read the temp files.
+	who := "root"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	s := fmt.Sprintf(`user %s
+per_listener_settings false
+allow_anonymous true
+persistence false
+log_dest stderr
+log_type error
+listener %s %s
+listener %s %s
+cafile %s
+certfile %s
+keyfile %s
+`, who, port, host, tlsPort, tlsHost, env.pki.caFile, env.pki.certFile, env.pki.keyFile)
+	if env.mtls {
+		s += "require_certificate true\nuse_identity_as_username true\n"
+	}
+	return s
 }
 
 func routeFilter(noStore bool) string {

@@ -181,7 +181,7 @@ func parseRead(args []string, stderr io.Writer) (readOptions, int) {
 		}
 	case consumer.FromTrimHorizon, consumer.FromLatest:
 	default:
-		if _, err := shards.ParseSeq(o.from); err != nil {
+		if _, _, err := shards.DecodeSeq(o.from); err != nil {
 			return usage(fmt.Sprintf("--from %q must be trim_horizon, latest, checkpoint or a sequence number", o.from))
 		}
 	}

@@ -250,7 +250,7 @@ func TestReadFromSequenceNumber(t *testing.T) {
 			t.Fatalf("--from %s: exit %d, %d lines, want %d (%s)", tc.from, code, len(got), tc.n, errs)
 		}
 		for i, line := range got {
-			if l := parseLine(t, line); l.Seq != strconv.Itoa(tc.first+i) {
+			if l := parseLine(t, line); l.Seq != shards.FormatSeq(l.Shard, uint64(tc.first+i)) {
 				t.Fatalf("--from %s: line %d has seq %s", tc.from, i, l.Seq)
 			}
 		}
