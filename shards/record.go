@@ -191,7 +191,8 @@ func ShardNumber(id string) int64 {
 
 // FormatSeq renders the record at index idx of shard shardID as its API
 // sequence number. shardID must be an id the store gave (shardId- and 12
-// digits); any other is rendered as shard 0.
+// digits): any other is a bug that would give a valid-looking number of
+// another shard, so it panics instead.
 func FormatSeq(shardID string, idx uint64) string {
 	return string(AppendSeq(make([]byte, 0, seqLen), shardID, idx))
 }
@@ -199,11 +200,10 @@ func FormatSeq(shardID string, idx uint64) string {
 // AppendSeq appends FormatSeq(shardID, idx) to b.
 func AppendSeq(b []byte, shardID string, idx uint64) []byte {
 	b = append(b, seqVersion)
-	if d, ok := strings.CutPrefix(shardID, shardIDPrefix); ok && len(d) == seqShardLen && ShardNumber(shardID) >= 0 {
-		b = append(b, d...)
-	} else {
-		b = append(b, "000000000000"...)
+	if ShardNumber(shardID) < 0 {
+		panic(fmt.Sprintf("shards: sequence number of %q, not a shard id", shardID))
 	}
+	b = append(b, shardID[len(shardIDPrefix):]...)
 	var digits [seqIndexLen]byte
 	v := idx
 	for i := seqIndexLen - 1; i >= 0; i-- {
