@@ -6,7 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sys/unix"
+
+	"github.com/weir-gateway/weir/internal/fsutil"
 )
 
 // newRegistry is the daemon's one metrics registry: every part (store,
@@ -63,15 +64,14 @@ func (c *diskCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *diskCollector) Collect(ch chan<- prometheus.Metric) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(c.dir, &st); err != nil {
+	sp, err := fsutil.SpaceOf(c.dir)
+	if err != nil {
 		// Reported by promhttp as a scrape error beside the other
 		// families (ContinueOnError), never as a made-up zero.
 		ch <- prometheus.NewInvalidMetric(c.free, err)
 		return
 	}
-	bs := float64(st.Bsize)
-	ch <- prometheus.MustNewConstMetric(c.free, prometheus.GaugeValue, float64(st.Bavail)*bs)
-	ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(st.Blocks-st.Bfree)*bs)
-	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(st.Blocks)*bs)
+	ch <- prometheus.MustNewConstMetric(c.free, prometheus.GaugeValue, float64(sp.Free))
+	ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(sp.Used))
+	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(sp.Size))
 }

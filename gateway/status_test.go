@@ -120,7 +120,7 @@ func TestMetricsLintAndFamilies(t *testing.T) {
 		"weir_forwarder_lag_records", "weir_forwarder_lag_bytes", "weir_forwarder_lag_seconds", "weir_forwarder_sent_records_total",
 		"weir_forwarder_resent_records_total", "weir_forwarder_lost_records_total", "weir_forwarder_filtered_records_total", "weir_forwarder_up",
 		// New.
-		"weir_build_info", "weir_data_dir_free_bytes", "weir_data_dir_used_bytes", "weir_data_dir_size_bytes",
+		"weir_build_info", "weir_data_dir_free_bytes", "weir_data_dir_used_bytes", "weir_data_dir_size_bytes", "weir_stream_data_bytes",
 		"go_goroutines", "go_memstats_heap_inuse_bytes", "process_open_fds", "process_resident_memory_bytes",
 		"process_cpu_seconds_total",
 	} {
@@ -159,6 +159,14 @@ func TestMetricsLintAndFamilies(t *testing.T) {
 		if v, _ := m.Value(name); v <= 0 {
 			t.Errorf("%s = %v, want > 0", name, v)
 		}
+	}
+	// weir_stream_bytes is what the disk holds: the default stream's four
+	// shards each preallocated a whole 16 MiB segment for three records.
+	if v, _ := m.Value("weir_stream_bytes"); v < 4*16<<20 {
+		t.Errorf("weir_stream_bytes = %v, want the 4 preallocated segments (%d) counted", v, 4*16<<20)
+	}
+	if v, _ := m.Value("weir_stream_data_bytes"); v <= 0 || v > 16<<10 {
+		t.Errorf("weir_stream_data_bytes = %v, want the three records' few hundred bytes", v)
 	}
 	if t.Failed() {
 		t.Logf("/metrics:\n%s", m.Text)

@@ -12,7 +12,9 @@
 #           through chromedp; large, but the console is tested as a person sees it),
 #           zstd (forwarder/s3sink checks its objects with Debian's zstd -d),
 #           systemd (systemd-analyze verify of the packaged unit) and adduser
-#           (the package's postinst), for integration TestRelease.
+#           (the package's postinst), for integration TestRelease,
+#           e2fsprogs (mkfs.ext4) and util-linux (losetup, mount) for
+#           scripts/flashwear.sh, the flash-wear benchmark (run by hand, as root).
 #   npm:    integration/package-lock.json, pinned: kinesalite 3.3.3,
 #           aws-kinesis-agg 4.2.8, @aws-sdk/client-kinesis 3.1143.0, mqtt 5.16.0,
 #           s3rver 3.7.1 (S3 emulator for forwarder/s3sink),
@@ -31,7 +33,7 @@ if [[ $(id -u) != 0 ]]; then
   fi
 fi
 
-apt_packages=(awscli mosquitto mosquitto-clients qemu-user-static fuse3 chromium zstd systemd adduser)
+apt_packages=(awscli mosquitto mosquitto-clients qemu-user-static fuse3 chromium zstd systemd adduser e2fsprogs util-linux)
 command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 
 missing=()

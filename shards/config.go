@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/weir-gateway/weir/internal/conf"
+	"github.com/weir-gateway/weir/wal"
 )
 
 // Config limits. Retention and segment bounds come from issue 3 (short
@@ -159,6 +160,13 @@ func (d Durability) WithDefaults() Durability {
 	return d
 }
 
+// perShardSegments are the segment files a shard may hold besides its
+// sealed ones: the one being written, the next one prepared, and the
+// deleted ones its log keeps for reuse. max_bytes counts allocated space
+// (usage.go) and frees a sealed segment at a time, so a cap below that for
+// every shard plus one segment could never store anything.
+const perShardSegments = 2 + wal.DefaultRecycleSegments
+
 // Validate checks one stream on its own; uniqueness of names is checked by
 // whoever holds the list. Paths are relative to the stream.
 func (c StreamConfig) Validate() []error {
@@ -189,9 +197,10 @@ func (c StreamConfig) Validate() []error {
 	}
 	if c.MaxBytes < 0 {
 		errs.Add("max_bytes", "must not be negative")
-	} else if segOK && c.MaxBytes != 0 && c.MaxBytes < 2*c.SegmentSize {
-		errs.Add("max_bytes", "(%v) must be 0 (unlimited) or at least twice segment_size (%v), because space is freed a whole segment at a time",
-			c.MaxBytes, c.SegmentSize)
+	} else if least := conf.ByteSize(perShardSegments*c.Shards+1) * c.SegmentSize; segOK && c.Shards >= MinShards && c.Shards <= MaxShards &&
+		c.MaxBytes != 0 && c.MaxBytes < least {
+		errs.Add("max_bytes", "(%v) must be 0 (unlimited) or at least (%d × shards + 1) × segment_size = %v: it counts space allocated on disk, where every shard keeps its segment being written, the next one prepared and up to %d deleted ones for reuse, and space is freed a whole segment at a time",
+			c.MaxBytes, perShardSegments, least, wal.DefaultRecycleSegments)
 	}
 	errs.Enum("on_full", c.OnFull, OnFullReject, OnFullDropOldest)
 	errs.Nest("rate", c.Rate.Validate())

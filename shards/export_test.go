@@ -19,6 +19,9 @@ func withMetaFS(o Options, steps fsutil.Steps) Options {
 	return o
 }
 
+// refreshNow walks the shard's directory now, whatever changed.
+func refreshNow(sh *Shard) { sh.refreshUsage(true, 0) }
+
 // withAutoscaleClock makes the autoscaler read time from clock; tests then
 // drive its passes with tick.
 func withAutoscaleClock(o AutoscaleOptions, clock func() time.Time) AutoscaleOptions {

@@ -247,6 +247,7 @@ func (st *Stream) unseal(parents []*Shard) {
 			continue
 		}
 		p.logp.Store(fresh.wal())
+		p.refreshUsage(true, 0)
 	}
 	st.mu.Lock()
 	close(st.mapCh)

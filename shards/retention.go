@@ -39,6 +39,7 @@ func (s *Store) EnforceRetention() {
 		st.mu.RUnlock()
 		for _, sh := range shards {
 			s.trimByTime(sh, cutoff)
+			sh.refreshUsage(false, 1) // any change since the last walk
 		}
 		if cfg.MaxBytes.Bytes() > 0 && cfg.OnFull == OnFullDropOldest {
 			s.enforceSize(st, cfg)
@@ -104,6 +105,7 @@ func (s *Store) truncate(sh *Shard, upTo uint64, why string) bool {
 		return false
 	}
 	sh.forgetSegments(removed)
+	sh.refreshUsage(true, 0)
 	var n uint64
 	for _, r := range removed {
 		n += r.LastIndex - r.FirstIndex + 1
@@ -121,7 +123,8 @@ func (s *Store) truncate(sh *Shard, upTo uint64, why string) bool {
 }
 
 // enforceSize deletes the oldest sealed segments of the stream, across its
-// shards, until it fits under max_bytes or nothing more can go.
+// shards, until its allocated bytes fit under max_bytes or nothing more
+// can go.
 func (s *Store) enforceSize(st *Stream, cfg StreamConfig) {
 	limit := cfg.MaxBytes.Bytes()
 	for st.Bytes() >= limit {

@@ -44,6 +44,7 @@ type Shard struct {
 	info    atomic.Pointer[ShardInfo]
 	logp    atomic.Pointer[wal.Log] // replaced only when a failed reshard reopens a sealed parent
 	limiter *limiter
+	usage   usage       // disk accounting (usage.go)
 	load    loadCounter // what the limiter admitted, for the autoscaler
 	// Write counters for the shard-level metrics (EnableEnhancedMonitoring):
 	// data+key bytes committed, and records refused by the rate limit.
@@ -70,9 +71,6 @@ func (sh *Shard) TrimHorizon() uint64 { return sh.wal().FirstIndex() }
 
 // Last is the last committed sequence number, or StartSeq-1 if none.
 func (sh *Shard) Last() uint64 { return sh.wal().LastIndex() }
-
-// Bytes is what the shard's log occupies on disk.
-func (sh *Shard) Bytes() int64 { return sh.wal().Size() }
 
 // WriteStats are the shard's write counters since the gateway started:
 // data and key bytes committed (Kinesis's IncomingBytes) and records refused

@@ -271,7 +271,7 @@ func TestMaxBytes(t *testing.T) {
 			cfg.SegmentSize = 4 << 10
 			cfg.MaxRecordSize = 2 << 10
 			cfg.MaxRecordSize = 2 << 10
-			cfg.MaxBytes = 16 << 10
+			cfg.MaxBytes = 28 << 10 // the shard directory, its active, spare and 2 reusable segments, and room for sealed ones
 			cfg.OnFull = mode
 			s := openStore(t, t.TempDir(), Options{Streams: []StreamConfig{cfg}})
 			defer s.Close()

@@ -83,17 +83,6 @@ func (st *Stream) Shard(id string) (*Shard, error) {
 	return sh, nil
 }
 
-// Bytes is the size on disk of all the stream's shards.
-func (st *Stream) Bytes() int64 {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	var n int64
-	for _, sh := range st.shards {
-		n += sh.Bytes()
-	}
-	return n
-}
-
 // route finds the open shard owning h, and the channel that is closed when
 // the shard map next changes (for a writer that finds its shard sealed).
 func (st *Stream) route(h HashKey) (*Shard, <-chan struct{}, error) {
@@ -205,9 +194,15 @@ func (st *Stream) admitPrefix(sh *Shard, cfg StreamConfig, preps []prepared, idx
 
 // checkCapacity refuses new data when the stream is at max_bytes and its
 // policy is to keep what it has; with drop_oldest it makes room first.
+// It counts allocated bytes (usage.go), walked again once a shard's data
+// grew by a quarter segment: about when its log prepares the next one.
 func (st *Stream) checkCapacity(cfg StreamConfig) error {
 	limit := cfg.MaxBytes.Bytes()
-	if limit <= 0 || st.Bytes() < limit {
+	if limit <= 0 {
+		return nil
+	}
+	st.refreshUsage(cfg.SegmentSize.Bytes() / 4)
+	if st.Bytes() < limit {
 		return nil
 	}
 	if cfg.OnFull == OnFullDropOldest {
@@ -217,7 +212,7 @@ func (st *Stream) checkCapacity(cfg StreamConfig) error {
 		}
 	}
 	st.store.metrics.refusedFull.Add(1)
-	return fmt.Errorf("%w: stream %s holds %d bytes, max_bytes is %d", ErrFull, st.name, st.Bytes(), limit)
+	return fmt.Errorf("%w: stream %s occupies %d bytes on disk, max_bytes is %d", ErrFull, st.name, st.Bytes(), limit)
 }
 
 func (st *Stream) append(ctx context.Context, rec *Record, o AppendOptions) (Appended, error) {
@@ -469,6 +464,7 @@ func (st *Stream) openShard(info ShardInfo) (*Shard, error) {
 	sh := &Shard{stream: st, segLast: map[uint64]int64{}, limiter: newLimiter(cfg.Rate, s.now())}
 	sh.logp.Store(l)
 	sh.info.Store(&info)
+	sh.refreshUsage(true, 0)
 	return sh, nil
 }
 

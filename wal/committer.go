@@ -225,7 +225,7 @@ func (l *Log) sync(f File) error {
 	l.syncs.Add(1)
 	start := time.Now()
 	err := f.Sync()
-	l.opts.Metrics.observeSync(time.Since(start))
+	l.observeSync(time.Since(start))
 	return err
 }
 

@@ -60,6 +60,7 @@ type Log struct {
 	prepBytes atomic.Uint64
 	sealBytes atomic.Uint64
 	scrubbed  atomic.Uint64
+	slow      slowSyncs // the "slow fdatasync" warning (metrics.go)
 
 	// free holds files of segments that TruncateFront removed, kept under
 	// their free name (FORMAT.md, "Reuse") to become the next segments.

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,48 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.sync.Collect(ch)
 	m.group.Collect(ch)
+}
+
+// A slow fdatasync is logged at warn, as etcd does past its 1 s
+// warnSyncDuration: a healthy SD card or eMMC syncs a few blocks in
+// milliseconds, so seconds mean the card is stalling (wear levelling,
+// failing cells) or the disk is overloaded, and an operator reading the
+// log should hear of it before writes start failing. One line per log at
+// most every slowSyncEvery, counting the slow syncs it stands for, so a
+// dying card cannot flood the log either.
+const (
+	slowSyncThreshold = time.Second
+	slowSyncEvery     = 10 * time.Second
+)
+
+// slowSyncs limits a log's "slow fdatasync" warnings. Syncs come from the
+// committer and, with SyncInterval, from the sync loop, hence atomics.
+type slowSyncs struct {
+	threshold, every atomic.Int64 // nanoseconds; 0 = the constants above (tests shorten them)
+	next             atomic.Int64 // unix nanoseconds before which no warning is logged
+	unlogged         atomic.Int64 // slow syncs since the last warning
+}
+
+// observeSync records one timed fdatasync of the log's active segment.
+func (l *Log) observeSync(d time.Duration) {
+	l.opts.Metrics.observeSync(d)
+	s := &l.slow
+	threshold, every := time.Duration(s.threshold.Load()), time.Duration(s.every.Load())
+	if threshold == 0 {
+		threshold, every = slowSyncThreshold, slowSyncEvery
+	}
+	if d < threshold {
+		return
+	}
+	s.unlogged.Add(1)
+	now := time.Now().UnixNano()
+	next := s.next.Load()
+	if now < next || !s.next.CompareAndSwap(next, now+int64(every)) {
+		return
+	}
+	l.log.Warn().Int64("took_ms", d.Milliseconds()).Int64("threshold_ms", threshold.Milliseconds()).
+		Int64("slow_syncs", s.unlogged.Swap(0)).
+		Msg("wal: slow fdatasync: the disk is overloaded or failing (an SD card or eMMC near the end of its life stalls like this)")
 }
 
 func (m *Metrics) observeSync(d time.Duration) {

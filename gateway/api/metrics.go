@@ -110,7 +110,7 @@ type collector struct {
 
 	appended, throttled, refusedFull, retentionDeleted, unreadDeleted family
 	authFailures, putRecords                                          family
-	streamBytes, streamRetention                                      family
+	streamBytes, streamDataBytes, streamRetention                     family
 	lastSeq, trimSeq, records, shardAppended, groups, syncs           family
 	shardBytes, shardOpen, readRecords, readBytes, readThrottled      family
 	consumerLost, consumerLag, consumerLagSeconds                     family
@@ -132,7 +132,8 @@ func newCollector(s *Server) *collector {
 		unreadDeleted:      newFamily(c, "weir_store_unread_deleted_records_total", "Records deleted before a consumer or forwarder read them."),
 		authFailures:       newFamily(c, "weir_api_auth_failures_total", "API requests refused by authentication, authorization or the Host check, by reason.", "reason"),
 		putRecords:         newFamily(c, "weir_api_put_records_total", "PutRecord(s) entries by outcome.", "outcome"),
-		streamBytes:        newFamily(g, "weir_stream_bytes", "Bytes the stream's logs occupy on disk.", "stream"),
+		streamBytes:        newFamily(g, "weir_stream_bytes", "Bytes allocated on disk to the stream's shards (st_blocks x 512 of their files: segments with their preallocated space, the next segment prepared); what max_bytes caps.", "stream"),
+		streamDataBytes:    newFamily(g, "weir_stream_data_bytes", "Bytes of the stream's records as stored (segment headers and frames, no preallocated space).", "stream"),
 		streamRetention:    newFamily(g, "weir_stream_retention_seconds", "How long the stream keeps records.", "stream"),
 		lastSeq:            newFamily(g, "weir_shard_last_sequence", "Last stored sequence number of the shard.", sl...),
 		trimSeq:            newFamily(g, "weir_shard_trim_horizon_sequence", "First sequence number still stored.", sl...),
@@ -140,7 +141,7 @@ func newCollector(s *Server) *collector {
 		shardAppended:      newFamily(c, "weir_shard_appended_records_total", "Records ever appended to the shard.", sl...),
 		groups:             newFamily(c, "weir_shard_commit_groups_total", "Commit groups written to the shard's log since start (appended records / groups = group commit's batching).", sl...),
 		syncs:              newFamily(c, "weir_shard_syncs_total", "fdatasync calls on the shard's log since start.", sl...),
-		shardBytes:         newFamily(g, "weir_shard_bytes", "Bytes the shard's log occupies on disk.", sl...),
+		shardBytes:         newFamily(g, "weir_shard_bytes", "Bytes allocated on disk to the shard (st_blocks x 512 of its files, preallocated space included).", sl...),
 		shardOpen:          newFamily(g, "weir_shard_open", "1 while the shard takes writes, 0 once closed by a reshard.", sl...),
 		readRecords:        newFamily(c, "weir_api_read_records_total", "Records returned by GetRecords (both kinds).", sl...),
 		readBytes:          newFamily(c, "weir_api_read_bytes_total", "Data and key bytes returned by GetRecords.", sl...),
@@ -156,7 +157,7 @@ func newCollector(s *Server) *collector {
 
 func (c *collector) families() []family {
 	return []family{c.appended, c.throttled, c.refusedFull, c.retentionDeleted, c.unreadDeleted,
-		c.authFailures, c.putRecords, c.streamBytes, c.streamRetention,
+		c.authFailures, c.putRecords, c.streamBytes, c.streamDataBytes, c.streamRetention,
 		c.lastSeq, c.trimSeq, c.records, c.shardAppended, c.groups, c.syncs,
 		c.shardBytes, c.shardOpen, c.readRecords, c.readBytes, c.readThrottled,
 		c.consumerLost, c.consumerLag, c.consumerLagSeconds,
@@ -197,6 +198,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 func (c *collector) collectStream(ch chan<- prometheus.Metric, st *shards.Stream, now time.Time) {
 	name := st.Name()
 	c.streamBytes.emit(ch, float64(st.Bytes()), name)
+	c.streamDataBytes.emit(ch, float64(st.DataBytes()), name)
 	c.streamRetention.emit(ch, st.Config().Retention.D().Seconds(), name)
 	infos := st.Shards()
 	enhanced := map[string]bool{}

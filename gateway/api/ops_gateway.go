@@ -48,6 +48,15 @@ type describeGatewayInput struct {
 // It is exported for `weir streams`, which decodes it; API.md documents it.
 type DescribeGatewayOutput struct {
 	Streams []GatewayStream `json:"Streams"`
+	// DataDir is the room on the data directory's filesystem; absent if
+	// it could not be read.
+	DataDir *GatewayDataDir `json:"DataDir,omitempty"`
+}
+
+// GatewayDataDir is the data directory's filesystem (statfs).
+type GatewayDataDir struct {
+	FreeBytes int64 `json:"FreeBytes"` // what weir can still write
+	SizeBytes int64 `json:"SizeBytes"`
 }
 
 // GatewayStream is one stream in DescribeGateway.
@@ -59,7 +68,8 @@ type GatewayStream struct {
 	RetentionSeconds     float64           `json:"RetentionSeconds"`
 	OpenShardCount       int               `json:"OpenShardCount"`
 	ClosedShardCount     int               `json:"ClosedShardCount"`
-	Bytes                int64             `json:"Bytes"`
+	Bytes                int64             `json:"Bytes"`     // allocated on disk, what max_bytes caps
+	DataBytes            int64             `json:"DataBytes"` // the records as stored
 	Records              int64             `json:"Records"`
 	Shards               []GatewayShard    `json:"Shards"`
 	Consumers            []GatewayConsumer `json:"Consumers"`
@@ -79,7 +89,8 @@ type GatewayShard struct {
 	// LastSequenceNumber is absent while the shard never held a record.
 	LastSequenceNumber string `json:"LastSequenceNumber,omitempty"`
 	Records            int64  `json:"Records"`
-	Bytes              int64  `json:"Bytes"`
+	Bytes              int64  `json:"Bytes"`     // allocated on disk
+	DataBytes          int64  `json:"DataBytes"` // the records as stored
 }
 
 // GatewayConsumer is a registered consumer or a forwarder of a stream.
@@ -157,6 +168,9 @@ func (s *Server) describeGateway(_ context.Context, req *request) (any, error) {
 	for _, st := range streams {
 		out.Streams = append(out.Streams, s.describeGatewayStream(st, fwds, now))
 	}
+	if sp, err := s.store.DiskSpace(); err == nil {
+		out.DataDir = &GatewayDataDir{FreeBytes: sp.Free, SizeBytes: sp.Size}
+	}
 	return out, nil
 }
 
@@ -189,7 +203,7 @@ func (s *Server) describeGatewayStream(st *shards.Stream, fwds []ForwarderStatus
 			ShardId: info.ID, ParentShardId: info.ParentID, AdjacentParentShardId: info.AdjacentParentID,
 			Closed: info.Closed, StartingSequenceNumber: shards.FormatSeq(info.ID, info.StartSeq),
 			TrimHorizonSequenceNumber: shards.FormatSeq(info.ID, v.th),
-			Records:                   int64(v.last + 1 - v.th), Bytes: sh.Bytes(),
+			Records:                   int64(v.last + 1 - v.th), Bytes: sh.Bytes(), DataBytes: sh.DataBytes(),
 		}
 		if info.Closed {
 			gs.EndingSequenceNumber = shards.FormatSeq(info.ID, info.EndingSeq())
@@ -202,6 +216,7 @@ func (s *Server) describeGatewayStream(st *shards.Stream, fwds []ForwarderStatus
 		}
 		g.Records += gs.Records
 		g.Bytes += gs.Bytes
+		g.DataBytes += gs.DataBytes
 		g.Shards = append(g.Shards, gs)
 	}
 

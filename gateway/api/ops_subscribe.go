@@ -366,7 +366,7 @@ func (sub *subscription) readFailed(err error) error {
 
 // event renders one SubscribeToShardEvent.
 func (sub *subscription) event(recs []shards.Record, info shards.ShardInfo, atEnd bool) (eventstream.Message, error) {
-	g := getRecordsResult{records: recs}
+	g := getRecordsResult{shard: info.ID, records: recs}
 	var ev subscribeToShardEvent
 	if atEnd {
 		// No ContinuationSequenceNumber: the shard is done, read its

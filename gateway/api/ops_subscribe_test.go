@@ -515,12 +515,13 @@ func TestJSSDKEveryOperation(t *testing.T) {
 			t.Fatalf("%s: node: %v\n%s", url, err, stderr.Bytes())
 		}
 		var got struct {
-			Handler, Fatal, SecondSubscription, MissingStream, GetRecords, Mode, Encryption string
-			Ops                                                                             map[string]string
-			Streams, Consumers                                                              []string
-			SummaryOpen, ListShards, PutFailed, Updated                                     int
-			ConsumerStatus                                                                  string
-			Subscribed                                                                      struct{ Data, Cont, Last string }
+			Handler, Fatal, SecondSubscription, MissingStream, GetRecords, Mode, Encryption, Tags, Monitoring string
+			ShardLimit                                                                                        int
+			Ops                                                                                               map[string]string
+			Streams, Consumers                                                                                []string
+			SummaryOpen, ListShards, PutFailed, Updated                                                       int
+			ConsumerStatus                                                                                    string
+			Subscribed                                                                                        struct{ Data, Cont, Last string }
 		}
 		if err := json.Unmarshal(raw, &got); err != nil {
 			t.Fatalf("%s: node printed %q: %v\n%s", url, raw, err, stderr.Bytes())
@@ -537,7 +538,8 @@ func TestJSSDKEveryOperation(t *testing.T) {
 			}
 		}
 		if fmt.Sprint(got.Streams) != "[js]" || got.SummaryOpen != 2 || got.ListShards != 2 || got.ConsumerStatus != "ACTIVE" ||
-			fmt.Sprint(got.Consumers) != "[efo]" || got.PutFailed != 0 || got.GetRecords != "a,b,c,d" || got.Updated != 4 || got.Mode != "ON_DEMAND" || got.Encryption != "KMS" {
+			fmt.Sprint(got.Consumers) != "[efo]" || got.PutFailed != 0 || got.GetRecords != "a,b,c,d" || got.Updated != 4 || got.Mode != "ON_DEMAND" || got.Encryption != "KMS" ||
+			got.Tags != "site=plant-1" || got.ShardLimit != 1024 || got.Monitoring != "IncomingBytes" {
 			t.Errorf("%s: answers %+v", url, got)
 		}
 		if got.Subscribed.Data != "a,b,c,d" || got.Subscribed.Cont != got.Subscribed.Last {

@@ -302,7 +302,7 @@ func TestPutRecordsPartialFailure(t *testing.T) {
 
 func TestPutRecordsFullStream(t *testing.T) {
 	e := newEnv(t, envOptions{streams: []shards.StreamConfig{{Name: "full", Shards: 1, Rate: unlimitedRate,
-		MaxBytes: 8 * conf.KiB, SegmentSize: 4 * conf.KiB, MaxRecordSize: 2 * conf.KiB}}})
+		MaxBytes: 20 * conf.KiB, SegmentSize: 4 * conf.KiB, MaxRecordSize: 2 * conf.KiB}}})
 	ctx := e.ctx()
 	var failed int32
 	for range 20 {

@@ -503,10 +503,10 @@ func TestAccepted(t *testing.T) {
 		},
 		{
 			name: "sizes_as_plain_integers_and_units",
-			yaml: "data_dir: x\nstreams:\n  - name: a\n    max_record_size: 1000\n    segment_size: 1GB\n    max_bytes: 4GiB\n",
+			yaml: "data_dir: x\nstreams:\n  - name: a\n    max_record_size: 1000\n    segment_size: 1GB\n    max_bytes: 20GiB\n",
 			check: func(t *testing.T, f *File) {
 				s := f.Streams[0]
-				if s.MaxRecordSize != 1000 || s.SegmentSize != conf.GB || s.MaxBytes != 4*conf.GiB {
+				if s.MaxRecordSize != 1000 || s.SegmentSize != conf.GB || s.MaxBytes != 20*conf.GiB {
 					t.Fatalf("stream = %+v", s)
 				}
 			},

@@ -129,7 +129,7 @@ func (c *Console) sample() {
 				n := float64(last - p)
 				cur.rates[key] = n / dt
 				if held := last + 1 - first; last+1 > first && held > 0 {
-					bytesRate += n * float64(sh.Bytes()) / float64(held) / dt
+					bytesRate += n * float64(sh.DataBytes()) / float64(held) / dt
 				}
 			}
 			if last >= first && last > 0 {

@@ -138,7 +138,7 @@ func consumerLag(ck *shards.Checkpoints, stream, name string, open map[string]*s
 		n := last - next + 1
 		v.Records += n
 		if held := last + 1 - first; held > 0 {
-			v.Bytes += int64(float64(n) * float64(sh.Bytes()) / float64(held))
+			v.Bytes += int64(float64(n) * float64(sh.DataBytes()) / float64(held))
 		}
 		if t, ok := sh.ArrivalOf(next); ok {
 			v.Seconds = max(v.Seconds, now.Sub(t).Seconds())

@@ -9,4 +9,7 @@
 // is never readable by others, not even between create and rename, and
 // its mode is part of the inode the rename makes durable (a chmod after
 // the fact is a separate metadata change a power cut can lose).
+//
+// SpaceOf reads the free, used and total bytes of a directory's
+// filesystem (statfs), for /metrics and DescribeGateway.
 package fsutil

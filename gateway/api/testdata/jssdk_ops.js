@@ -76,6 +76,12 @@ async function subscribe(arn, shard, n) {
   const open = (await call('ListShards', { StreamName: S, ShardFilter: { Type: 'AT_LATEST' } })).Shards.map((s) => s.ShardId).filter((id) => id !== shard0);
   await call('MergeShards', { StreamName: S, ShardToMerge: open[0], AdjacentShardToMerge: open[1] });
   out.updated = (await call('UpdateShardCount', { StreamName: S, TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' })).TargetShardCount;
+  await call('AddTagsToStream', { StreamName: S, Tags: { site: 'plant-1' } });
+  out.tags = (await call('ListTagsForStream', { StreamName: S })).Tags.map((t) => t.Key + '=' + t.Value).join(',');
+  await call('RemoveTagsFromStream', { StreamName: S, TagKeys: ['site'] });
+  out.shardLimit = (await call('DescribeLimits', {})).ShardLimit;
+  out.monitoring = (await call('EnableEnhancedMonitoring', { StreamName: S, ShardLevelMetrics: ['IncomingBytes'] })).DesiredShardLevelMetrics.join(',');
+  await call('DisableEnhancedMonitoring', { StreamName: S, ShardLevelMetrics: ['ALL'] });
   await call('UpdateStreamMode', { StreamARN: arn, StreamModeDetails: { StreamMode: 'ON_DEMAND' } });
   out.mode = (await call('DescribeStreamSummary', { StreamARN: arn })).StreamDescriptionSummary.StreamModeDetails.StreamMode;
   await call('StartStreamEncryption', { StreamName: S, EncryptionType: 'KMS', KeyId: 'alias/edge' });

@@ -22,8 +22,11 @@ const defaultAPI = "http://127.0.0.1:4588"
 
 const streamsSynopsis = `weir streams [--api URL] [--json] [--verbose] [--profile NAME] [--ca-file FILE]
 
-Lists a running gateway's streams (shards, retention, size, records) and, per
-stream, its registered consumers and forwarders with their lag. A forwarder's
+Lists a running gateway's streams (shards, retention, records, size) and, per
+stream, its registered consumers and forwarders with their lag, then the room
+left on the data directory's filesystem. DATA is what the records take, DISK
+what the stream's files occupy on disk (whole preallocated segments and the
+next one prepared: what max_bytes counts). A forwarder's
 reason for pausing and its last error follow the table, one line each, cut
 to fit a terminal; --verbose prints them whole. --json prints
 the answer of the API's WeirGateway_20261125.DescribeGateway as is (see
@@ -114,14 +117,15 @@ func printStreams(w io.Writer, out api.DescribeGatewayOutput, verbose bool) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STREAM\tSTATUS\tOPEN\tCLOSED\tRETENTION\tRECORDS\tBYTES")
+	fmt.Fprintln(tw, "STREAM\tSTATUS\tOPEN\tCLOSED\tRETENTION\tRECORDS\tDATA\tDISK")
 	consumers := 0
 	for _, s := range out.Streams {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%s\n", s.StreamName, s.StreamStatus, s.OpenShardCount, s.ClosedShardCount,
-			retention(time.Duration(s.RetentionSeconds*float64(time.Second))), s.Records, humanBytes(s.Bytes))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", s.StreamName, s.StreamStatus, s.OpenShardCount, s.ClosedShardCount,
+			retention(time.Duration(s.RetentionSeconds*float64(time.Second))), s.Records, humanBytes(s.DataBytes), humanBytes(s.Bytes))
 		consumers += len(s.Consumers)
 	}
 	tw.Flush()
+	defer printDataDir(w, out.DataDir)
 	if consumers == 0 {
 		return
 	}
@@ -151,6 +155,15 @@ func printStreams(w io.Writer, out api.DescribeGatewayOutput, verbose bool) {
 			fmt.Fprintln(w, n)
 		}
 	}
+}
+
+// printDataDir ends the listing with the room left for the streams.
+func printDataDir(w io.Writer, d *api.GatewayDataDir) {
+	if d == nil || d.SizeBytes <= 0 {
+		return
+	}
+	fmt.Fprintf(w, "\ndata directory: %s free of %s (%.0f%%)\n", humanBytes(d.FreeBytes), humanBytes(d.SizeBytes),
+		100*float64(d.FreeBytes)/float64(d.SizeBytes))
 }
 
 // forwarderNote is the line under the table for a forwarder with a reason

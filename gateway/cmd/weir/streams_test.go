@@ -64,8 +64,16 @@ func TestStreamsShowsConsumerAndForwarderLag(t *testing.T) {
 		t.Fatalf("streams %+v", desc.Streams)
 	}
 	tel := desc.Streams[1]
-	if tel.Records != 20 || tel.OpenShardCount != 4 || tel.Bytes <= 0 || len(tel.Consumers) != 2 {
+	if tel.Records != 20 || tel.OpenShardCount != 4 || tel.DataBytes <= 0 || len(tel.Consumers) != 2 {
 		t.Fatalf("telemetry: %+v", tel)
+	}
+	// Bytes are what the disk holds: four shards, each a whole 16 MiB
+	// segment preallocated, against a few KiB of records.
+	if tel.Bytes < 4*16<<20 || tel.DataBytes > 16<<10 {
+		t.Fatalf("telemetry: Bytes %d (allocated), DataBytes %d", tel.Bytes, tel.DataBytes)
+	}
+	if d := desc.DataDir; d == nil || d.FreeBytes <= 0 || d.SizeBytes < d.FreeBytes {
+		t.Fatalf("DataDir %+v", d)
 	}
 	dash := tel.Consumers[0]
 	if dash.ConsumerName != "dash" || dash.Kind != "consumer" || dash.LagRecords != 15 {
@@ -80,13 +88,15 @@ func TestStreamsShowsConsumerAndForwarderLag(t *testing.T) {
 		t.Fatalf("streams: exit %d: %s", code, errs)
 	}
 	for _, re := range []string{
-		`(?m)^STREAM +STATUS +OPEN +CLOSED +RETENTION +RECORDS +BYTES$`,
-		`(?m)^quiet +ACTIVE +1 +0 +24h +0 +\d+(\.\d)? (B|KiB)$`,
-		`(?m)^telemetry +ACTIVE +4 +0 +24h +20 +\d+(\.\d)? (B|KiB|MiB)$`,
+		`(?m)^STREAM +STATUS +OPEN +CLOSED +RETENTION +RECORDS +DATA +DISK$`,
+		// An empty shard takes a whole preallocated 16 MiB segment.
+		`(?m)^quiet +ACTIVE +1 +0 +24h +0 +\d+ B +1[6-9]\.\d MiB$`,
+		`(?m)^telemetry +ACTIVE +4 +0 +24h +20 +\d+(\.\d)? (B|KiB) +(6[4-9]|[7-9]\d|1\d\d)\.\d MiB$`,
 		`(?m)^STREAM +CONSUMER +LAG +LAG BYTES +OLDEST +LOST +STATE$`,
 		`(?m)^telemetry +dash +15 +- +[0-9.]+m?s +0 +-$`,
 		`(?m)^telemetry +forwarder:cloud +20 +\d+ B +[0-9.]+m?s +0 +backoff$`,
 		`(?m)^telemetry/forwarder:cloud: last error: \S.*$`,
+		`(?m)^data directory: \d+(\.\d)? [KMGT]iB free of \d+(\.\d)? [KMGT]iB \(\d+%\)$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("streams output lacks %s", re)
@@ -95,8 +105,8 @@ func TestStreamsShowsConsumerAndForwarderLag(t *testing.T) {
 	// Columns line up: every row of a table starts its columns at the
 	// same offsets as its header.
 	tables := strings.Split(strings.TrimSpace(out), "\n\n")
-	if len(tables) != 3 {
-		t.Fatalf("want two tables and the forwarder's note:\n%s", out)
+	if len(tables) != 4 {
+		t.Fatalf("want two tables, the forwarder's note and the data directory:\n%s", out)
 	}
 	for _, l := range lines(out) {
 		if len(l) > noteWidth {
