@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -50,6 +51,9 @@ const (
 	maxEventBytes = 1 << 20
 	// eventWriteTimeout ends a subscription whose client stopped reading.
 	eventWriteTimeout = 30 * time.Second
+	// eventRecordOverhead is a record's JSON besides its data and key:
+	// field names, sequence number, timestamp.
+	eventRecordOverhead = 160
 
 	contentTypeEventStream = "application/vnd.amazon.eventstream"
 	// eventContentTypeJSON is the :content-type of a JSON event payload,
@@ -383,7 +387,14 @@ func (sub *subscription) event(recs []shards.Record, info shards.ShardInfo, atEn
 		}
 		return sub.message("SubscribeToShardEvent", b), nil
 	}
-	b := growTo(sub.buf[:0], 128)
+	// Sized for the whole event up front: a full event is about 1.4 MB
+	// of JSON, too big to keep between events (maxPooledBuffer), and
+	// growing it by doubling copied and cleared it twice over.
+	size := 256
+	for i := range recs {
+		size += base64.StdEncoding.EncodedLen(len(recs[i].Data)) + len(recs[i].Key) + eventRecordOverhead
+	}
+	b := growTo(sub.buf[:0], size)
 	b = append(b, `{"Records":[`...)
 	for i := range recs {
 		b = g.appendRecord(b, i)
