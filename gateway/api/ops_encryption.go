@@ -53,27 +53,19 @@ func checkEncryptionInput(in streamEncryptionInput) error {
 // already stored stay as they were, as in Kinesis. The change is durable
 // and in force when the call returns (the stream never shows UPDATING).
 func (s *Server) startStreamEncryption(_ context.Context, req *request) (any, error) {
-	var in streamEncryptionInput
-	if err := req.decode(&in); err != nil {
-		return nil, err
-	}
-	if err := checkEncryptionInput(in); err != nil {
-		return nil, err
-	}
-	st, err := s.stream(req, in.streamRef)
-	if err != nil {
-		return nil, err
-	}
-	if err := st.StartEncryption(*in.KeyId); err != nil {
-		return nil, err
-	}
-	return struct{}{}, nil
+	return s.changeEncryption(req, (*shards.Stream).StartEncryption)
 }
 
 // stopStreamEncryption stores the stream's records from now on in plain
 // text. KeyId must be the stream's current key; on a stream that is not
 // encrypted the call does nothing.
 func (s *Server) stopStreamEncryption(_ context.Context, req *request) (any, error) {
+	return s.changeEncryption(req, (*shards.Stream).StopEncryption)
+}
+
+// changeEncryption is Start/StopStreamEncryption: the same input, checks
+// and answer around the stream's own change.
+func (s *Server) changeEncryption(req *request, change func(*shards.Stream, string) error) (any, error) {
 	var in streamEncryptionInput
 	if err := req.decode(&in); err != nil {
 		return nil, err
@@ -85,7 +77,7 @@ func (s *Server) stopStreamEncryption(_ context.Context, req *request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	if err := st.StopEncryption(*in.KeyId); err != nil {
+	if err := change(st, *in.KeyId); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
