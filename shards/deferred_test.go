@@ -111,7 +111,7 @@ func FuzzAppendRecord(f *testing.F) {
 		want, err := encMode.Marshal(storedRecord{Key: r.Key, Data: r.Data, Arrival: r.Arrival, Topic: r.Topic,
 			ClientID: r.ClientID, QoS: r.QoS, Props: r.Props})
 		if err != nil {
-			t.Skip() // not encodable by the library either
+			return // not encodable by the library either (invalid UTF-8): nothing to compare
 		}
 		got := appendRecord([]byte("prefix"), r)
 		if !bytes.Equal(got[6:], want) || string(got[:6]) != "prefix" {
