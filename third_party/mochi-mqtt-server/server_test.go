@@ -2045,7 +2045,12 @@ func TestPublishToClientServerDowngradeQos(t *testing.T) {
 		pkx := *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).Packet
 		pkx.FixedHeader.Qos = 2
 		_, _ = s.publishToClient(cl, packets.Subscription{Filter: "a/b/c", Qos: 2}, pkx)
-		time.Sleep(time.Microsecond * 100)
+		// weir: wait for the write loop to have written the packet, not
+		// 100µs, which a loaded machine overran (the write then failed on
+		// the closed pipe and the reader got nothing).
+		for atomic.LoadInt32(&cl.State.outboundQty) > 0 {
+			time.Sleep(time.Millisecond)
+		}
 		_ = w.Close()
 	}()
 
@@ -2074,7 +2079,12 @@ func TestPublishToClientSubscriptionDowngradeQos(t *testing.T) {
 		pkx := *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).Packet
 		pkx.FixedHeader.Qos = 2
 		_, _ = s.publishToClient(cl, packets.Subscription{Filter: "a/b/c", Qos: 1}, pkx)
-		time.Sleep(time.Microsecond * 100)
+		// weir: wait for the write loop to have written the packet, not
+		// 100µs, which a loaded machine overran (the write then failed on
+		// the closed pipe and the reader got nothing).
+		for atomic.LoadInt32(&cl.State.outboundQty) > 0 {
+			time.Sleep(time.Millisecond)
+		}
 		_ = w.Close()
 	}()
 
