@@ -1740,8 +1740,11 @@ func TestServerProcessPublishACLCheckDeny(t *testing.T) {
 				require.Equal(t, tx.expectReponse, buf)
 			}
 
-			require.Equal(t, tx.expectDisconnect, cl.Closed())
+			// weir: wait for processPublish to return before asking Closed:
+			// Stop closes the connection (ending ReadAll) before it cancels
+			// the client's context, so upstream's order raced.
 			wg.Wait()
+			require.Equal(t, tx.expectDisconnect, cl.Closed())
 		})
 	}
 }
