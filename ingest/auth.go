@@ -82,6 +82,8 @@ type authHook struct {
 	lines          *connLog // login lines, rate-limited with the disconnect lines
 }
 
+var _ mqtt.PublishRefHook = (*authHook)(nil) // see publishHook's
+
 func (h *authHook) ID() string { return "weir-auth" }
 
 func (h *authHook) Provides(b byte) bool {
@@ -341,22 +343,29 @@ func (h *authHook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
 	}
 }
 
-// OnPublish refuses a publish the ACL denies before the ingest hook sees
-// it: not stored, not retained, not delivered, answered like every other
-// refusal (see publishHook.refuse).
+// OnPublish is OnPublishRef for callers that hold the packet by value.
 func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	err := h.OnPublishRef(cl, &pk)
+	return pk, err
+}
+
+// OnPublishRef refuses a publish the ACL denies before the ingest hook
+// sees it: not stored, not retained, not delivered, answered like every
+// other refusal (see publishHook.refuse). mochi's read loop calls it with
+// its packet by pointer, as publishHook.OnPublishRef; pk is not changed.
+func (h *authHook) OnPublishRef(cl *mqtt.Client, pk *packets.Packet) error {
 	if cl.Net.Inline {
-		return pk, nil
+		return nil
 	}
 	id := ""
 	if tc, ok := cl.Net.Conn.(*trackedConn); ok {
 		id = tc.auth.identity
 	}
 	if h.acl.CanPublish(id, cl.ID, pk.TopicName) {
-		return pk, nil
+		return nil
 	}
 	h.stats.received.Add(1)
-	return h.pub.refuse(cl, &pk, nil, refusedNotAuthorized, errPublishDenied)
+	return h.pub.refuse(cl, pk, nil, refusedNotAuthorized, errPublishDenied)
 }
 
 var errPublishDenied = errors.New("ingest: the ACL does not allow this client to publish to this topic")

@@ -54,6 +54,10 @@ type publishHook struct {
 	unrouted   *unroutedLog
 }
 
+// mochi's read loop hands the hook its packet by pointer only if the
+// method set matches; a mismatch would silently cost the stack again.
+var _ mqtt.PublishRefHook = (*publishHook)(nil)
+
 func (h *publishHook) ID() string { return "weir-ingest" }
 
 func (h *publishHook) Provides(b byte) bool {
@@ -97,17 +101,27 @@ func classify(err error) refusal {
 	}
 }
 
-// OnPublish stores a routed publish and tells mochi what to answer; see
-// doc.go for the table. The returned error is read by mochi's
-// processPublish: nil acknowledges and forwards, ErrRejectPacket sends and
-// forwards nothing, and a bare packets.Code becomes an MQTT 5 PUBACK reason
-// (it must not be wrapped: mochi type-asserts it).
+// OnPublish is OnPublishRef for callers that hold the packet by value.
 func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	err := h.OnPublishRef(cl, &pk)
+	return pk, err
+}
+
+// OnPublishRef stores a routed publish and tells mochi what to answer; see
+// doc.go for the table. mochi's read loop calls it with its packet by
+// pointer (mqtt.PublishRefHook): a by-value packets.Packet is 800 bytes,
+// copied into every frame that passes it on, and the read goroutine's
+// stack is what a device that published once keeps paying for. pk is not
+// changed. The returned error is read by mochi's processPublish: nil
+// acknowledges and forwards, ErrRejectPacket sends and forwards nothing,
+// and a bare packets.Code becomes an MQTT 5 PUBACK reason (it must not be
+// wrapped: mochi type-asserts it).
+func (h *publishHook) OnPublishRef(cl *mqtt.Client, pk *packets.Packet) error {
 	// The inline client is off, and mochi drops client publishes to $SYS
 	// before hooks; both checks keep broker-originated traffic out of
 	// the streams should either change.
 	if cl.Net.Inline || strings.HasPrefix(pk.TopicName, mqtt.SysPrefix) {
-		return pk, nil
+		return nil
 	}
 	h.stats.received.Add(1)
 	// One clock read serves the client's last-publish time, the unrouted
@@ -115,14 +129,14 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	// key).
 	now := time.Now()
 	notePublish(cl, now)
-	if why, err := h.limits.admit(cl, &pk); err != nil {
-		return h.refuse(cl, &pk, nil, why, err)
+	if why, err := h.limits.admit(cl, pk); err != nil {
+		return h.refuse(cl, pk, nil, why, err)
 	}
 	rt := h.router.Load().match(pk.TopicName)
 	if rt == nil {
 		h.stats.unrouted.Add(1)
 		h.unrouted.note(pk.TopicName, cl.ID, now)
-		return pk, nil
+		return nil
 	}
 	var username string
 	if rt.useUsername {
@@ -130,14 +144,14 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	}
 	key, err := rt.key.Execute(pk.TopicName, cl.ID, username, clientIdentity(cl), pk.Payload)
 	if err != nil {
-		return h.refuse(cl, &pk, rt, refusedPayload, err)
+		return h.refuse(cl, pk, rt, refusedPayload, err)
 	}
 	ctx := connContext(cl.Net.Conn, h.ctx)
 	if h.closing.Load() {
-		return h.refuse(cl, &pk, rt, refusedUnspecified, shards.ErrClosed)
+		return h.refuse(cl, pk, rt, refusedUnspecified, shards.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return h.refuse(cl, &pk, rt, refusedUnspecified, err)
+		return h.refuse(cl, pk, rt, refusedUnspecified, err)
 	}
 	if pk.FixedHeader.Qos > 0 && h.deferred != nil {
 		return h.deferPublish(ctx, cl, pk, rt, key, now)
@@ -155,13 +169,13 @@ func (h *publishHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	}
 	qos0 := pk.FixedHeader.Qos == 0
 	if _, err := h.sink.Append(ctx, rt.stream, rec, shards.AppendOptions{NoWait: qos0}); err != nil {
-		return h.refuse(cl, &pk, rt, classify(err), err)
+		return h.refuse(cl, pk, rt, classify(err), err)
 	}
 	if !qos0 {
 		h.ackLatency.Observe(time.Since(now).Seconds())
 	}
 	h.stats.stored.Add(1)
-	return pk, nil
+	return nil
 }
 
 func userProps(in []packets.UserProperty) []shards.UserProperty {
@@ -177,13 +191,13 @@ func userProps(in []packets.UserProperty) []shards.UserProperty {
 
 // refuse makes sure a publish that was not stored is neither acknowledged
 // nor forwarded to subscribers.
-func (h *publishHook) refuse(cl *mqtt.Client, pk *packets.Packet, rt *route, why refusal, err error) (packets.Packet, error) {
+func (h *publishHook) refuse(cl *mqtt.Client, pk *packets.Packet, rt *route, why refusal, err error) error {
 	return h.refuseAs(cl, pk, rt, why, err, false)
 }
 
 // refuseAs is refuse; deferred says the answer goes to mochi's
 // DeferredPublish.Complete rather than back from OnPublish.
-func (h *publishHook) refuseAs(cl *mqtt.Client, pk *packets.Packet, rt *route, why refusal, err error, deferred bool) (packets.Packet, error) {
+func (h *publishHook) refuseAs(cl *mqtt.Client, pk *packets.Packet, rt *route, why refusal, err error, deferred bool) error {
 	h.stats.refused[why].Add(1)
 	noteRefusal(cl)
 	qos, v5 := pk.FixedHeader.Qos, cl.Properties.ProtocolVersion >= 5
@@ -193,7 +207,7 @@ func (h *publishHook) refuseAs(cl *mqtt.Client, pk *packets.Packet, rt *route, w
 		// Nothing to refuse with: drop it. (A Code here would make mochi
 		// forward it as if it had been stored.)
 		h.stats.droppedQoS0.Add(1)
-		return *pk, packets.ErrRejectPacket
+		return packets.ErrRejectPacket
 	case !v5:
 		// MQTT 3.1.1 has no negative PUBACK, and any error but
 		// ErrRejectPacket makes mochi send a positive one. Close the
@@ -204,12 +218,12 @@ func (h *publishHook) refuseAs(cl *mqtt.Client, pk *packets.Packet, rt *route, w
 		// device is fine, the gateway refused.
 		h.stats.disconnected.Add(1)
 		cl.Stop(refusalCodes[why])
-		return *pk, packets.ErrRejectPacket
+		return packets.ErrRejectPacket
 	case qos == 2 && deferred:
 		// The deferred answer is a PUBREC with the reason (mochi's
 		// DeferredPublish.Complete), sent in order with the client's
 		// other answers.
-		return *pk, refusalCodes[why]
+		return refusalCodes[why]
 	case qos == 2:
 		// mochi answers a Code for QoS 2 with a PUBACK (issue #510), which
 		// the client cannot match to its QoS 2 flow. Send the PUBREC with
@@ -222,9 +236,9 @@ func (h *publishHook) refuseAs(cl *mqtt.Client, pk *packets.Packet, rt *route, w
 			ReasonCode:  code.Code,
 			Properties:  packets.Properties{ReasonString: code.Reason},
 		})
-		return *pk, packets.ErrRejectPacket
+		return packets.ErrRejectPacket
 	default:
-		return *pk, refusalCodes[why]
+		return refusalCodes[why]
 	}
 }
 

@@ -31,9 +31,10 @@ var pendingPool = sync.Pool{New: func() any { return new(pendingPublish) }}
 // comes later. The read goroutine returns to reading at once; the record's
 // payload is copied into its frame before AppendDeferred returns, so the
 // packet's buffer is not kept.
-func (h *publishHook) deferPublish(ctx context.Context, cl *mqtt.Client, pk packets.Packet, rt *route, key string, now time.Time) (packets.Packet, error) {
+func (h *publishHook) deferPublish(ctx context.Context, cl *mqtt.Client, pk *packets.Packet, rt *route, key string, now time.Time) error {
 	p := pendingPool.Get().(*pendingPublish)
-	p.h, p.cl, p.pk, p.rt, p.start = h, cl, pk, rt, now
+	p.h, p.cl, p.rt, p.start = h, cl, rt, now
+	p.pk = *pk // apart: in the tuple above, *pk went through an 800-byte temporary on the stack
 	p.d = h.server.DeferPublish(cl, pk)
 	p.rec = shards.Record{
 		Key:      key,
@@ -46,7 +47,7 @@ func (h *publishHook) deferPublish(ctx context.Context, cl *mqtt.Client, pk pack
 	if err := h.deferred.AppendDeferred(ctx, rt.stream, &p.rec, shards.AppendOptions{}, p); err != nil {
 		p.Appended(shards.Appended{}, err)
 	}
-	return pk, mqtt.ErrPublishDeferred
+	return mqtt.ErrPublishDeferred
 }
 
 // Appended implements shards.Completion: it answers the publish, in the
@@ -55,7 +56,7 @@ func (p *pendingPublish) Appended(_ shards.Appended, err error) {
 	h, d := p.h, p.d
 	var answer error
 	if err != nil {
-		_, answer = h.refuseAs(p.cl, &p.pk, p.rt, classify(err), err, true)
+		answer = h.refuseAs(p.cl, &p.pk, p.rt, classify(err), err, true)
 	} else {
 		h.ackLatency.Observe(time.Since(p.start).Seconds())
 		h.stats.stored.Add(1)

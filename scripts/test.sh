@@ -88,7 +88,7 @@ while read -r pkg target; do
   echo "fuzz $pkg $target: ok ($((SECONDS - start))s)"
 done < <(go test -list '^Fuzz' ./... | awk '/^Fuzz/ { t[++n] = $1 } /^ok / { for (i = 1; i <= n; i++) print $2, t[i]; n = 0 }')
 
-step "vendored mochi: upstream's tests, the idle-stack threshold"
+step "vendored mochi: upstream's tests, the idle- and publish-stack thresholds"
 # third_party/mochi-mqtt-server is a module of its own, so ./... does not
 # reach it. Upstream's tests run against the patched server.go and
 # clients.go; the stack threshold is built without -race, whose frames are
@@ -99,6 +99,9 @@ step "vendored mochi: upstream's tests, the idle-stack threshold"
   go test -race -count=1 .
   go test -count=1 -run '^TestIdleClientStacks$' .
 )
+# The publish path's stack threshold goes through weir's hooks and store,
+# so it lives in ingest; like the idle one it is built without -race.
+go test -count=1 -run '^TestPublishStack$' ./ingest/
 
 step "go test -race ./... (unit and end-to-end)"
 # A FUSE server that dies with its own mount still open (integration/lazyfs)

@@ -34,6 +34,11 @@ var (
 // ReadFn is the function signature for the function used for reading and processing new packets.
 type ReadFn func(*Client, packets.Packet) error
 
+// readRefFn is ReadFn for the read loop's packet, passed by pointer.
+//
+// weir: see PATCHES.md, "The publish path by pointer".
+type readRefFn func(*Client, *packets.Packet) error
+
 // Clients contains a map of the clients known by the broker.
 type Clients struct {
 	internal map[string]*Client // clients known by the broker, keyed on client id.
@@ -377,7 +382,17 @@ func (cl *Client) ClearExpiredInflights(now, maximumExpiry int64) []uint16 {
 
 // Read reads incoming packets from the connected client and transforms them into
 // packets to be handled by the packetHandler.
+//
+// weir: the loop is readRef, which the server runs with a handler that
+// takes the packet by pointer; Read keeps upstream's by-value handler for
+// other callers.
 func (cl *Client) Read(packetHandler ReadFn) error {
+	return cl.readRef(func(cl *Client, pk *packets.Packet) error { return packetHandler(cl, *pk) })
+}
+
+// readRef is upstream's Read loop, with a handler that takes the packet by
+// pointer (weir).
+func (cl *Client) readRef(packetHandler readRefFn) error {
 	for {
 		if cl.Closed() {
 			return nil
@@ -403,18 +418,23 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 
 // readPacket reads one packet and processes it.
 //
-// weir: the body of upstream's Read loop, unchanged; noinline keeps its
-// frame (which holds a packets.Packet) off the stack while Read waits.
+// weir: the body of upstream's Read loop; noinline keeps its frame off the
+// stack while Read waits. The packet is a pooled one handed down by
+// pointer: upstream's 800-byte packets.Packet, passed by value through
+// every frame down to the hooks, grew a publishing client's read
+// goroutine to 32 KiB (PATCHES.md, "The publish path by pointer").
 //
 //go:noinline
-func (cl *Client) readPacket(packetHandler ReadFn) error {
+func (cl *Client) readPacket(packetHandler readRefFn) error {
 	fh := new(packets.FixedHeader)
 	err := cl.ReadFixedHeader(fh)
 	if err != nil {
 		return err
 	}
 
-	pk, err := cl.ReadPacket(fh)
+	pk := getPacket()
+	defer putPacket(pk)
+	err = cl.readPacketRef(fh, pk)
 	if err != nil {
 		return err
 	}
@@ -496,6 +516,12 @@ func (cl *Client) ReadFixedHeader(fh *packets.FixedHeader) error {
 
 // ReadPacket reads the remaining buffer into an MQTT packet.
 func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err error) {
+	err = cl.readPacketRef(fh, &pk) // weir: the body is readPacketRef
+	return
+}
+
+// readPacketRef is upstream's ReadPacket, decoding into *pk (weir).
+func (cl *Client) readPacketRef(fh *packets.FixedHeader, pk *packets.Packet) (err error) {
 	atomic.AddInt64(&cl.ops.info.PacketsReceived, 1)
 
 	pk.ProtocolVersion = cl.Properties.ProtocolVersion // inherit client protocol version for decoding
@@ -503,7 +529,7 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 	p := make([]byte, pk.FixedHeader.Remaining)
 	n, err := io.ReadFull(cl.Net.bconn, p)
 	if err != nil {
-		return pk, err
+		return err
 	}
 
 	atomic.AddInt64(&cl.ops.info.BytesReceived, int64(n))
@@ -548,11 +574,25 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 	}
 
 	if err != nil {
-		return pk, err
+		return err
 	}
 
-	pk, err = cl.ops.hooks.OnPacketRead(cl, pk)
-	return
+	// weir: the dispatcher's frame (3.4 KB: it copies the packet to and
+	// from every hook) is entered only when a hook reads packets; with
+	// none it returned the packet as it was.
+	if !cl.ops.hooks.Provides(OnPacketRead) {
+		return nil
+	}
+	return cl.onPacketRead(pk)
+}
+
+// onPacketRead runs the OnPacketRead hooks on *pk (weir: split out of
+// readPacketRef, so that their frame is not under it when no hook reads).
+//
+//go:noinline
+func (cl *Client) onPacketRead(pk *packets.Packet) (err error) {
+	*pk, err = cl.ops.hooks.OnPacketRead(cl, *pk)
+	return err
 }
 
 // WritePacket encodes and writes a packet to the client.

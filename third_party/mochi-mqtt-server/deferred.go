@@ -44,8 +44,11 @@ type deferredQueue struct {
 // until it is answered; when the quota runs out the client's read loop
 // waits for an answer instead of reading on (an MQTT 3.1.1 client, which
 // is never told the Receive Maximum, is not disconnected for it).
-func (s *Server) DeferPublish(cl *Client, pk packets.Packet) *DeferredPublish {
-	d := &DeferredPublish{s: s, cl: cl, pk: pk}
+//
+// The publish is copied: pk is the read loop's packet, reused once the
+// hook returns.
+func (s *Server) DeferPublish(cl *Client, pk *packets.Packet) *DeferredPublish {
+	d := &DeferredPublish{s: s, cl: cl, pk: *pk}
 	if pk.FixedHeader.Qos > 0 {
 		cl.State.Inflight.DecreaseReceiveQuota()
 	}
@@ -97,7 +100,7 @@ func (d *DeferredPublish) Complete(err error) {
 }
 
 func (d *DeferredPublish) finish() {
-	s, cl, pk := d.s, d.cl, d.pk
+	s, cl, pk := d.s, d.cl, &d.pk
 	var code packets.Code
 	var err error
 	if pk.FixedHeader.Qos == 2 && cl.Properties.ProtocolVersion == 5 &&
@@ -106,9 +109,9 @@ func (d *DeferredPublish) finish() {
 		// mochi issue #510: processPublish answers a refused QoS 2
 		// publish with a PUBACK, which the client cannot match. A PUBREC
 		// with a reason ≥ 0x80 ends the exchange (MQTT 5 §4.3.3).
-		err = cl.WritePacket(s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, code))
+		err = s.writeAck(cl, pk, packets.Pubrec, code)
 	} else {
-		err = s.finishPublish(cl, pk, pk, d.err)
+		err = s.finishPublish(cl, pk, d.err)
 	}
 	if pk.FixedHeader.Qos > 0 {
 		cl.State.Inflight.IncreaseReceiveQuota()

@@ -394,34 +394,14 @@ func (h *Hooks) OnUnsubscribed(cl *Client, pk packets.Packet) {
 // in that it allows you to modify you to modify the incoming packet before it is processed.
 // The return values of the hook methods are passed-through in the order the hooks were attached.
 func (h *Hooks) OnPublish(cl *Client, pk packets.Packet) (pkx packets.Packet, err error) {
+	// weir: the loop is OnPublishRef (publishref.go), which the server's
+	// read loop calls with its packet by pointer.
 	pkx = pk
-	for _, hook := range h.GetAll() {
-		if hook.Provides(OnPublish) {
-			npk, err := hook.OnPublish(cl, pkx)
-			if err == ErrPublishDeferred { // weir: the hook took the publish over (deferred.go): not an error, nothing to log
-				return npk, err
-			}
-			if err != nil {
-				if errors.Is(err, packets.ErrRejectPacket) {
-					h.Log.Debug("publish packet rejected",
-						"error", err,
-						"hook", hook.ID(),
-						"packet", pkx)
-					return pk, err
-				} else if errors.Is(err, packets.CodeSuccessIgnore) {
-					return pk, err
-				}
-				h.Log.Error("publish packet error",
-					"error", err,
-					"hook", hook.ID(),
-					"packet", pkx)
-				return pk, err
-			}
-			pkx = npk
-		}
+	err = h.OnPublishRef(cl, &pkx)
+	if err != nil && err != ErrPublishDeferred {
+		return pk, err
 	}
-
-	return
+	return pkx, err
 }
 
 // OnPublished is called when a client has published a message to subscribers.

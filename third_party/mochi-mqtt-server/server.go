@@ -438,7 +438,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 		return err
 	}
 
-	return s.clientEnded(cl, listener, cl.Read(s.receivePacket))
+	return s.clientEnded(cl, listener, cl.readRef(s.receivePacketRef)) // weir: by pointer (publishref.go)
 }
 
 // connectClient reads and validates CONNECT, establishes the session and
@@ -586,20 +586,39 @@ func (s *Server) readConnectionPacket(cl *Client) (pk packets.Packet, err error)
 // receivePacket processes an incoming packet for a client, and issues a disconnect to the client
 // if an error has occurred (if mqtt v5).
 func (s *Server) receivePacket(cl *Client, pk packets.Packet) error {
-	err := s.processPacket(cl, pk)
+	// weir: the body is receivePacketRef, which the read loop calls.
+	p := getPacket()
+	defer putPacket(p)
+	*p = pk
+	return s.receivePacketRef(cl, p)
+}
+
+// receivePacketRef is upstream's receivePacket with the packet by pointer
+// (weir: publishref.go).
+func (s *Server) receivePacketRef(cl *Client, pk *packets.Packet) error {
+	err := s.processPacketRef(cl, pk)
 	if err != nil {
-		if code, ok := err.(packets.Code); ok &&
-			cl.Properties.ProtocolVersion == 5 &&
-			code.Code >= packets.ErrUnspecifiedError.Code {
-			_ = s.DisconnectClient(cl, code)
-		}
-
-		s.Log.Warn("error processing packet", "error", err, "client", cl.ID, "listener", cl.Net.Listener, "pk", pk)
-
-		return err
+		return s.packetFailed(cl, pk, err)
 	}
 
 	return nil
+}
+
+// packetFailed is upstream's receivePacket after an error (weir: apart,
+// as the arguments of its log call are most of the frame it was in,
+// under every publish; publishref.go).
+//
+//go:noinline
+func (s *Server) packetFailed(cl *Client, pk *packets.Packet, err error) error {
+	if code, ok := err.(packets.Code); ok &&
+		cl.Properties.ProtocolVersion == 5 &&
+		code.Code >= packets.ErrUnspecifiedError.Code {
+		_ = s.DisconnectClient(cl, code)
+	}
+
+	s.Log.Warn("error processing packet", "error", err, "client", cl.ID, "listener", cl.Net.Listener, "pk", *pk)
+
+	return err
 }
 
 // validateConnect validates that a connect packet is compliant.
@@ -785,7 +804,36 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 		return fmt.Errorf("no valid packet available; %v", pk.FixedHeader.Type)
 	}
 
-	s.hooks.OnPacketProcessed(cl, pk, err)
+	return s.packetProcessed(cl, &pk, err) // weir: shared with processPacketRef
+}
+
+// processPacketRef is processPacket for the read loop's packet, by
+// pointer (weir: publishref.go). A publish goes down by pointer; any other
+// packet takes processPacket, whose handlers take it by value.
+func (s *Server) processPacketRef(cl *Client, pk *packets.Packet) error {
+	if pk.FixedHeader.Type != packets.Publish {
+		return s.processPacketValue(cl, pk)
+	}
+	code := pk.PublishValidate(s.Options.Capabilities.TopicAliasMaximum)
+	if code != packets.CodeSuccess {
+		return code
+	}
+	return s.packetProcessed(cl, pk, s.processPublishRef(cl, pk))
+}
+
+// processPacketValue is processPacket(cl, *pk), apart because the two
+// copies of *pk that call takes (1.6 KB) would otherwise be in
+// processPacketRef's frame, under every publish (weir).
+//
+//go:noinline
+func (s *Server) processPacketValue(cl *Client, pk *packets.Packet) error {
+	return s.processPacket(cl, *pk)
+}
+
+// packetProcessed is the end of upstream's processPacket (weir: split out
+// for processPacketRef).
+func (s *Server) packetProcessed(cl *Client, pk *packets.Packet, err error) error {
+	s.hooks.OnPacketProcessed(cl, *pk, err)
 	if err != nil {
 		return err
 	}
@@ -930,6 +978,16 @@ func (s *Server) InjectPacket(cl *Client, pk packets.Packet) error {
 
 // processPublish processes a Publish packet.
 func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
+	// weir: the body is processPublishRef, which the read loop calls.
+	p := getPacket()
+	defer putPacket(p)
+	*p = pk
+	return s.processPublishRef(cl, p)
+}
+
+// processPublishRef is upstream's processPublish with the packet by
+// pointer (weir: publishref.go).
+func (s *Server) processPublishRef(cl *Client, pk *packets.Packet) error {
 	if !cl.Net.Inline && !IsValidFilter(pk.TopicName, true) {
 		return s.refuseTopic(cl, pk) // weir: upstream returned nil: no answer, the client waited forever
 	}
@@ -952,8 +1010,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 			ackType = packets.Pubrec
 		}
 
-		ack := s.buildAck(pk.PacketID, ackType, 0, pk.Properties, packets.ErrNotAuthorized)
-		return cl.WritePacket(ack)
+		return s.writeAck(cl, pk, ackType, packets.ErrNotAuthorized) // weir: upstream built the ack here (frame size, publishref.go)
 	}
 
 	pk.Origin = cl.ID
@@ -965,10 +1022,11 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	}
 
 	if !cl.Net.Inline {
-		if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok {
-			if pki.FixedHeader.Type == packets.Pubrec { // [MQTT-4.3.3-10]
-				ack := s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.ErrPacketIdentifierInUse)
-				return cl.WritePacket(ack)
+		// weir: typeOf and writeAck, not Get and buildAck: each put a
+		// packets.Packet in this frame (publishref.go).
+		if pkiType, ok := cl.State.Inflight.typeOf(pk.PacketID); ok {
+			if pkiType == packets.Pubrec { // [MQTT-4.3.3-10]
+				return s.writeAck(cl, pk, packets.Pubrec, packets.ErrPacketIdentifierInUse)
 			}
 			if ok := cl.State.Inflight.Delete(pk.PacketID); ok { // [MQTT-4.3.2-5]
 				atomic.AddInt64(&s.Info.Inflight, -1)
@@ -990,28 +1048,31 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		pk.FixedHeader.Qos = s.Options.Capabilities.MaximumQos // [MQTT-3.2.2-9] Reduce qos based on server max qos capability
 	}
 
-	pkx, err := s.hooks.OnPublish(cl, pk)
+	// weir: the hooks change pk in place (upstream: pkx, err :=
+	// s.hooks.OnPublish(cl, pk)); on an error it is as it arrived.
+	err := s.hooks.OnPublishRef(cl, pk)
 	// weir: a hook that deferred the publish owns it now and completes it
 	// later (deferred.go); its answer leaves then, in order. The read loop
 	// goes on to the next packet.
 	if errors.Is(err, ErrPublishDeferred) {
 		return s.waitDeferredRoom(cl)
 	}
-	return s.finishPublish(cl, pk, pkx, err)
+	return s.finishPublish(cl, pk, err)
 }
 
 // finishPublish is upstream's processPublish from the OnPublish hook's
-// result on, unchanged: the ack, retain and delivery, for a publish the
-// hook answered at once or (deferred.go) completed later.
-func (s *Server) finishPublish(cl *Client, pk, pkx packets.Packet, err error) error { // weir: split out
+// result on: the ack, retain and delivery, for a publish the hook answered
+// at once or (deferred.go) completed later. pk is the packet the hooks
+// returned, or the one that arrived if they failed.
+func (s *Server) finishPublish(cl *Client, pk *packets.Packet, err error) error { // weir: split out
 	if err == nil {
-		pk = pkx
+		// upstream: pk = pkx
 	} else if errors.Is(err, packets.ErrRejectPacket) {
 		return nil
 	} else if errors.Is(err, packets.CodeSuccessIgnore) {
 		pk.Ignore = true
 	} else if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 && errors.As(err, new(packets.Code)) {
-		err = cl.WritePacket(s.buildAck(pk.PacketID, packets.Puback, 0, pk.Properties, err.(packets.Code)))
+		err = s.writeAck(cl, pk, packets.Puback, err.(packets.Code)) // weir: writeAck, as processPublishRef
 		if err != nil {
 			return err
 		}
@@ -1019,15 +1080,15 @@ func (s *Server) finishPublish(cl *Client, pk, pkx packets.Packet, err error) er
 	}
 
 	if pk.FixedHeader.Retain { // [MQTT-3.3.1-5] ![MQTT-3.3.1-8]
-		s.retainMessage(cl, pk)
+		s.retainMessage(cl, *pk)
 	}
 
 	// If it's inlineClient, it can't handle PUBREC and PUBREL.
 	// When it publishes a package with a qos > 0, the server treats
 	// the package as qos=0, and the client receives it as qos=1 or 2.
 	if pk.FixedHeader.Qos == 0 || cl.Net.Inline {
-		s.publishToSubscribers(pk)
-		s.hooks.OnPublished(cl, pk)
+		s.publishToSubscribers(*pk)
+		s.hooks.OnPublished(cl, *pk)
 		return nil
 	}
 
@@ -1055,8 +1116,8 @@ func (s *Server) finishPublish(cl *Client, pk, pkx packets.Packet, err error) er
 		s.hooks.OnQosComplete(cl, ack)
 	}
 
-	s.publishToSubscribers(pk)
-	s.hooks.OnPublished(cl, pk)
+	s.publishToSubscribers(*pk)
+	s.hooks.OnPublished(cl, *pk)
 
 	return nil
 }

@@ -240,7 +240,7 @@ func (s *Subscriptions) Has(filter string) bool {
 // way) or 0x90 Topic Name invalid for the rest; an MQTT 3.1.1 client,
 // which has no negative acknowledgement, is disconnected so that it does
 // not wait; QoS 0 is dropped. Nothing is stored, retained or forwarded.
-func (s *Server) refuseTopic(cl *Client, pk packets.Packet) error {
+func (s *Server) refuseTopic(cl *Client, pk *packets.Packet) error {
 	why, code := RefusedTopicName, packets.ErrTopicNameInvalid
 	if len(pk.TopicName) >= len(SysPrefix) && strings.EqualFold(pk.TopicName[:len(SysPrefix)], SysPrefix) {
 		why, code = RefusedSysPublish, packets.ErrNotAuthorized
@@ -259,7 +259,29 @@ func (s *Server) refuseTopic(cl *Client, pk packets.Packet) error {
 	if pk.FixedHeader.Qos == 2 {
 		ackType = packets.Pubrec // a reason ≥ 0x80 ends the QoS 2 flow (§4.3.3)
 	}
+	return s.writeAck(cl, pk, ackType, code)
+}
+
+// writeAck answers pk with an ack of type ackType and reason code, built
+// as upstream's processPublish builds it. It is apart so that the packets
+// it builds and writes (2 KB) are in its frame, entered only to answer
+// so, and not in that of processPublishRef, which every publish goes
+// through on the read goroutine (publishref.go).
+//
+//go:noinline
+func (s *Server) writeAck(cl *Client, pk *packets.Packet, ackType byte, code packets.Code) error {
 	return cl.WritePacket(s.buildAck(pk.PacketID, ackType, 0, pk.Properties, code))
+}
+
+// typeOf is Inflight.Get for the type of the in-flight packet alone:
+// Get's 800-byte result would sit in processPublishRef's frame.
+func (i *Inflight) typeOf(id uint16) (t byte, ok bool) {
+	i.RLock()
+	defer i.RUnlock()
+	if _, ok = i.internal[id]; ok {
+		t = i.internal[id].FixedHeader.Type
+	}
+	return t, ok
 }
 
 // CountType returns how many in-flight packets have type t; with

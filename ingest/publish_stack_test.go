@@ -1,0 +1,127 @@
+//go:build !race
+
+// The race detector enlarges every frame, so the sizes below hold only in
+// a normal build; scripts/test.sh runs this test without -race.
+
+package ingest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/weir-gateway/weir/ingest/auth"
+	"github.com/weir-gateway/weir/shards"
+)
+
+// publishStackGrowthLimit is how much one QoS 1 publish may grow the
+// goroutine stacks the broker keeps for a device. The publish runs on the
+// device's read loop, which idles in 4 KiB: through mochi, the auth and
+// ingest hooks and the store down to the log's AppendDeferred (the PUBACK
+// is written later, by the log's completion goroutine). Within 8 KiB the
+// stack grows by 4 KiB; at 16 KiB, by 12. Before mochi handed the packet
+// down by pointer (third_party/mochi-mqtt-server/PATCHES.md, "The publish
+// path by pointer") it grew by 28, to 32 KiB.
+const publishStackGrowthLimit = 8 << 10
+
+// TestPublishStack publishes one QoS 1 message from each of n idle
+// devices, through the real hooks (ACL on) and a real store, with the
+// garbage collector off so that no stack is shrunk between the
+// measurements: the StackInuse growth per device is the read loop's.
+func TestPublishStack(t *testing.T) {
+	acl, err := auth.ParseACL("acl", []byte("topic write devices/#\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t, shards.StreamConfig{Name: "telemetry", Shards: 2})
+	b := startBroker(t, st, brokerOpts{opts: authOpts(nil, acl, "")})
+	addr := b.Addr().String()
+
+	const n = 200
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := connectIdle(addr, fmt.Sprintf("stack-%03d", i), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	// A first publish grows the store's own goroutines (the log writer,
+	// the completion) to their working size; they are not the devices'.
+	warm, err := connectIdle(addr, "stack-warm", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer warm.Close()
+
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	runtime.GC() // shrinks what CONNECT grew: every read loop idles in 4 KiB
+	// ...and after it, one more publish regrows the store's goroutines.
+	warm.SetDeadline(time.Now().Add(10 * time.Second))
+	publishOne(t, warm, "stack-warm", 2)
+	before := stackInuseNoGC()
+
+	for i, c := range conns {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(encodePublish(t, fmt.Sprintf("stack-%03d", i), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range conns {
+		expectPuback(t, c, fmt.Sprintf("stack-%03d", i))
+	}
+	per := (stackInuseNoGC() - before) / n
+	t.Logf("%d devices, one QoS 1 publish each: goroutine stacks grew %d bytes per device (limit %d)", n, per, publishStackGrowthLimit)
+	if per > publishStackGrowthLimit {
+		t.Fatalf("a QoS 1 publish grew the stacks by %d bytes per device, more than %d: the read loop's path through mochi and the hooks no longer fits in 8 KiB (mochi PATCHES.md, \"The publish path by pointer\")", per, publishStackGrowthLimit)
+	}
+}
+
+func stackInuseNoGC() int64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.StackInuse)
+}
+
+func encodePublish(t *testing.T, id string, packetID uint16) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	pub := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Publish, Qos: 1},
+		ProtocolVersion: 4,
+		TopicName:       "devices/" + id + "/telemetry",
+		PacketID:        packetID,
+		Payload:         bytes.Repeat([]byte("x"), 200),
+	}
+	if err := pub.PublishEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func publishOne(t *testing.T, c net.Conn, id string, packetID uint16) {
+	t.Helper()
+	if _, err := c.Write(encodePublish(t, id, packetID)); err != nil {
+		t.Fatal(err)
+	}
+	expectPuback(t, c, id)
+}
+
+func expectPuback(t *testing.T, c net.Conn, id string) {
+	t.Helper()
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(c, ack); err != nil {
+		t.Fatalf("%s: PUBACK: %v", id, err)
+	}
+	if ack[0] != packets.Puback<<4 {
+		t.Fatalf("%s: % x, want a PUBACK", id, ack)
+	}
+}
