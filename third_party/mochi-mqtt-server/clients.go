@@ -390,8 +390,8 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 	return cl.readRef(func(cl *Client, pk *packets.Packet) error { return packetHandler(cl, *pk) })
 }
 
-// readRef is upstream's Read loop, with a handler that takes the packet by
-// pointer (weir).
+// readRef is upstream's Read loop (weir: with a handler that takes the
+// packet by pointer).
 func (cl *Client) readRef(packetHandler readRefFn) error {
 	for {
 		if cl.Closed() {
@@ -520,7 +520,7 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 	return
 }
 
-// readPacketRef is upstream's ReadPacket, decoding into *pk (weir).
+// readPacketRef is upstream's ReadPacket (weir: decoding into *pk).
 func (cl *Client) readPacketRef(fh *packets.FixedHeader, pk *packets.Packet) (err error) {
 	atomic.AddInt64(&cl.ops.info.PacketsReceived, 1)
 

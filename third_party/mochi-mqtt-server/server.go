@@ -821,9 +821,9 @@ func (s *Server) processPacketRef(cl *Client, pk *packets.Packet) error {
 	return s.packetProcessed(cl, pk, s.processPublishRef(cl, pk))
 }
 
-// processPacketValue is processPacket(cl, *pk), apart because the two
-// copies of *pk that call takes (1.6 KB) would otherwise be in
-// processPacketRef's frame, under every publish (weir).
+// processPacketValue is processPacket(cl, *pk) (weir: apart because the
+// two copies of *pk that call takes, 1.6 KB, would otherwise be in
+// processPacketRef's frame, under every publish).
 //
 //go:noinline
 func (s *Server) processPacketValue(cl *Client, pk *packets.Packet) error {
@@ -1049,7 +1049,8 @@ func (s *Server) processPublishRef(cl *Client, pk *packets.Packet) error {
 	}
 
 	// weir: the hooks change pk in place (upstream: pkx, err :=
-	// s.hooks.OnPublish(cl, pk)); on an error it is as it arrived.
+	// s.hooks.OnPublish(cl, pk)); after an error it is as it was before
+	// them, as upstream's pk.
 	err := s.hooks.OnPublishRef(cl, pk)
 	// weir: a hook that deferred the publish owns it now and completes it
 	// later (deferred.go); its answer leaves then, in order. The read loop
@@ -1062,11 +1063,11 @@ func (s *Server) processPublishRef(cl *Client, pk *packets.Packet) error {
 
 // finishPublish is upstream's processPublish from the OnPublish hook's
 // result on: the ack, retain and delivery, for a publish the hook answered
-// at once or (deferred.go) completed later. pk is the packet the hooks
-// returned, or the one that arrived if they failed.
+// at once or (deferred.go) completed later. pk is the packet as the hooks
+// left it, or as it was before them if they failed.
 func (s *Server) finishPublish(cl *Client, pk *packets.Packet, err error) error { // weir: split out
 	if err == nil {
-		// upstream: pk = pkx
+		// weir: the hooks changed pk in place (upstream: pk = pkx)
 	} else if errors.Is(err, packets.ErrRejectPacket) {
 		return nil
 	} else if errors.Is(err, packets.CodeSuccessIgnore) {
