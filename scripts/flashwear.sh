@@ -12,6 +12,8 @@
 # Needs root (losetup, mkfs.ext4 from e2fsprogs, mount), a free loop device
 # and about (WARMUP + DURATION + 15s) per mode. Environment (defaults):
 #   MODES="always interval"  durability.fsync of each run (interval: 10ms)
+#   COMMIT_DELAY=                durability.commit_delay (fsync always;
+#                                default: weir's own)
 #   DEVICES=1000 RATE=5 SIZE=200   the fleet: devices × msg/s × payload bytes
 #   SHARDS=4  SEGMENT_SIZE=16MiB   the stream
 #   RETENTION=24h                  its retention: short (e.g. 30s, with a
@@ -31,6 +33,7 @@ if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
 fi
 
 MODES=${MODES:-always interval}
+COMMIT_DELAY=${COMMIT_DELAY:-}
 DEVICES=${DEVICES:-1000} RATE=${RATE:-5} SIZE=${SIZE:-200}
 SHARDS=${SHARDS:-4} SEGMENT_SIZE=${SEGMENT_SIZE:-16MiB} RETENTION=${RETENTION:-24h}
 WARMUP=${WARMUP:-20s} DURATION=${DURATION:-120s} IMAGE_SIZE=${IMAGE_SIZE:-4G}
@@ -94,7 +97,7 @@ metric() { curl -fsS "http://$api/metrics" | awk -v n="$1" '$1 ~ "^"n"({|$)" {s 
   echo "kernel: $(uname -srm)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
   echo "backing disk of the image: $(df -h --output=source,fstype "$work" | tail -1)"
-  echo "fleet: $DEVICES devices x $RATE msg/s x $SIZE B QoS 1; stream: $SHARDS shards, segment_size $SEGMENT_SIZE, retention $RETENTION"
+  echo "fleet: $DEVICES devices x $RATE msg/s x $SIZE B QoS 1; stream: $SHARDS shards, segment_size $SEGMENT_SIZE, retention $RETENTION, commit_delay ${COMMIT_DELAY:-default}"
   echo "window: ${WARMUP} warm-up, ${DURATION} measured; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/flashwear.txt"
 
@@ -113,7 +116,8 @@ log: {level: warn, format: json}
 mqtt:
   listen: $mqtt
 durability:
-  fsync: $mode
+  fsync: $mode${COMMIT_DELAY:+
+  commit_delay: $COMMIT_DELAY}
 api:
   listen: $api
 streams:

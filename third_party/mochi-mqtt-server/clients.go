@@ -160,6 +160,7 @@ type ClientState struct {
 	open            context.Context      // indicate that the client is open for packet exchange
 	cancelOpen      context.CancelFunc   // cancel function for open context
 	outboundQty     int32                // number of messages currently in the outbound queue
+	writing         atomic.Bool          // weir: a goroutine is writing the outbound queue (writer.go)
 	Keepalive       uint16               // the number of seconds the connection can wait
 	ServerKeepalive bool                 // keepalive was set by the server
 	retainedMu      sync.Mutex           // weir: guards retained
@@ -199,7 +200,13 @@ func newClient(c net.Conn, o *ops) *Client {
 }
 
 // WriteLoop ranges over pending outbound messages and writes them to the client connection.
+//
+// weir: the server no longer runs it; it starts a writer only while the
+// queue holds packets (kickWriter, writer.go). WriteLoop stays as the
+// connection-long writer upstream's tests start, and claims the queue so
+// that no on-demand writer runs beside it.
 func (cl *Client) WriteLoop() {
+	cl.State.writing.Store(true)
 	for {
 		select {
 		case pk := <-cl.State.outbound:

@@ -415,8 +415,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
-	go cl.WriteLoop()
-	defer cl.Stop(nil)
+	defer cl.Stop(nil) // weir: no connection-long WriteLoop; see kickWriter
 
 	// weir: handling CONNECT (decoding, hooks, session takeover, CONNACK)
 	// grows a goroutine's stack to 16 KiB, and the runtime cannot shrink
@@ -1260,6 +1259,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	select {
 	case cl.State.outbound <- &out:
 		atomic.AddInt32(&cl.State.outboundQty, 1)
+		cl.kickWriter() // weir
 	default:
 		atomic.AddInt64(&s.Info.MessagesDropped, 1)
 		cl.ops.hooks.OnPublishDropped(cl, pk)

@@ -72,6 +72,7 @@ type settings struct {
 	CommitDelay string        `json:"commit_delay,omitempty"`
 	NoStore     bool          `json:"no_store,omitempty"`
 	MTLS        bool          `json:"mtls,omitempty"`
+	DeviceHello string        `json:"device_hello,omitempty"`
 	HSWorkers   int           `json:"handshake_workers,omitempty"`
 	JSON        bool          `json:"-"`
 	JSONFile    string        `json:"-"`
@@ -108,6 +109,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&s.CommitDelay, "commit-delay", "", "weir: durability.commit_delay (default: weir's own default)")
 	fs.BoolVar(&s.NoStore, "no-store", false, "weir: route no topic, so nothing is stored (the cost of the broker and hooks alone)")
 	fs.BoolVar(&s.MTLS, "mtls", false, "TLS modes: every device presents its own client certificate (mTLS, identity_from: cn)")
+	fs.StringVar(&s.DeviceHello, "device-hello", "go", "TLS modes: the devices' ClientHello: go (Go's default, with a post-quantum X25519MLKEM768 key share, ~1.5 KB) | classic (X25519 and P-256 only, as OpenSSL 3.0 and mbedTLS send, ~300 B)")
 	fs.IntVar(&s.HSWorkers, "handshake-workers", 8, "handshakes mode: devices connecting at once")
 	fs.BoolVar(&s.JSON, "json", false, "print the report as JSON on stdout (progress stays on stderr)")
 	fs.StringVar(&s.JSONFile, "json-file", "", "also write the JSON report to this file")
@@ -123,8 +125,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"all": {"throughput", "latency", "idle"},
 		"tls": {"tls"}, "handshakes": {"handshakes"}, "tls-idle": {"tls-idle"},
 	}[s.Mode]
-	if modes == nil || s.Rounds < 1 || s.Devices < 1 || s.Duration <= 0 || s.Rate <= 0 || s.IdleDevices < 1 || s.IdleWait <= 0 || s.HSWorkers < 1 {
-		fmt.Fprintln(stderr, "weir-bench: bad flags: --mode must be throughput|latency|idle|all; rounds, devices, duration, rate, idle-devices must be positive")
+	if modes == nil || s.Rounds < 1 || s.Devices < 1 || s.Duration <= 0 || s.Rate <= 0 || s.IdleDevices < 1 || s.IdleWait <= 0 || s.HSWorkers < 1 ||
+		(s.DeviceHello != "go" && s.DeviceHello != "classic") {
+		fmt.Fprintln(stderr, "weir-bench: bad flags: --mode must be throughput|latency|idle|all|tls|handshakes|tls-idle; --device-hello go|classic; rounds, devices, duration, rate, idle-devices must be positive")
 		return 2
 	}
 
@@ -251,7 +254,7 @@ func bench(ctx context.Context, s settings, progress io.Writer, modes []string) 
 	}
 	defer os.RemoveAll(tmp)
 	env := &benchEnv{weirBin: s.Weir, mosquittoBin: s.Mosquitto, tmp: tmp, shards: s.Shards, fsync: s.Fsync, commitDelay: s.CommitDelay, noStore: s.NoStore, mtls: s.MTLS,
-		idlePublish: s.IdlePublish, size: s.Size, brokerCPUs: s.BrokerCPUs}
+		classicHello: s.DeviceHello == "classic", idlePublish: s.IdlePublish, size: s.Size, brokerCPUs: s.BrokerCPUs}
 	if env.pki, err = newBenchPKI(tmp); err != nil {
 		return nil, fmt.Errorf("make a CA: %w", err)
 	}

@@ -48,11 +48,21 @@ type benchEnv struct {
 	// pki and mtls configure kindWeirTLS and its devices.
 	pki  *benchPKI
 	mtls bool
+	// classicHello makes devices offer only X25519 and P-256 key shares,
+	// as OpenSSL 3.0 (mosquitto_pub on Debian 12) and mbedTLS do, instead
+	// of Go's post-quantum hybrid: a ClientHello of ~300 bytes, not ~1.5 KB.
+	// crypto/tls keeps buffers the size of the largest handshake record
+	// for the life of the connection, so this changes idle memory.
+	classicHello bool
 }
 
 // deviceTLS is a device's TLS config for the weir-tls target.
 func (env *benchEnv) deviceTLS(id string) (*tls.Config, error) {
-	return env.pki.clientTLS(id, env.mtls)
+	c, err := env.pki.clientTLS(id, env.mtls)
+	if err == nil && env.classicHello {
+		c.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
+	}
+	return c, err
 }
 
 // target is one broker process under test, on a fresh port (and, for
