@@ -134,13 +134,14 @@
 // parked in a 4 KiB stack. The mochi in third_party/mochi-mqtt-server is
 // patched (see its PATCHES.md) to handle CONNECT on a short-lived
 // goroutine and to park both loops in small frames: 4 KiB and 2 KiB. A
-// QoS 1 publish grows the read loop's stack to 8 KiB (the path down to
-// the log's AppendDeferred is about 3.3 KB deep, just past what 4 KiB
-// leaves), and the next GC halves it back to 4 KiB. It grew to 32 KiB
-// before mochi handed the packet down by pointer (mqtt.PublishRefHook,
-// which both publish hooks implement; PATCHES.md "The publish path by
-// pointer"); TestPublishStack holds the 8 KiB. A PINGREQ still takes
-// mochi's by-value path and grows it to 16 KiB.
+// QoS 1 publish mostly runs within the read loop's 4 KiB (the path down
+// to the log's AppendDeferred is about 3.1 KB deep, some 100 bytes short
+// of what 4 KiB leaves above the guard) and at times grows it to 8 KiB,
+// which the next GC halves back. It grew to 32 KiB before mochi handed
+// the packet down by pointer (mqtt.PublishRefHook, which both publish
+// hooks implement; PATCHES.md "The publish path by pointer");
+// TestPublishStack holds 8 KiB. A PINGREQ still takes mochi's by-value
+// path and grows it to 16 KiB.
 //
 // # Authentication and access control
 //
