@@ -176,7 +176,6 @@ func New(cfg Config, routes []Route, sink Sink, opts Options) (*Broker, error) {
 		server:     server,
 		ctx:        ctx,
 		closing:    &b.closing,
-		packetSize: packetSize,
 		stats:      &b.stats,
 		ackLatency: b.metrics.ack,
 		log:        log,

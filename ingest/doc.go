@@ -125,23 +125,24 @@
 // protocol version, 2 identifier rejected, 3 server unavailable, 4 bad user
 // name or password, 5 not authorized), or none for a malformed CONNECT.
 // BenchmarkIdleClientMemory measures what an idle device costs: about
-// 11 KiB, of which 6 KiB are the stacks of the two goroutines mochi keeps
-// per client (weir-bench's idle mode, which forces no GC, sees 12 KiB of
-// resident memory per device). Upstream mochi v2.7.9 cost 20 KiB of stack
-// per client: it handled CONNECT on the goroutine that then reads the
-// client, which grew that stack to 16 KiB, and parked its read loop below
-// ~5.5 KB of frames, so the runtime could never shrink it; its write loop
-// parked in a 4 KiB stack. The mochi in third_party/mochi-mqtt-server is
-// patched (see its PATCHES.md) to handle CONNECT on a short-lived
-// goroutine and to park both loops in small frames: 4 KiB and 2 KiB. A
+// 8 KiB, of which 4 KiB are the stack of the one goroutine mochi keeps per
+// client, its read loop (weir-bench's idle mode, which forces no GC, sees
+// 9.5 KiB of resident memory per device). Upstream mochi v2.7.9 cost 20
+// KiB of stack per client: it handled CONNECT on the goroutine that then
+// reads the client, which grew that stack to 16 KiB, and parked its read
+// loop below ~5.5 KB of frames, so the runtime could never shrink it; and
+// it kept a write loop parked per client. The mochi in
+// third_party/mochi-mqtt-server is patched (see its PATCHES.md) to handle
+// CONNECT on a short-lived goroutine, to park the read loop in a small
+// frame, and to run a writer only while a client has packets queued. A
 // QoS 1 publish mostly runs within the read loop's 4 KiB (the path down
 // to the log's AppendDeferred is about 3.1 KB deep, some 100 bytes short
 // of what 4 KiB leaves above the guard) and at times grows it to 8 KiB,
 // which the next GC halves back. It grew to 32 KiB before mochi handed
 // the packet down by pointer (mqtt.PublishRefHook, which both publish
 // hooks implement; PATCHES.md "The publish path by pointer");
-// TestPublishStack holds 8 KiB. A PINGREQ still takes mochi's by-value
-// path and grows it to 16 KiB.
+// TestPublishStack holds 8 KiB. A PINGREQ is answered within the 4 KiB
+// (TestPingStack; it grew the stack to 16 KiB before).
 //
 // # Authentication and access control
 //

@@ -45,7 +45,6 @@ type publishHook struct {
 	server     *mqtt.Server
 	ctx        context.Context // ends when the broker is forced to stop
 	closing    *atomic.Bool
-	packetSize uint32 // advertised in CONNACK to MQTT 5 clients
 	stats      *counters
 	ackLatency prometheus.Histogram // QoS ≥ 1 appends that were stored
 	limits     *limitsHook          // publish-time abuse limits (limits.go)
@@ -61,7 +60,7 @@ var _ mqtt.PublishRefHook = (*publishHook)(nil)
 func (h *publishHook) ID() string { return "weir-ingest" }
 
 func (h *publishHook) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnPacketEncode
+	return b == mqtt.OnPublish
 }
 
 // refusalCodes are what an MQTT 5 client gets in PUBACK/PUBREC, indexed by
@@ -260,14 +259,4 @@ func (h *publishHook) logRefusal(cl *mqtt.Client, pk *packets.Packet, rt *route,
 		Str("stream", rt.streamName()).
 		Uint64("suppressed", suppressed).
 		Msg("publish refused")
-}
-
-// OnPacketEncode advertises the maximum packet size in CONNACK: mochi
-// enforces Capabilities.MaximumPacketSize but never tells MQTT 5 clients,
-// who would otherwise learn it only by being disconnected.
-func (h *publishHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type == packets.Connack && h.packetSize > 0 && pk.ReasonCode < packets.ErrUnspecifiedError.Code {
-		pk.Properties.MaximumPacketSize = h.packetSize
-	}
-	return pk
 }

@@ -48,15 +48,7 @@ func TestPublishStack(t *testing.T) {
 	addr := b.Addr().String()
 
 	const n = 200
-	conns := make([]net.Conn, n)
-	for i := range conns {
-		c, err := connectIdle(addr, fmt.Sprintf("stack-%03d", i), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		conns[i] = c
-	}
+	conns := connectIdleN(t, addr, "stack", n)
 	// A first publish grows the store's own goroutines (the log writer,
 	// the completion) to their working size; they are not the devices'.
 	warm, err := connectIdle(addr, "stack-warm", true)
@@ -94,6 +86,22 @@ func TestPublishStack(t *testing.T) {
 	if left := (stackInuseNoGC() - before) / n; left > 1<<10 {
 		t.Errorf("one GC after the publish, the stacks are still %d bytes per device above the idle devices' (more than 1 KiB): the parked read loop is too deep for the GC to halve 8 KiB (mochi PATCHES.md, \"Why the read loop stays at 4 KiB\")", left)
 	}
+}
+
+// connectIdleN connects n idle devices, PREFIX-000 onwards, closed when
+// the test ends.
+func connectIdleN(t *testing.T, addr, prefix string, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := connectIdle(addr, fmt.Sprintf("%s-%03d", prefix, i), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	return conns
 }
 
 func stackInuseNoGC() int64 {
@@ -134,5 +142,46 @@ func expectPuback(t *testing.T, c net.Conn, id string) {
 	}
 	if ack[0] != packets.Puback<<4 {
 		t.Fatalf("%s: % x, want a PUBACK", id, ack)
+	}
+}
+
+// pingStackGrowthLimit is how much answering one PINGREQ may grow a
+// device's goroutine stacks. Every device with a keepalive pings, so an
+// idle fleet's read loops would sit at whatever a ping grows them to
+// until GCs halve them back: through mochi's by-value processPacket and
+// WritePacket it was 16 KiB (12 KiB of growth per device).
+const pingStackGrowthLimit = 1 << 10
+
+// TestPingStack: n idle devices send one PINGREQ each; the answer must
+// leave their read loops in the 4 KiB they idle in.
+func TestPingStack(t *testing.T) {
+	st := openStore(t, shards.StreamConfig{Name: "telemetry", Shards: 2})
+	b := startBroker(t, st, brokerOpts{})
+	addr := b.Addr().String()
+
+	const n = 200
+	conns := connectIdleN(t, addr, "ping", n)
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	runtime.GC() // shrinks what CONNECT grew
+	before := stackInuseNoGC()
+	for _, c := range conns {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte{packets.Pingreq << 4, 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range conns {
+		resp := make([]byte, 2)
+		if _, err := io.ReadFull(c, resp); err != nil {
+			t.Fatalf("ping-%03d: PINGRESP: %v", i, err)
+		}
+		if resp[0] != packets.Pingresp<<4 || resp[1] != 0 {
+			t.Fatalf("ping-%03d: % x, want a PINGRESP", i, resp)
+		}
+	}
+	per := (stackInuseNoGC() - before) / n
+	t.Logf("%d devices, one PINGREQ each: goroutine stacks grew %d bytes per device (limit %d)", n, per, pingStackGrowthLimit)
+	if per > pingStackGrowthLimit {
+		t.Fatalf("a PINGREQ grew the stacks by %d bytes per device, more than %d: the answer's path no longer fits in the idle read loop's 4 KiB (mochi PATCHES.md, \"The publish path by pointer\")", per, pingStackGrowthLimit)
 	}
 }

@@ -101,7 +101,7 @@ step "vendored mochi: upstream's tests, the idle- and publish-stack thresholds"
 )
 # The publish path's stack threshold goes through weir's hooks and store,
 # so it lives in ingest; like the idle one it is built without -race.
-go test -count=1 -run '^TestPublishStack$' ./ingest/
+go test -count=1 -run '^(TestPublishStack|TestPingStack)$' ./ingest/
 
 step "go test -race ./... (unit and end-to-end)"
 # A FUSE server that dies with its own mount still open (integration/lazyfs)

@@ -633,7 +633,9 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 		pk.Mods.AllowResponseInfo = true // [MQTT-3.1.2-28] we need to know which properties we can encode
 	}
 
-	pk = cl.ops.hooks.OnPacketEncode(cl, pk)
+	if cl.ops.hooks.Provides(OnPacketEncode) { // weir: see onPacketEncode
+		cl.onPacketEncode(&pk)
+	}
 
 	var err error
 	buf := new(bytes.Buffer)
@@ -719,9 +721,29 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 		atomic.AddInt64(&cl.ops.info.MessagesSent, 1)
 	}
 
-	cl.ops.hooks.OnPacketSent(cl, pk, buf.Bytes())
+	if cl.ops.hooks.Provides(OnPacketSent) { // weir: see onPacketEncode
+		cl.onPacketSent(&pk, buf.Bytes())
+	}
 
 	return err
+}
+
+// onPacketEncode runs the OnPacketEncode hooks on *pk, and onPacketSent
+// the OnPacketSent hooks. weir: upstream called both dispatchers from
+// WritePacket whether or not a hook wanted the packet; each call keeps
+// room for copies of the 800-byte packet in WritePacket's frame, which is
+// on the read goroutine's stack whenever it answers a packet (a PINGREQ
+// grew it to 16 KiB). Apart and entered only when a hook provides them,
+// they cost that stack only then.
+//
+//go:noinline
+func (cl *Client) onPacketEncode(pk *packets.Packet) {
+	*pk = cl.ops.hooks.OnPacketEncode(cl, *pk)
+}
+
+//go:noinline
+func (cl *Client) onPacketSent(pk *packets.Packet, b []byte) {
+	cl.ops.hooks.OnPacketSent(cl, *pk, b)
 }
 
 func (cl *Client) flushOutbuf() (err error) {

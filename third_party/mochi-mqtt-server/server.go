@@ -733,6 +733,13 @@ func (s *Server) SendConnack(cl *Client, reason packets.Code, present bool, prop
 		properties.MaximumQosFlag = true
 	}
 
+	// weir: tell the client the largest packet the server accepts (3.2.2.3.6):
+	// upstream enforced Capabilities.MaximumPacketSize but never said so, and
+	// an MQTT 5 client learnt it only by being disconnected.
+	if s.Options.Capabilities.MaximumPacketSize > 0 {
+		properties.MaximumPacketSize = s.Options.Capabilities.MaximumPacketSize
+	}
+
 	if cl.Properties.Props.AssignedClientID != "" {
 		properties.AssignedClientID = cl.Properties.Props.AssignedClientID // [MQTT-3.1.3-7] [MQTT-3.2.2-16]
 	}
@@ -810,6 +817,12 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 // pointer (weir: publishref.go). A publish goes down by pointer; any other
 // packet takes processPacket, whose handlers take it by value.
 func (s *Server) processPacketRef(cl *Client, pk *packets.Packet) error {
+	if pk.FixedHeader.Type == packets.Pingreq {
+		// weir: every device with a keepalive sends these; by value
+		// (processPacket, processPingreq) the answer grew an idle read
+		// loop's stack to 16 KiB.
+		return s.packetProcessed(cl, pk, cl.pingresp())
+	}
 	if pk.FixedHeader.Type != packets.Publish {
 		return s.processPacketValue(cl, pk)
 	}
@@ -881,6 +894,13 @@ func (s *Server) processConnect(cl *Client, _ packets.Packet) error {
 
 // processPingreq processes a Pingreq packet.
 func (s *Server) processPingreq(cl *Client, _ packets.Packet) error {
+	return cl.pingresp() // weir: shared with processPacketRef
+}
+
+// pingresp answers a PINGREQ.
+//
+//go:noinline
+func (cl *Client) pingresp() error {
 	return cl.WritePacket(packets.Packet{
 		FixedHeader: packets.FixedHeader{
 			Type: packets.Pingresp, // [MQTT-3.12.4-1]
