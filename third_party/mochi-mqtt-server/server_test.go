@@ -722,6 +722,14 @@ func TestEstablishConnectionInheritExistingTrueTakeover(t *testing.T) {
 	cl1.State.Subscriptions.Add("d/e/f", packets.Subscription{Filter: "d/e/f", Qos: 0})
 	time.Sleep(time.Millisecond * 50)
 
+	// Capture first Client pointer
+	// weir: before the second connection starts, not after: its takeover
+	// could replace the client first (failed CI on a loaded machine).
+	clp1, ok := s.Clients.Get("zen")
+	require.True(t, ok)
+	require.Empty(t, clp1.Properties.Username)
+	require.NotEmpty(t, clp1.State.Subscriptions.GetAll())
+
 	// Make the second connection
 	r2, w2 := net.Pipe()
 	o2 := make(chan error)
@@ -742,12 +750,6 @@ func TestEstablishConnectionInheritExistingTrueTakeover(t *testing.T) {
 		require.NoError(t, err)
 		recv2 <- buf
 	}()
-
-	// Capture first Client pointer
-	clp1, ok := s.Clients.Get("zen")
-	require.True(t, ok)
-	require.Empty(t, clp1.Properties.Username)
-	require.NotEmpty(t, clp1.State.Subscriptions.GetAll())
 
 	err1 := <-o1
 	require.Error(t, err1)
@@ -1875,7 +1877,7 @@ func TestPublishToSubscribersSelfNoLocal(t *testing.T) {
 		pkx := *packets.TPacketData[packets.Publish].Get(packets.TPublishBasic).Packet
 		pkx.Origin = cl.ID
 		s.publishToSubscribers(pkx)
-		time.Sleep(time.Millisecond)
+		waitWritten(cl) // weir: was 1 ms of sleep, which a loaded machine overran
 		_ = w.Close()
 	}()
 
@@ -1994,7 +1996,7 @@ func TestPublishToSubscribersIdentifiers(t *testing.T) {
 
 	go func() {
 		s.publishToSubscribers(*packets.TPacketData[packets.Publish].Get(packets.TPublishBasic).Packet)
-		time.Sleep(time.Millisecond)
+		waitWritten(cl) // weir: was 1 ms of sleep, which a loaded machine overran
 		_ = w.Close()
 	}()
 
@@ -2019,7 +2021,7 @@ func TestPublishToSubscribersPkIgnore(t *testing.T) {
 		pk := *packets.TPacketData[packets.Publish].Get(packets.TPublishBasic).Packet
 		pk.Ignore = true
 		s.publishToSubscribers(pk)
-		time.Sleep(time.Millisecond)
+		waitWritten(cl) // weir: was 1 ms of sleep, which a loaded machine overran
 		_ = w.Close()
 	}()
 
@@ -2154,7 +2156,7 @@ func TestPublishToClientServerTopicAlias(t *testing.T) {
 		pkx := *packets.TPacketData[packets.Publish].Get(packets.TPublishBasicMqtt5).Packet
 		_, _ = s.publishToClient(cl, packets.Subscription{Filter: pkx.TopicName}, pkx)
 		_, _ = s.publishToClient(cl, packets.Subscription{Filter: pkx.TopicName}, pkx)
-		time.Sleep(time.Millisecond)
+		waitWritten(cl) // weir: was 1 ms of sleep, which a loaded machine overran
 		_ = w.Close()
 	}()
 
@@ -2343,7 +2345,7 @@ func TestPublishRetainedToClient(t *testing.T) {
 
 	go func() {
 		s.publishRetainedToClient(cl, packets.Subscription{Filter: "a/b/c"}, false)
-		time.Sleep(time.Millisecond)
+		waitWritten(cl) // weir: was 1 ms of sleep, which a loaded machine overran
 		_ = w.Close()
 	}()
 
@@ -2889,7 +2891,7 @@ func TestServerProcessSubscribeWithRetain(t *testing.T) {
 		err := s.processPacket(cl, *packets.TPacketData[packets.Subscribe].Get(packets.TSubscribe).Packet)
 		require.NoError(t, err)
 
-		time.Sleep(time.Millisecond)
+		waitWritten(cl) // weir: was 1 ms of sleep, which a loaded machine overran
 		_ = w.Close()
 	}()
 
@@ -2910,7 +2912,7 @@ func TestServerProcessSubscribeDowngradeQos(t *testing.T) {
 		err := s.processPacket(cl, *packets.TPacketData[packets.Subscribe].Get(packets.TSubscribeMany).Packet)
 		require.NoError(t, err)
 
-		time.Sleep(time.Millisecond)
+		waitWritten(cl) // weir: was 1 ms of sleep, which a loaded machine overran
 		_ = w.Close()
 	}()
 
@@ -2932,7 +2934,7 @@ func TestServerProcessSubscribeWithRetainHandling1(t *testing.T) {
 		err := s.processPacket(cl, *packets.TPacketData[packets.Subscribe].Get(packets.TSubscribeRetainHandling1).Packet)
 		require.NoError(t, err)
 
-		time.Sleep(time.Millisecond)
+		waitWritten(cl) // weir: was 1 ms of sleep, which a loaded machine overran
 		_ = w.Close()
 	}()
 
@@ -2953,7 +2955,7 @@ func TestServerProcessSubscribeWithRetainHandling2(t *testing.T) {
 		err := s.processPacket(cl, *packets.TPacketData[packets.Subscribe].Get(packets.TSubscribeRetainHandling2).Packet)
 		require.NoError(t, err)
 
-		time.Sleep(time.Millisecond)
+		waitWritten(cl) // weir: was 1 ms of sleep, which a loaded machine overran
 		_ = w.Close()
 	}()
 
@@ -2974,7 +2976,7 @@ func TestServerProcessSubscribeWithNotRetainAsPublished(t *testing.T) {
 		err := s.processPacket(cl, *packets.TPacketData[packets.Subscribe].Get(packets.TSubscribeRetainAsPublished).Packet)
 		require.NoError(t, err)
 
-		time.Sleep(time.Millisecond)
+		waitWritten(cl) // weir: was 1 ms of sleep, which a loaded machine overran
 		_ = w.Close()
 	}()
 
@@ -3326,7 +3328,7 @@ func TestServerSendLWTDelayed(t *testing.T) {
 		require.Equal(t, 1, s.loop.willDelayed.Len())
 		s.sendDelayedLWT(time.Now().Unix())
 		require.Equal(t, 0, s.loop.willDelayed.Len())
-		time.Sleep(time.Millisecond)
+		waitWritten(cl2) // weir: was 1 ms of sleep, which a loaded machine overran
 		_ = w.Close()
 	}()
 
@@ -3503,15 +3505,15 @@ func TestServerClose(t *testing.T) {
 		recv <- buf
 	}()
 
-	time.Sleep(time.Millisecond)
 	require.Equal(t, 1, s.Listeners.Len())
 
 	listener, ok := s.Listeners.Get("t1")
 	require.Equal(t, true, ok)
-	require.Equal(t, true, listener.(*listeners.MockListener).IsServing())
+	// weir: Serve starts the listener on a goroutine; wait for it, not
+	// 1 ms, which a loaded machine overran.
+	require.Eventually(t, listener.(*listeners.MockListener).IsServing, 5*time.Second, time.Millisecond)
 
 	_ = s.Close()
-	time.Sleep(time.Millisecond)
 	require.Equal(t, false, listener.(*listeners.MockListener).IsServing())
 	require.Equal(t, packets.TPacketData[packets.Disconnect].Get(packets.TDisconnectShuttingDown).RawBytes, <-recv)
 }
@@ -3950,4 +3952,26 @@ func TestMinimum(t *testing.T) {
 	require.EqualValues(t, -1, minimum(-1, 0)) // negative values are not used, but included here for completeness
 	require.EqualValues(t, -1, minimum(-1, 20))
 	require.EqualValues(t, -2, minimum(-1, -2))
+}
+
+// waitWritten waits until the client's retained deliveries (weir.go) and
+// outbound queue have been written. weir: upstream's tests slept 100 µs or
+// 1 ms before closing the pipe, which a loaded machine overran: the write
+// then failed on the closed pipe and the reader got nothing.
+func waitWritten(cl *Client) {
+	for {
+		cl.State.retainedMu.Lock()
+		q := cl.State.retained
+		cl.State.retainedMu.Unlock()
+		busy := false
+		if q != nil {
+			q.mu.Lock()
+			busy = q.running
+			q.mu.Unlock()
+		}
+		if !busy && atomic.LoadInt32(&cl.State.outboundQty) == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

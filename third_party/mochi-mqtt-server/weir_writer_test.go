@@ -14,6 +14,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/system"
 )
 
 func TestOnDemandWriterDeliversInOrder(t *testing.T) {
@@ -130,7 +131,9 @@ func TestOnDemandWriterDeliversInOrder(t *testing.T) {
 // the writer is between finding the queue empty and letting go, whose
 // sender's claim therefore failed. The writer must not exit on it.
 func TestOnDemandWriterReleaseSeesLatePacket(t *testing.T) {
-	cl, _, _ := newTestClient()
+	// Not newTestClient: it starts a WriteLoop, which would take the packet.
+	cl := newClient(nil, &ops{info: new(system.Info), hooks: new(Hooks), log: logger,
+		options: &Options{Capabilities: &Capabilities{MaximumClientWritesPending: 3}}})
 	cl.State.writing.Store(true) // the writer, about to release
 	cl.State.outbound <- new(packets.Packet)
 	cl.kickWriter() // the sender's claim: fails, the writer holds it
