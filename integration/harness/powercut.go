@@ -363,8 +363,26 @@ func (a *GatewayAPI) CommitCheckpoint(ctx context.Context, stream, consumer, sha
 }
 
 // ListShards lists every shard of the stream the gateway still keeps.
+//
+// A read that failed in transport (no error answer) is asked again, up to
+// three times: CI once saw a 200 answer to ListShards whose body could not
+// be read ("use of closed network connection", the client's own socket)
+// on a gateway that was up and logged nothing. What the checks after a
+// restart judge is the answer, and an error answer still fails at once.
 func (a *GatewayAPI) ListShards(ctx context.Context, stream string) ([]types.Shard, error) {
-	return kinesalite.Shards(ctx, a.Kinesis, stream)
+	var err error
+	for range 3 {
+		var list []types.Shard
+		if list, err = kinesalite.Shards(ctx, a.Kinesis, stream); err == nil {
+			return list, nil
+		}
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) || ctx.Err() != nil || a.Down() {
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("three times: %w", err)
 }
 
 // Down reports whether nothing accepts connections on the API's port:
