@@ -1900,7 +1900,11 @@ func (s *Server) loadRetained(v []storage.Message) {
 // clearExpiredClients deletes all clients which have been disconnected for longer
 // than their given expiry intervals.
 func (s *Server) clearExpiredClients(dt int64) {
-	for id, client := range s.Clients.GetAll() {
+	// weir: only disconnected clients can expire; collecting them, not a
+	// copy of the whole map, makes the once-a-second pass allocate
+	// nothing while every client is connected (idle.go).
+	for _, client := range s.Clients.collect(isDisconnected) {
+		id := client.ID
 		disconnected := client.StopTime()
 		if disconnected == 0 {
 			continue
@@ -1944,7 +1948,8 @@ func (s *Server) clearExpiredRetainedMessages(now int64) {
 
 // clearExpiredInflights deletes any inflight messages which have expired.
 func (s *Server) clearExpiredInflights(now int64) {
-	for _, client := range s.Clients.GetAll() {
+	// weir: only clients with messages in flight; see clearExpiredClients.
+	for _, client := range s.Clients.collect(hasInflight) {
 		if deleted := client.ClearExpiredInflights(now, s.Options.Capabilities.MaximumMessageExpiryInterval); len(deleted) > 0 {
 			for _, id := range deleted {
 				s.hooks.OnQosDropped(client, packets.Packet{PacketID: id})
