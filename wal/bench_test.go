@@ -3,6 +3,9 @@ package wal
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	tidwall "github.com/tidwall/wal"
+	"golang.org/x/sys/unix"
 )
 
 // The matrix of the log benchmarks: records per append call × record size.
@@ -296,4 +300,54 @@ func BenchmarkWriteAmplification(b *testing.B) {
 			b.ReportMetric(float64(st.Created), "created")
 		})
 	}
+}
+
+// BenchmarkFdatasyncFloor: what one durable acknowledgement costs at the
+// least on this disk, with no log around it. One op = a 273-byte pwrite
+// (one 200-byte record with its framing) into a preallocated, already
+// written file, then fdatasync: the block rewrite every group commit
+// pays. It reports the latency percentiles that a paced fleet's ack
+// latency cannot go below (BENCHMARKS.md, "The floor under a durable
+// ack"), and the CPU of each sync.
+func BenchmarkFdatasyncFloor(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "floor"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	const size = 4 << 20
+	if _, err := f.Write(make([]byte, size)); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	rec := make([]byte, 273)
+	lat := make([]time.Duration, 0, b.N)
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	b.ResetTimer()
+	off := int64(0)
+	for range b.N {
+		t0 := time.Now()
+		if _, err := f.WriteAt(rec, off); err != nil {
+			b.Fatal(err)
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+		if off += int64(len(rec)); off+int64(len(rec)) > size {
+			off = 0
+		}
+	}
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	slices.Sort(lat)
+	at := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) }
+	b.ReportMetric(at(0.5), "p50-µs")
+	b.ReportMetric(at(0.99), "p99-µs")
+	cpu := time.Duration(syscall.TimevalToNsec(ru1.Utime)+syscall.TimevalToNsec(ru1.Stime)) -
+		time.Duration(syscall.TimevalToNsec(ru0.Utime)+syscall.TimevalToNsec(ru0.Stime))
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 }
