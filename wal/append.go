@@ -11,11 +11,13 @@ import (
 type reqKind uint8
 
 const (
-	kindRecords  reqKind = iota // Append / AppendBatch: a waiter reads first/err
-	kindAsync                   // AppendAsync: the committer calls cb and recycles
-	kindDeferred                // AppendDeferred: the completer calls c and recycles
-	kindSeal                    // Seal: control, ordered after everything queued
-	kindRoll                    // Roll: control, ordered after everything queued
+	kindRecords    reqKind = iota // Append / AppendBatch: a waiter reads first/err
+	kindAsync                     // AppendAsync: the committer calls cb and recycles
+	kindDeferred                  // AppendDeferred: the completer calls c and recycles
+	kindSeal                      // Seal: control, ordered after everything queued; every kind from here on is control
+	kindRoll                      // Roll: control, ordered after everything queued
+	kindSealLane                  // Lane.Seal: control, ordered after everything queued
+	kindUnsealLane                // Lane.Unseal: likewise
 )
 
 // Request states. A waiter whose context ends can withdraw its request
@@ -31,6 +33,7 @@ const (
 
 type request struct {
 	kind     reqKind
+	lane     uint16    // of every record of the request (lane.go)
 	one      [1][]byte // Append's payload, without allocating a slice
 	payloads [][]byte
 	own      []byte // AppendAsync's copy of its payload
@@ -61,6 +64,7 @@ func putRequest(r *request) {
 	r.c = nil
 	r.err = nil
 	r.first = 0
+	r.lane = 0
 	if cap(r.own) > maxPooledCopy {
 		r.own = nil
 	}
@@ -74,10 +78,15 @@ func putRequest(r *request) {
 // returns. If ctx ends first, Append returns ctx's error; a record that the
 // committer had already taken may still be stored (like a lost ack).
 func (l *Log) Append(ctx context.Context, payload []byte) (uint64, error) {
+	return l.appendLane(ctx, 0, payload)
+}
+
+func (l *Log) appendLane(ctx context.Context, lane uint16, payload []byte) (uint64, error) {
 	if len(payload) > MaxRecordSize {
 		return 0, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(payload))
 	}
 	r := getRequest(kindRecords)
+	r.lane = lane
 	r.one[0] = payload
 	r.payloads = r.one[:]
 	return l.submit(ctx, r)
@@ -86,6 +95,10 @@ func (l *Log) Append(ctx context.Context, payload []byte) (uint64, error) {
 // AppendBatch stores payloads as contiguous indexes starting at first, all
 // or none: they are acknowledged together after one sync.
 func (l *Log) AppendBatch(ctx context.Context, payloads [][]byte) (first uint64, err error) {
+	return l.appendBatchLane(ctx, 0, payloads)
+}
+
+func (l *Log) appendBatchLane(ctx context.Context, lane uint16, payloads [][]byte) (first uint64, err error) {
 	if len(payloads) == 0 {
 		return l.LastIndex() + 1, nil
 	}
@@ -101,6 +114,7 @@ func (l *Log) AppendBatch(ctx context.Context, payloads [][]byte) (first uint64,
 		return 0, fmt.Errorf("%w: batch of %d bytes", ErrTooLarge, total)
 	}
 	r := getRequest(kindRecords)
+	r.lane = lane
 	r.payloads = payloads
 	return l.submit(ctx, r)
 }
@@ -110,6 +124,10 @@ func (l *Log) AppendBatch(ctx context.Context, payloads [][]byte) (first uint64,
 // the record is committed or failed: it must be quick and must not append
 // to the same log synchronously. ErrBusy means the queue is full.
 func (l *Log) AppendAsync(payload []byte, done func(index uint64, err error)) error {
+	return l.appendAsyncLane(0, payload, done)
+}
+
+func (l *Log) appendAsyncLane(lane uint16, payload []byte, done func(index uint64, err error)) error {
 	if len(payload) > MaxRecordSize {
 		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(payload))
 	}
@@ -117,6 +135,7 @@ func (l *Log) AppendAsync(payload []byte, done func(index uint64, err error)) er
 		return err // the sticky failure is why the log stopped: report it first
 	}
 	r := getRequest(kindAsync)
+	r.lane = lane
 	r.own = append(r.own[:0], payload...)
 	r.one[0] = r.own
 	r.payloads = r.one[:]
@@ -158,10 +177,15 @@ type Completion interface {
 // Committed is called. If the queue is full it waits for room, but not
 // past ctx. When it returns an error, c is never called.
 func (l *Log) AppendDeferred(ctx context.Context, payload []byte, c Completion) error {
+	return l.appendDeferredLane(ctx, 0, payload, c)
+}
+
+func (l *Log) appendDeferredLane(ctx context.Context, lane uint16, payload []byte, c Completion) error {
 	if len(payload) > MaxRecordSize {
 		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(payload))
 	}
 	r := getRequest(kindDeferred)
+	r.lane = lane
 	r.one[0] = payload
 	r.payloads = r.one[:]
 	r.c = c

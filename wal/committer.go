@@ -38,6 +38,8 @@ type writer struct {
 	complete chan []*request
 	freeReqs chan []*request // the completer hands its slices back
 
+	sealedLanes map[uint16]bool // Lane.Seal; nil until a lane is sealed
+
 	spare       *spareFile
 	kicked      bool // a preparer result is outstanding
 	spareFailed bool // the preparer failed; wait for a roll before asking again
@@ -103,7 +105,7 @@ func (l *Log) gather(r *request) {
 	var ctrl *request
 	var bytes int64
 	add := func(r *request) {
-		if r.kind == kindSeal || r.kind == kindRoll {
+		if r.kind >= kindSeal {
 			ctrl = r
 			return
 		}
@@ -153,6 +155,8 @@ func (l *Log) gather(r *request) {
 	case ctrl == nil:
 	case ctrl.kind == kindRoll:
 		l.rollNow(ctrl)
+	case ctrl.kind == kindSealLane || ctrl.kind == kindUnsealLane:
+		l.laneCtl(ctrl)
 	default:
 		l.seal(ctrl)
 	}
@@ -244,7 +248,7 @@ func (l *Log) commit(reqs []*request) {
 		switch {
 		case l.Err() != nil:
 			refuse = l.Err()
-		case w.seg == nil:
+		case w.seg == nil, w.sealedLanes[r.lane]:
 			refuse = ErrSealed
 		default:
 			if size := reqSize(r); w.sealedTail || w.segRecs > 0 && w.pos()+size > l.opts.SegmentSize {
@@ -271,7 +275,7 @@ func (l *Log) commit(reqs []*request) {
 			if w.segRecs%indexStride == 0 {
 				w.pendOff = append(w.pendOff, uint32(w.pos()))
 			}
-			w.buf = appendFrame(w.buf, w.next, p)
+			w.buf = appendLaneFrame(w.buf, w.next, r.lane, p)
 			if l.opts.Tag != nil {
 				if t, ok := l.opts.Tag(p); ok {
 					w.tags.add(t)

@@ -10,10 +10,12 @@ import (
 const (
 	// segVersion is the segment format this code writes (FORMAT.md):
 	// 2 adds the footer of sealed segments, the end marker after each
-	// write and the reuse of deleted segments' files. Version 1 segments
-	// are read in place and continued.
-	segVersion = 2
-	// frameVersion is the frame layout, unchanged since format version 1.
+	// write and the reuse of deleted segments' files; 3 gives frames a
+	// lane, so one log can carry the records of many shards. Version 1
+	// and 2 segments are read in place and continued.
+	segVersion = 3
+	// frameVersion is the frame layout, unchanged since format version 1
+	// (version 3 gave meaning to its reserved field, the lane).
 	frameVersion = 1
 
 	// Segment header: magic[8] version u16 headerSize u16 flags u32
@@ -24,7 +26,8 @@ const (
 	// data may be its stale frames, not zeros (version 2 only).
 	segFlagRecycled = 1
 
-	// Frame header: crc u32, length u32, version u8, type u8, reserved u16.
+	// Frame header: crc u32, length u32, version u8, type u8, lane u16
+	// (reserved, 0, before version 3).
 	// The CRC-32C covers the record index (8 bytes, implied by position,
 	// not stored), header bytes 4..11 and the payload: a frame that is
 	// valid at another index, e.g. stale bytes of an older write, fails.
@@ -37,15 +40,21 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // frameSize is the encoded size of a payload of n bytes.
 func frameSize(n int) int64 { return frameHeaderSize + int64(n) }
 
-// appendFrame encodes payload as the frame of record index onto dst.
+// appendFrame encodes payload as the frame of record index in lane 0.
 func appendFrame(dst []byte, index uint64, payload []byte) []byte {
+	return appendLaneFrame(dst, index, 0, payload)
+}
+
+// appendLaneFrame encodes payload as the frame of record index in lane
+// onto dst.
+func appendLaneFrame(dst []byte, index uint64, lane uint16, payload []byte) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, frameHeaderSize)...)
 	h := dst[start:]
 	binary.LittleEndian.PutUint32(h[4:], uint32(len(payload)))
 	h[8] = frameVersion
 	h[9] = frameTypeFull
-	h[10], h[11] = 0, 0
+	binary.LittleEndian.PutUint16(h[10:], lane)
 	binary.LittleEndian.PutUint32(h[0:], frameCRC(index, h[4:frameHeaderSize], payload))
 	return append(dst, payload...)
 }
@@ -73,6 +82,7 @@ func crcUint64(crc uint32, v uint64) uint32 {
 type frameHeader struct {
 	crc    uint32
 	length int
+	lane   uint16
 }
 
 // parseFrameHeader checks the fixed fields of a frame header (b must hold
@@ -83,14 +93,16 @@ func parseFrameHeader(b []byte) (frameHeader, error) {
 	if isZero(b) {
 		return frameHeader{}, errZeroHeader
 	}
-	if b[8] != frameVersion || b[9] != frameTypeFull || b[10] != 0 || b[11] != 0 {
+	if b[8] != frameVersion || b[9] != frameTypeFull {
 		return frameHeader{}, fmt.Errorf("%w: version %d type %d", errBadVersion, b[8], b[9])
 	}
 	n := binary.LittleEndian.Uint32(b[4:])
 	if n > MaxRecordSize {
 		return frameHeader{}, fmt.Errorf("%w: %d bytes", errBadLength, n)
 	}
-	return frameHeader{crc: binary.LittleEndian.Uint32(b[0:]), length: int(n)}, nil
+	// Any lane is accepted in any segment version: the CRC covers the
+	// field, so a version 2 frame with a non-zero lane fails its check.
+	return frameHeader{crc: binary.LittleEndian.Uint32(b[0:]), length: int(n), lane: binary.LittleEndian.Uint16(b[10:])}, nil
 }
 
 // decodeFrame decodes the frame of record index at the start of b. It
@@ -119,7 +131,7 @@ func decodeFrame(b []byte, index uint64) (payload []byte, n int, err error) {
 	return payload, end, nil
 }
 
-// encodeSegHeader returns the version 2 header of a segment whose first
+// encodeSegHeader returns the current version's header of a segment whose first
 // record is first.
 func encodeSegHeader(first uint64, flags uint32) []byte {
 	return encodeSegHeaderVersion(first, segVersion, flags)
@@ -143,7 +155,7 @@ type segHeader struct {
 	flags   uint32
 }
 
-// decodeSegHeader checks a segment header of version 1 or 2.
+// decodeSegHeader checks a segment header of version 1, 2 or 3.
 func decodeSegHeader(b []byte) (segHeader, error) {
 	if len(b) < segHeaderSize {
 		return segHeader{}, fmt.Errorf("%w: file shorter than its header", errBadSegHeader)
@@ -159,7 +171,7 @@ func decodeSegHeader(b []byte) (segHeader, error) {
 		flags:   binary.LittleEndian.Uint32(b[12:]),
 		first:   binary.LittleEndian.Uint64(b[16:]),
 	}
-	if h.version != 1 && h.version != segVersion {
+	if h.version < 1 || h.version > segVersion {
 		return segHeader{}, fmt.Errorf("%w: unsupported version %d", errBadSegHeader, h.version)
 	}
 	if hs := binary.LittleEndian.Uint16(b[10:]); hs != segHeaderSize {

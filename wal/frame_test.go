@@ -59,7 +59,7 @@ func TestSegmentHeader(t *testing.T) {
 	if got, err := decodeSegHeader(encodeSegHeaderVersion(7, 1, 0)); err != nil || got.version != 1 || got.first != 7 {
 		t.Fatalf("version 1 header: %+v, %v", got, err)
 	}
-	for _, bad := range [][]byte{encodeSegHeaderVersion(7, 1, segFlagRecycled), encodeSegHeaderVersion(7, 3, 0), encodeSegHeader(7, 2)} {
+	for _, bad := range [][]byte{encodeSegHeaderVersion(7, 1, segFlagRecycled), encodeSegHeaderVersion(7, 4, 0), encodeSegHeaderVersion(7, 0, 0), encodeSegHeader(7, 2)} {
 		if _, err := decodeSegHeader(bad); !errors.Is(err, errBadSegHeader) {
 			t.Fatalf("header %x accepted: %v", bad, err)
 		}
@@ -97,6 +97,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(appendFrame(nil, 1, []byte("seed")), uint64(1))
 	f.Add(appendFrame(nil, 99, nil), uint64(99))
 	f.Add(appendFrame(nil, 5, payloadFor(5, 300)), uint64(5))
+	f.Add(appendLaneFrame(nil, 6, 513, []byte("a lane")), uint64(6))
 	f.Add(make([]byte, 40), uint64(1))
 	f.Add([]byte{1, 2, 3}, uint64(0))
 	bad := appendFrame(nil, 3, []byte("flipped"))
@@ -113,7 +114,8 @@ func FuzzDecodeFrame(f *testing.F) {
 		if n > len(b) || n != frameHeaderSize+len(p) {
 			t.Fatalf("n=%d for %d input bytes and %d payload bytes", n, len(b), len(p))
 		}
-		if re := appendFrame(nil, index, p); !bytes.Equal(re, b[:n]) {
+		lane := binary.LittleEndian.Uint16(b[10:])
+		if re := appendLaneFrame(nil, index, lane, p); !bytes.Equal(re, b[:n]) {
 			t.Fatalf("accepted a frame that is not the encoding of its payload:\n got %x\nwant %x", b[:n], re)
 		}
 	})

@@ -31,6 +31,23 @@ func (l *Log) Read(index uint64) ([]byte, error) {
 // returned as is. ErrCompacted if from is below FirstIndex (also when
 // retention deletes the segment mid-read).
 func (l *Log) ReadFrom(from uint64, maxRecords, maxBytes int, fn func(index uint64, payload []byte) error) (next uint64, err error) {
+	return l.readFrom(from, anyLane, maxRecords, maxBytes, func(index uint64, _ uint16, p []byte) error {
+		return fn(index, p)
+	})
+}
+
+// ReadLanes is ReadFrom that also passes each record's lane, for tools
+// that see a log whole (dump, backup).
+func (l *Log) ReadLanes(from uint64, maxRecords, maxBytes int, fn func(index uint64, lane uint16, payload []byte) error) (next uint64, err error) {
+	return l.readFrom(from, anyLane, maxRecords, maxBytes, fn)
+}
+
+// anyLane asks readFrom for the records of every lane.
+const anyLane = -1
+
+// readFrom is ReadFrom of the records of one lane (want), or of all
+// (anyLane), passing over at most laneScanBudget bytes of other lanes.
+func (l *Log) readFrom(from uint64, want int32, maxRecords, maxBytes int, fn func(index uint64, lane uint16, payload []byte) error) (next uint64, err error) {
 	next = from
 	if l.closed.Load() {
 		return next, ErrClosed
@@ -40,6 +57,7 @@ func (l *Log) ReadFrom(from uint64, maxRecords, maxBytes int, fn func(index uint
 	}
 	last := l.last.Load()
 	records, bytes := 0, 0
+	var passed int64 // bytes of other lanes' frames passed over
 	for next <= last {
 		l.mu.RLock()
 		s := l.findLocked(next)
@@ -79,6 +97,25 @@ func (l *Log) ReadFrom(from uint64, maxRecords, maxBytes int, fn func(index uint
 				off = n
 			}
 			for next <= last && next <= segLast {
+				h, err := c.header(off)
+				if err != nil {
+					return true, l.readErr(s, off, err)
+				}
+				if want != anyLane && h.lane != uint16(want) {
+					// Another lane's record: its header is enough to
+					// pass it (its CRC is checked by its own readers).
+					if passed >= laneScanBudget {
+						return true, nil
+					}
+					size := frameSize(h.length)
+					if off+size > end {
+						return true, l.readErr(s, off, errShortFrame)
+					}
+					passed += size
+					off += size
+					next++
+					continue
+				}
 				p, nextOff, err := c.frame(off, next)
 				if err != nil {
 					return true, l.readErr(s, off, err)
@@ -86,7 +123,7 @@ func (l *Log) ReadFrom(from uint64, maxRecords, maxBytes int, fn func(index uint
 				if maxBytes > 0 && records > 0 && bytes+len(p) > maxBytes {
 					return true, nil
 				}
-				if err := fn(next, p); err != nil {
+				if err := fn(next, h.lane, p); err != nil {
 					return true, err
 				}
 				records++

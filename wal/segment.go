@@ -234,6 +234,21 @@ func (c *cursor) frame(off int64, index uint64) (payload []byte, next int64, err
 	return payload, off + int64(n), nil
 }
 
+// header parses the header of the frame at off.
+func (c *cursor) header(off int64) (frameHeader, error) {
+	b, err := c.fill(off, frameHeaderSize)
+	if err != nil {
+		return frameHeader{}, err
+	}
+	if len(b) < frameHeaderSize {
+		if isZero(b) {
+			return frameHeader{}, errZeroHeader
+		}
+		return frameHeader{}, errShortFrame
+	}
+	return parseFrameHeader(b)
+}
+
 // skip returns the offset after the frame at off without verifying its
 // payload (the caller only passes over it).
 func (c *cursor) skip(off int64) (int64, error) {

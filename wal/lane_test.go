@@ -1,0 +1,349 @@
+package wal
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// lanePayload is record k of lane n: recognisable, so a read can be
+// checked against the lane and the order it was appended in.
+func lanePayload(lane uint16, k int) []byte {
+	return fmt.Appendf(nil, "lane-%d-rec-%06d|%s", lane, k, bytes.Repeat([]byte{'a' + byte(lane)}, 40))
+}
+
+type deferredDone struct {
+	mu  sync.Mutex
+	got []error
+	wg  *sync.WaitGroup
+}
+
+func (d *deferredDone) Committed(_ uint64, err error) {
+	d.mu.Lock()
+	d.got = append(d.got, err)
+	d.mu.Unlock()
+	d.wg.Done()
+}
+
+// fillLanes appends perLane records to each of lanes lanes at once, each
+// lane by its own goroutine and each through a different append method,
+// so commit groups mix lanes and every request kind carries its lane.
+func fillLanes(t *testing.T, l *Log, lanes, perLane int) {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, lanes)
+	for n := range lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lane := l.Lane(uint16(n))
+			var done sync.WaitGroup
+			d := &deferredDone{wg: &done}
+			for k := 0; k < perLane; {
+				var err error
+				switch (n + k) % 4 {
+				case 0:
+					_, err = lane.Append(ctx, lanePayload(lane.ID(), k))
+					k++
+				case 1:
+					batch := [][]byte{lanePayload(lane.ID(), k)}
+					if k+1 < perLane {
+						batch = append(batch, lanePayload(lane.ID(), k+1))
+					}
+					_, err = lane.AppendBatch(ctx, batch)
+					k += len(batch)
+				case 2:
+					done.Add(1)
+					if err = lane.AppendDeferred(ctx, lanePayload(lane.ID(), k), d); err != nil {
+						done.Done()
+					}
+					done.Wait() // keep this lane's order: one record in flight
+					k++
+				default:
+					ch := make(chan error, 1)
+					if err = lane.AppendAsync(lanePayload(lane.ID(), k), func(_ uint64, err error) { ch <- err }); err == nil {
+						err = <-ch
+					}
+					k++
+				}
+				if err != nil {
+					errs <- fmt.Errorf("lane %d record %d: %w", n, k, err)
+					return
+				}
+			}
+			for _, err := range d.got {
+				if err != nil {
+					errs <- fmt.Errorf("lane %d deferred: %w", n, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// checkLanes reads every lane from the log's first index and checks that
+// it holds exactly its records, in order, at increasing indexes, and that
+// ReadLanes sees every record once, with its lane.
+func checkLanes(t *testing.T, l *Log, lanes, perLane int) {
+	t.Helper()
+	seen := make(map[uint64]uint16)
+	for n := range lanes {
+		lane := l.Lane(uint16(n))
+		k := 0
+		var prev uint64
+		for from := l.FirstIndex(); from <= l.LastIndex(); {
+			next, err := lane.ReadFrom(from, 7, 0, func(i uint64, p []byte) error {
+				if !bytes.Equal(p, lanePayload(lane.ID(), k)) {
+					return fmt.Errorf("index %d: %q, want %q", i, p, lanePayload(lane.ID(), k))
+				}
+				if i <= prev {
+					return fmt.Errorf("index %d after %d", i, prev)
+				}
+				if other, dup := seen[i]; dup {
+					return fmt.Errorf("index %d in lanes %d and %d", i, other, n)
+				}
+				seen[i] = lane.ID()
+				prev = i
+				k++
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("lane %d ReadFrom(%d): %v", n, from, err)
+			}
+			if next <= from {
+				t.Fatalf("lane %d ReadFrom(%d) did not advance", n, from)
+			}
+			from = next
+		}
+		if k != perLane {
+			t.Fatalf("lane %d: read %d records, want %d", n, k, perLane)
+		}
+	}
+	total := 0
+	if _, err := l.ReadLanes(l.FirstIndex(), 0, 0, func(i uint64, lane uint16, _ []byte) error {
+		if seen[i] != lane {
+			return fmt.Errorf("ReadLanes: index %d in lane %d, lane reads put it in %d", i, lane, seen[i])
+		}
+		total++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if total != lanes*perLane {
+		t.Fatalf("ReadLanes saw %d records, want %d", total, lanes*perLane)
+	}
+}
+
+// TestLanesShareALog: four lanes appended at once through every append
+// method come back apart, each in its order, from the active segment,
+// from sealed segments after rolls, and again after a reopen (which
+// reads the sealed ones by their footers and scans the newest).
+func TestLanesShareALog(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOpts(OSFS())
+	l := mustOpen(t, dir, opts)
+	fillLanes(t, l, 4, 120)
+	if segs := l.Segments(); len(segs) < 3 {
+		t.Fatalf("want several segments, got %d", len(segs))
+	}
+	checkLanes(t, l, 4, 120)
+	closeLog(t, l)
+
+	l = mustOpen(t, dir, opts)
+	defer closeLog(t, l)
+	checkLanes(t, l, 4, 120)
+	if err := l.Verify(); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	rep, err := VerifyDir(dir, "lanes", nil)
+	if err != nil || len(rep.Damage) != 0 || rep.Records != 480 {
+		t.Fatalf("VerifyDir: %+v, %v", rep, err)
+	}
+}
+
+// TestLaneRead: Lane.Read returns the lane's own records and refuses an
+// index that holds another lane's record.
+func TestLaneRead(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), testOpts(OSFS()))
+	defer closeLog(t, l)
+	ctx := context.Background()
+	a, b := l.Lane(1), l.Lane(2)
+	ia, err := a.Append(ctx, []byte("in a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib, err := b.Append(ctx, []byte("in b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := a.Read(ia); err != nil || string(p) != "in a" {
+		t.Fatalf("a.Read(%d) = %q, %v", ia, p, err)
+	}
+	if _, err := a.Read(ib); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a.Read(b's index %d) = %v, want ErrNotFound", ib, err)
+	}
+	if _, err := a.Read(ib + 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a.Read past the end = %v, want ErrNotFound", err)
+	}
+	if p, err := l.Read(ib); err != nil || string(p) != "in b" {
+		t.Fatalf("Log.Read(%d) = %q, %v: the log reads every lane", ib, p, err)
+	}
+}
+
+// TestLaneReadPassesOverABudget: a quiet lane behind megabytes of a busy
+// one is read in bounded steps: a call that passed over laneScanBudget
+// bytes returns no record and a position beyond them, and going on from
+// there reaches the record.
+func TestLaneReadPassesOverABudget(t *testing.T) {
+	opts := testOpts(OSFS())
+	opts.SegmentSize = 1 << 20
+	l := mustOpen(t, t.TempDir(), opts)
+	defer closeLog(t, l)
+	ctx := context.Background()
+	busy, quiet := l.Lane(1), l.Lane(2)
+	big := bytes.Repeat([]byte("x"), 16<<10)
+	batch := make([][]byte, 32) // 512 KiB a batch
+	for i := range batch {
+		batch[i] = big
+	}
+	for range 3 * laneScanBudget / (len(batch) * len(big)) {
+		if _, err := busy.AppendBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := quiet.Append(ctx, []byte("finally"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls, from := 0, l.FirstIndex()
+	var got uint64
+	for got == 0 {
+		calls++
+		if calls > 10 {
+			t.Fatalf("no record after %d calls", calls)
+		}
+		next, err := quiet.ReadFrom(from, 10, 0, func(i uint64, p []byte) error {
+			if string(p) != "finally" {
+				return fmt.Errorf("read %q", p)
+			}
+			got = i
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next <= from {
+			t.Fatalf("ReadFrom(%d) returned %d: no progress", from, next)
+		}
+		from = next
+	}
+	if got != want || calls < 3 {
+		t.Fatalf("read index %d in %d calls, want %d in at least 3 (12 MiB in front, 4 MiB a call)", got, calls, want)
+	}
+}
+
+// TestLaneSeal: a sealed lane refuses appends with ErrSealed while the
+// other lanes go on; appends queued before the seal are committed; the
+// index Seal returns is at or after the lane's last record; Unseal lets
+// appends in again.
+func TestLaneSeal(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), testOpts(OSFS()))
+	defer closeLog(t, l)
+	ctx := context.Background()
+	a, b := l.Lane(3), l.Lane(4)
+	var wg sync.WaitGroup
+	d := &deferredDone{wg: &wg}
+	for k := range 20 {
+		wg.Add(1)
+		if err := a.AppendDeferred(ctx, lanePayload(3, k), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := a.Seal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, err := range d.got {
+		if err != nil {
+			t.Fatalf("deferred append %d queued before the seal: %v", i, err)
+		}
+	}
+	if _, err := a.Append(ctx, []byte("late")); !errors.Is(err, ErrSealed) {
+		t.Fatalf("append to a sealed lane: %v, want ErrSealed", err)
+	}
+	if err := a.AppendAsync([]byte("late"), func(_ uint64, err error) {
+		if !errors.Is(err, ErrSealed) {
+			t.Errorf("async append to a sealed lane: %v", err)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ib, err := b.Append(ctx, []byte("other lane"))
+	if err != nil || ib <= last {
+		t.Fatalf("other lane: index %d (seal at %d), %v", ib, last, err)
+	}
+	var lastA uint64
+	if _, err := a.ReadFrom(l.FirstIndex(), 0, 0, func(i uint64, _ []byte) error { lastA = i; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if lastA == 0 || lastA > last {
+		t.Fatalf("lane's last record %d, Seal said %d", lastA, last)
+	}
+	if err := a.Unseal(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Append(ctx, []byte("again")); err != nil {
+		t.Fatalf("append after Unseal: %v", err)
+	}
+}
+
+// TestSegmentVersion3: new segments say version 3; the version 2 fixture
+// (testdata/README.md) opens in place, reads back, continues and reuses.
+func TestSegmentVersion3(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, testOpts(OSFS()))
+	appendN(t, l, 3, 10)
+	closeLog(t, l)
+	b, err := os.ReadFile(filepath.Join(dir, segmentName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := decodeSegHeader(b); err != nil || h.version != 3 {
+		t.Fatalf("header %+v, %v: want version 3", h, err)
+	}
+}
+
+func TestOpenVersion2Fixture(t *testing.T) {
+	dir := copyDir(t, "testdata/v2")
+	opts := testOpts(newFaultFS())
+	l := mustOpen(t, dir, opts)
+	checkRecords(t, l, 1, 100, 100)
+	if err := l.Verify(); err != nil {
+		t.Fatalf("Verify of a version 2 log: %v", err)
+	}
+	appendN(t, l, 60, 100)
+	if removed, err := l.TruncateFront(73); err != nil || len(removed) != 2 {
+		t.Fatalf("TruncateFront: %v, %v", removed, err)
+	}
+	appendN(t, l, 80, 100)
+	last := l.LastIndex()
+	closeLog(t, l)
+	l = mustOpen(t, dir, opts)
+	defer closeLog(t, l)
+	checkRecords(t, l, 73, last, 100)
+	if rep, err := VerifyDir(dir, "v2", nil); err != nil || len(rep.Damage) != 0 || rep.Records != last-72 {
+		t.Fatalf("VerifyDir: %+v, %v", rep, err)
+	}
+}
