@@ -22,6 +22,7 @@ type writer struct {
 	segRecs uint64 // records in the active segment, including unpublished ones
 	crc     uint32 // CRC-32C of the active segment's header and written frames (its footer's checksum)
 	tags    tagRange
+	lanes   laneStats // of the active segment, including unpublished records
 	// sealedTail: the newest segment is sealed (Open found it so, or a
 	// roll sealed it and then failed to start the next): the next
 	// append starts a new segment first.
@@ -51,6 +52,7 @@ type rolledSeg struct {
 	end   int64
 	offs  []uint32
 	tags  tagRange
+	lanes laneStats
 }
 
 type spareFile struct {
@@ -276,6 +278,7 @@ func (l *Log) commit(reqs []*request) {
 				w.pendOff = append(w.pendOff, uint32(w.pos()))
 			}
 			w.buf = appendLaneFrame(w.buf, w.next, r.lane, p)
+			w.lanes = w.lanes.add(r.lane, w.next, frameSize(len(p)))
 			if l.opts.Tag != nil {
 				if t, ok := l.opts.Tag(p); ok {
 					w.tags.add(t)
@@ -385,12 +388,14 @@ func (l *Log) publish() {
 	w := &l.w
 	l.mu.Lock()
 	for _, rs := range w.rolled {
-		rs.seg.count, rs.seg.end, rs.seg.tags = rs.count, rs.end, rs.tags
+		rs.seg.count, rs.seg.end, rs.seg.tags, rs.seg.lanes = rs.count, rs.end, rs.tags, rs.lanes
 		rs.seg.offsets = append(rs.seg.offsets, rs.offs...)
 		rs.seg.sealed = true
 	}
 	s := w.seg
 	s.count, s.end, s.tags = w.segRecs, w.off, w.tags
+	// Readers copy what they need under mu, so the slice is reused.
+	s.lanes = append(s.lanes[:0], w.lanes...)
 	s.offsets = append(s.offsets, w.pendOff...)
 	// With SyncInterval a record is acknowledged once written but becomes
 	// visible to readers only once synced (syncLoop, seal, close): a
@@ -455,7 +460,7 @@ func (l *Log) roll() error {
 			return l.fail("sync segment "+old.path, err)
 		}
 		offs := append(old.offsets[:len(old.offsets):len(old.offsets)], w.pendOff...)
-		ft := newFooter(old.first, w.segRecs, offs, w.tags, w.crc)
+		ft := newFooter(old.first, w.segRecs, offs, w.tags, w.lanes, w.crc)
 		if err := writeSeal(w.f, ft, w.off); err != nil {
 			return l.fail("seal segment "+old.path, err)
 		}
@@ -490,7 +495,7 @@ func (l *Log) roll() error {
 	// record) has the new one's name: the rename replaced it atomically.
 	replaced := old.count == 0 && w.segRecs == 0 && old.path == ns.path
 	if !replaced {
-		w.rolled = append(w.rolled, rolledSeg{seg: old, count: w.segRecs, end: w.off, offs: w.pendOff, tags: w.tags})
+		w.rolled = append(w.rolled, rolledSeg{seg: old, count: w.segRecs, end: w.off, offs: w.pendOff, tags: w.tags, lanes: w.lanes})
 	}
 	l.mu.Lock()
 	if replaced {
@@ -503,7 +508,7 @@ func (l *Log) roll() error {
 		old.markGone()
 	}
 	oldF := w.f
-	w.seg, w.f, w.off, w.segRecs, w.pendOff, w.crc, w.tags = ns, sp.f, segHeaderSize, 0, nil, crc, tagRange{}
+	w.seg, w.f, w.off, w.segRecs, w.pendOff, w.crc, w.tags, w.lanes = ns, sp.f, segHeaderSize, 0, nil, crc, tagRange{}, nil
 	w.sealedTail = false
 	w.spareFailed = false
 	// The old file stays open while readers use it; the writer lets go.
@@ -728,7 +733,7 @@ func (l *Log) seal(r *request) {
 			// trailer: no preallocated space is kept for a closed shard.
 			s := w.seg
 			offs := append(s.offsets[:len(s.offsets):len(s.offsets)], w.pendOff...)
-			ft := newFooter(s.first, w.segRecs, offs, w.tags, w.crc)
+			ft := newFooter(s.first, w.segRecs, offs, w.tags, w.lanes, w.crc)
 			if err := writeSeal(w.f, ft, w.off); err != nil {
 				l.fail("seal segment "+s.path, err)
 			} else {

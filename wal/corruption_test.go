@@ -170,10 +170,28 @@ func TestCorruption(t *testing.T) {
 		{
 			name: "footer_wrong_count",
 			damage: func(t *testing.T, segs []SegmentInfo) {
-				rewriteFooter(t, segs[1], func(ft *footer) { ft.count-- })
+				// A footer that is consistent in itself (its lane table
+				// agrees) but one record short of what the next segment's
+				// name says.
+				rewriteFooter(t, segs[1], func(ft *footer) {
+					ft.count--
+					n := len(ft.lanes) - 1
+					ft.lanes[n].count--
+					ft.lanes[n].last--
+				})
 			},
 			corrupt: true,
 			want:    want{segment: 1, offset: func(s []SegmentInfo) int64 { return s[1].Bytes }},
+		},
+		{
+			// Consistent in itself, so Open trusts it; the frames say
+			// lane 0, and verification finds the difference.
+			name: "footer_wrong_lanes",
+			damage: func(t *testing.T, segs []SegmentInfo) {
+				rewriteFooter(t, segs[0], func(ft *footer) { ft.lanes[0].lane = 7 })
+			},
+			corrupt: true, lazy: true,
+			want: want{segment: 0, offset: func(s []SegmentInfo) int64 { return s[0].Bytes }},
 		},
 		{
 			name: "footer_wrong_index",

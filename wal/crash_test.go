@@ -209,6 +209,12 @@ func FuzzOpen(f *testing.F) {
 // arbitrary bytes, before a valid newest segment: it must never panic,
 // and a log it opens must read back every record or report
 // *CorruptionError, never return a wrong record.
+// lane0 is the lane table of a segment of count records from first, all
+// in lane 0, whose frames end at end.
+func lane0(first, count uint64, end int64) laneStats {
+	return laneStats{{count: count, bytes: end - segHeaderSize, first: first, last: first + count - 1}}
+}
+
 func FuzzOpenSealed(f *testing.F) {
 	const n = 40
 	body := encodeSegHeader(1, 0)
@@ -220,8 +226,14 @@ func FuzzOpenSealed(f *testing.F) {
 		body = appendFrame(body, uint64(1+i), payloadFor(1+i, 20))
 	}
 	crc := crc32.Checksum(body, castagnoli)
-	f.Add(sealTail(newFooter(1, n, offs, tagRange{}, crc), int64(len(body))))
-	f.Add(sealTail(newFooter(1, n-1, offs, tagRange{}, crc), int64(len(body))))
+	lanes := lane0(1, n, int64(len(body)))
+	f.Add(sealTail(newFooter(1, n, offs, tagRange{}, lanes, crc), int64(len(body))))
+	f.Add(sealTail(newFooter(1, n-1, offs, tagRange{}, lanes, crc), int64(len(body))))
+	v2 := newFooter(1, n, offs, tagRange{}, nil, crc)
+	v2.flags &^= footerLanes // as version 2 wrote it: no lane table
+	f.Add(sealTail(v2, int64(len(body))))
+	split := newFooter(1, n, offs, tagRange{}, laneStats{{lane: 1, count: 1, first: 1, last: 1, bytes: 32}, {lane: 2, count: n - 1, first: 2, last: n, bytes: int64(len(body)) - 64}}, crc)
+	f.Add(sealTail(split, int64(len(body))))
 	f.Add([]byte("weirftr\x00 not a footer"))
 	f.Fuzz(func(t *testing.T, tail []byte) {
 		fsys := newMemFS()

@@ -21,6 +21,12 @@ const (
 	// footerTagsValid: every record of the segment carried a tag
 	// (Options.Tag), so MinTag and MaxTag bound them all.
 	footerTagsValid = 1
+	// footerLanes (version 3): the lane table follows the index entries.
+	// Without it (version 2) every record is in lane 0.
+	footerLanes = 2
+	// laneEntrySize: lane u16, reserved u16, count u32, first u64, last
+	// u64, bytes u64.
+	laneEntrySize = 32
 )
 
 var (
@@ -38,12 +44,19 @@ type footer struct {
 	flags   uint32
 	segCRC  uint32   // CRC-32C of the file's bytes before the footer
 	offsets []uint32 // offset of every indexStride-th record
+	lanes   laneStats
 }
 
 func (f *footer) tagsValid() bool { return f.flags&footerTagsValid != 0 }
 
 // encodedSize is the footer's length on disk.
-func (f *footer) encodedSize() int { return footerMinSize + 4*len(f.offsets) }
+func (f *footer) encodedSize() int {
+	n := footerMinSize + 4*len(f.offsets)
+	if f.flags&footerLanes != 0 {
+		n += 4 + laneEntrySize*len(f.lanes)
+	}
+	return n
+}
 
 // appendFooter encodes f onto dst.
 //
@@ -57,7 +70,8 @@ func (f *footer) encodedSize() int { return footerMinSize + 4*len(f.offsets) }
 //	48 index stride         u32
 //	52 index entries n      u32
 //	56 offsets              n × u32
-//	56+4n footer CRC        u32 (CRC-32C of bytes 0..56+4n)
+//	   (flag footerLanes) lane entries m u32, then m × laneEntrySize
+//	   footer CRC           u32 (CRC-32C of every byte before it)
 func appendFooter(dst []byte, f *footer) []byte {
 	start := len(dst)
 	dst = append(dst, footerMagic...)
@@ -72,13 +86,24 @@ func appendFooter(dst []byte, f *footer) []byte {
 	for _, o := range f.offsets {
 		dst = binary.LittleEndian.AppendUint32(dst, o)
 	}
+	if f.flags&footerLanes != 0 {
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(f.lanes)))
+		for _, ls := range f.lanes {
+			dst = binary.LittleEndian.AppendUint16(dst, ls.lane)
+			dst = binary.LittleEndian.AppendUint16(dst, 0)
+			dst = binary.LittleEndian.AppendUint32(dst, uint32(ls.count))
+			dst = binary.LittleEndian.AppendUint64(dst, ls.first)
+			dst = binary.LittleEndian.AppendUint64(dst, ls.last)
+			dst = binary.LittleEndian.AppendUint64(dst, uint64(ls.bytes))
+		}
+	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
 // decodeFooter checks a footer that must fill b exactly and belongs to the
 // segment starting at first whose frames end at dataEnd.
 func decodeFooter(b []byte, first uint64, dataEnd int64) (*footer, error) {
-	if len(b) < footerMinSize || (len(b)-footerMinSize)%4 != 0 {
+	if len(b) < footerMinSize {
 		return nil, fmt.Errorf("%w: %d bytes", errBadFooter, len(b))
 	}
 	if string(b[:8]) != footerMagic {
@@ -98,14 +123,20 @@ func decodeFooter(b []byte, first uint64, dataEnd int64) (*footer, error) {
 	}
 	stride := binary.LittleEndian.Uint32(b[48:])
 	n := binary.LittleEndian.Uint32(b[52:])
+	idxEnd := footerFixed + 4*int64(n) // where the index entries end
+	if idxEnd > int64(len(body)) {
+		return nil, fmt.Errorf("%w: %d index entries in %d bytes", errBadFooter, n, len(b))
+	}
 	switch {
 	case f.first != first:
 		return nil, fmt.Errorf("%w: first index %d, segment starts at %d", errBadFooter, f.first, first)
 	case stride != indexStride:
 		return nil, fmt.Errorf("%w: index stride %d", errBadFooter, stride)
-	case f.flags&^footerTagsValid != 0:
+	case f.flags&^(footerTagsValid|footerLanes) != 0:
 		return nil, fmt.Errorf("%w: unknown flags %#x", errBadFooter, f.flags)
-	case uint64(n) != (f.count+indexStride-1)/indexStride || int(n) != (len(body)-footerFixed)/4:
+	case f.flags&footerLanes == 0 && idxEnd != int64(len(body)):
+		return nil, fmt.Errorf("%w: %d bytes after the index entries", errBadFooter, int64(len(body))-idxEnd)
+	case uint64(n) != (f.count+indexStride-1)/indexStride:
 		return nil, fmt.Errorf("%w: %d index entries for %d records", errBadFooter, n, f.count)
 	case f.count > uint64(dataEnd-segHeaderSize)/frameHeaderSize:
 		return nil, fmt.Errorf("%w: %d records cannot fit in %d bytes", errBadFooter, f.count, dataEnd)
@@ -122,7 +153,60 @@ func decodeFooter(b []byte, first uint64, dataEnd int64) (*footer, error) {
 		}
 		f.offsets[i], prev = o, int64(o)
 	}
+	if f.flags&footerLanes == 0 {
+		if f.count > 0 {
+			// Version 2: every record is in lane 0.
+			f.lanes = laneStats{{count: f.count, bytes: dataEnd - segHeaderSize, first: f.first, last: f.first + f.count - 1}}
+		}
+		return f, nil
+	}
+	lanes, err := decodeLanes(body[idxEnd:], f.first, f.count, dataEnd)
+	if err != nil {
+		return nil, err
+	}
+	f.lanes = lanes
 	return f, nil
+}
+
+// decodeLanes checks a footer's lane table (b: from its entry count to
+// the footer CRC): lanes in increasing order, each with records inside
+// the segment, the counts adding up to the segment's.
+func decodeLanes(b []byte, first, count uint64, dataEnd int64) (laneStats, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("%w: no lane table", errBadFooter)
+	}
+	m := int64(binary.LittleEndian.Uint32(b))
+	if int64(len(b)) != 4+m*laneEntrySize {
+		return nil, fmt.Errorf("%w: lane table of %d entries in %d bytes", errBadFooter, m, len(b))
+	}
+	lanes := make(laneStats, m)
+	var total uint64
+	var bytes int64
+	for i := range lanes {
+		e := b[4+i*laneEntrySize:]
+		ls := laneStat{
+			lane:  binary.LittleEndian.Uint16(e),
+			count: uint64(binary.LittleEndian.Uint32(e[4:])),
+			first: binary.LittleEndian.Uint64(e[8:]),
+			last:  binary.LittleEndian.Uint64(e[16:]),
+			bytes: int64(binary.LittleEndian.Uint64(e[24:])),
+		}
+		switch {
+		case i > 0 && ls.lane <= lanes[i-1].lane:
+			return nil, fmt.Errorf("%w: lane %d out of order", errBadFooter, ls.lane)
+		case ls.count == 0 || ls.first < first || ls.last < ls.first || ls.last-first >= count || ls.last-ls.first+1 < ls.count:
+			return nil, fmt.Errorf("%w: lane %d: %d records at %d..%d", errBadFooter, ls.lane, ls.count, ls.first, ls.last)
+		case ls.bytes < int64(ls.count)*frameHeaderSize || ls.bytes > dataEnd:
+			return nil, fmt.Errorf("%w: lane %d: %d bytes for %d records", errBadFooter, ls.lane, ls.bytes, ls.count)
+		}
+		lanes[i] = ls
+		total += ls.count
+		bytes += ls.bytes
+	}
+	if total != count || bytes != dataEnd-segHeaderSize && count > 0 {
+		return nil, fmt.Errorf("%w: lanes hold %d records in %d bytes, the segment %d in %d", errBadFooter, total, bytes, count, dataEnd-segHeaderSize)
+	}
+	return lanes, nil
 }
 
 // appendTrailer encodes the trailer that locates a footer at off.
@@ -171,8 +255,8 @@ func sealTail(f *footer, dataEnd int64) []byte {
 
 // newFooter describes a segment of count records at first: its index
 // entries, its tags and the CRC of its bytes before the footer.
-func newFooter(first, count uint64, offsets []uint32, tags tagRange, crc uint32) *footer {
-	ft := &footer{first: first, count: count, offsets: offsets, segCRC: crc}
+func newFooter(first, count uint64, offsets []uint32, tags tagRange, lanes laneStats, crc uint32) *footer {
+	ft := &footer{first: first, count: count, offsets: offsets, segCRC: crc, flags: footerLanes, lanes: lanes}
 	if count > 0 && tags.n == count {
 		ft.flags |= footerTagsValid
 		ft.minTag, ft.maxTag = tags.min, tags.max

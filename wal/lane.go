@@ -2,6 +2,7 @@ package wal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -52,6 +53,83 @@ func (n *Lane) AppendAsync(payload []byte, done func(index uint64, err error)) e
 func (n *Lane) AppendDeferred(ctx context.Context, payload []byte, c Completion) error {
 	return n.log.appendDeferredLane(ctx, n.id, payload, c)
 }
+
+// Stored describes the lane's stored records, as far as readers can see
+// them: the index of its first and last, how many there are and their
+// frames' bytes; ok is false when it stores none. With SyncInterval a
+// record written but not yet synced is not counted; last is then capped
+// at the log's LastIndex, which is past every visible record of the lane
+// and before every invisible one.
+func (n *Lane) Stored() (first, last, records uint64, bytes int64, ok bool) {
+	l := n.log
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	for _, s := range l.segs {
+		ls, in := s.lanes.find(n.id)
+		if !in {
+			continue
+		}
+		if !ok {
+			first, ok = ls.first, true
+		}
+		last = ls.last
+		records += ls.count
+		bytes += ls.bytes
+	}
+	if vis := l.last.Load(); ok && last > vis {
+		last = vis
+		if first > vis {
+			return 0, 0, 0, 0, false
+		}
+	}
+	return first, last, records, bytes, ok
+}
+
+// Count returns how many of the lane's committed records have an index
+// in [from, to): whole segments from their lane tables, the segments that
+// from or to cut by reading frame headers.
+func (n *Lane) Count(from, to uint64) (uint64, error) {
+	l := n.log
+	var total uint64
+	var partial [][2]uint64
+	l.mu.RLock()
+	for _, s := range l.segs {
+		ls, in := s.lanes.find(n.id)
+		if !in || ls.last < from || ls.first >= to {
+			continue
+		}
+		if ls.first >= from && ls.last < to {
+			total += ls.count
+			continue
+		}
+		partial = append(partial, [2]uint64{max(from, ls.first), min(to-1, ls.last)})
+	}
+	l.mu.RUnlock()
+	for _, p := range partial {
+		for at := p[0]; at <= p[1]; {
+			next, err := l.readFrom(at, int32(n.id), 0, 0, func(i uint64, _ uint16, _ []byte) error {
+				if i > p[1] {
+					return errStopCount
+				}
+				total++
+				return nil
+			})
+			if errors.Is(err, errStopCount) {
+				break
+			}
+			if err != nil {
+				return total, err
+			}
+			if next <= at {
+				break
+			}
+			at = next
+		}
+	}
+	return total, nil
+}
+
+var errStopCount = errors.New("counted")
 
 // laneScanBudget bounds the bytes of other lanes' frames one ReadFrom
 // passes over before it returns, so a read of a quiet lane behind a busy

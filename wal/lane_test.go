@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 )
@@ -158,10 +159,21 @@ func TestLanesShareALog(t *testing.T) {
 		t.Fatalf("want several segments, got %d", len(segs))
 	}
 	checkLanes(t, l, 4, 120)
+	for n := range uint16(4) {
+		if _, _, records, _, ok := l.Lane(n).Stored(); !ok || records != 120 {
+			t.Fatalf("lane %d stores %d records", n, records)
+		}
+	}
+	before := l.Segments()
 	closeLog(t, l)
 
 	l = mustOpen(t, dir, opts)
 	defer closeLog(t, l)
+	// The sealed segments' lane tables come from their footers, the
+	// newest's from its frames: both must say what the commits said.
+	if after := l.Segments(); !reflect.DeepEqual(after, before) {
+		t.Fatalf("segments after reopen:\n%+v\nbefore:\n%+v", after, before)
+	}
 	checkLanes(t, l, 4, 120)
 	if err := l.Verify(); err != nil {
 		t.Fatalf("Verify: %v", err)
@@ -202,54 +214,84 @@ func TestLaneRead(t *testing.T) {
 }
 
 // TestLaneReadPassesOverABudget: a quiet lane behind megabytes of a busy
-// one is read in bounded steps: a call that passed over laneScanBudget
-// bytes returns no record and a position beyond them, and going on from
-// there reaches the record.
+// one in the same segment is read in bounded steps: a call that passed
+// over laneScanBudget bytes returns no record and a position beyond them,
+// and going on from there reaches the record. With small segments the
+// lane tables let the read skip the busy lane's segments unread.
 func TestLaneReadPassesOverABudget(t *testing.T) {
-	opts := testOpts(OSFS())
-	opts.SegmentSize = 1 << 20
-	l := mustOpen(t, t.TempDir(), opts)
-	defer closeLog(t, l)
-	ctx := context.Background()
-	busy, quiet := l.Lane(1), l.Lane(2)
-	big := bytes.Repeat([]byte("x"), 16<<10)
-	batch := make([][]byte, 32) // 512 KiB a batch
-	for i := range batch {
-		batch[i] = big
-	}
-	for range 3 * laneScanBudget / (len(batch) * len(big)) {
-		if _, err := busy.AppendBatch(ctx, batch); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := quiet.Append(ctx, []byte("finally"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	calls, from := 0, l.FirstIndex()
-	var got uint64
-	for got == 0 {
-		calls++
-		if calls > 10 {
-			t.Fatalf("no record after %d calls", calls)
-		}
-		next, err := quiet.ReadFrom(from, 10, 0, func(i uint64, p []byte) error {
-			if string(p) != "finally" {
-				return fmt.Errorf("read %q", p)
+	for _, tc := range []struct {
+		name     string
+		segSize  int64
+		minCalls int
+	}{
+		{"one segment", 64 << 20, 3}, // 12 MiB in front, 4 MiB a call
+		{"segments of 1 MiB", 1 << 20, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := testOpts(OSFS())
+			opts.SegmentSize = tc.segSize
+			l := mustOpen(t, t.TempDir(), opts)
+			defer closeLog(t, l)
+			ctx := context.Background()
+			busy, quiet := l.Lane(1), l.Lane(2)
+			start, err := quiet.Append(ctx, []byte("first"))
+			if err != nil {
+				t.Fatal(err)
 			}
-			got = i
-			return nil
+			big := bytes.Repeat([]byte("x"), 16<<10)
+			batch := make([][]byte, 32) // 512 KiB a batch
+			for i := range batch {
+				batch[i] = big
+			}
+			for range 3 * laneScanBudget / (len(batch) * len(big)) {
+				if _, err := busy.AppendBatch(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := quiet.Append(ctx, []byte("finally"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls, from := 0, start+1
+			var got uint64
+			for got == 0 {
+				calls++
+				if calls > 10 {
+					t.Fatalf("no record after %d calls", calls)
+				}
+				next, err := quiet.ReadFrom(from, 10, 0, func(i uint64, p []byte) error {
+					if string(p) != "finally" {
+						return fmt.Errorf("read %q", p)
+					}
+					got = i
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if next <= from {
+					t.Fatalf("ReadFrom(%d) returned %d: no progress", from, next)
+				}
+				from = next
+			}
+			if got != want || calls < tc.minCalls {
+				t.Fatalf("read index %d in %d calls, want %d in at least %d", got, calls, want, tc.minCalls)
+			}
+			first, last, records, size, ok := quiet.Stored()
+			if !ok || first != start || last != want || records != 2 || size != frameSize(5)+frameSize(7) {
+				t.Fatalf("Stored = %d, %d, %d, %d, %v", first, last, records, size, ok)
+			}
+			for _, c := range []struct{ from, to, want uint64 }{
+				{start, want + 1, 2}, {start + 1, want + 1, 1}, {start, want, 1}, {start + 1, want, 0}, {1, l.LastIndex() + 1, 2},
+			} {
+				if n, err := quiet.Count(c.from, c.to); err != nil || n != c.want {
+					t.Fatalf("Count(%d, %d) = %d, %v; want %d", c.from, c.to, n, err, c.want)
+				}
+			}
+			if n, err := busy.Count(1, l.LastIndex()+1); err != nil || n != uint64(want-start-1) {
+				t.Fatalf("busy Count = %d, %v; want %d", n, err, want-start-1)
+			}
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if next <= from {
-			t.Fatalf("ReadFrom(%d) returned %d: no progress", from, next)
-		}
-		from = next
-	}
-	if got != want || calls < 3 {
-		t.Fatalf("read index %d in %d calls, want %d in at least 3 (12 MiB in front, 4 MiB a call)", got, calls, want)
 	}
 }
 

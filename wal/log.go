@@ -90,6 +90,17 @@ type SegmentInfo struct {
 	// up to date while records are appended.
 	Tagged         bool
 	MinTag, MaxTag uint64
+	// Lanes: what the segment holds of each lane, in lane order (one
+	// entry, lane 0, in a log written without lanes).
+	Lanes []LaneInfo
+}
+
+// LaneInfo is what one segment holds of one lane.
+type LaneInfo struct {
+	Lane        uint16
+	Records     uint64
+	Bytes       int64 // frames, headers included
+	First, Last uint64
 }
 
 // freeFile is a deleted segment's file waiting for reuse; seg, if set, is
@@ -197,6 +208,12 @@ func (s *segment) infoLocked() SegmentInfo {
 	i := SegmentInfo{Path: s.path, FirstIndex: s.first, LastIndex: s.first + s.count - 1, Bytes: s.end, Sealed: s.sealed}
 	if s.count > 0 && s.tags.n == s.count {
 		i.Tagged, i.MinTag, i.MaxTag = true, s.tags.min, s.tags.max
+	}
+	if len(s.lanes) > 0 {
+		i.Lanes = make([]LaneInfo, len(s.lanes))
+		for k, ls := range s.lanes {
+			i.Lanes[k] = LaneInfo{Lane: ls.lane, Records: ls.count, Bytes: ls.bytes, First: ls.first, Last: ls.last}
+		}
 	}
 	return i
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -110,6 +111,7 @@ func (l *Log) recover() error {
 	l.w.segRecs = act.count
 	l.w.off = act.end
 	l.w.tags = act.tags
+	l.w.lanes = slices.Clone(act.lanes)
 	l.written.Store(l.w.next - 1)
 	return nil
 }
@@ -170,7 +172,7 @@ func (l *Log) loadSegment(first, next uint64) error {
 		if !newest && ft.count != next-first {
 			return l.corruption(path, ftOff, fmt.Errorf("%w: footer says %d records, next segment starts at %d", errBadFooter, ft.count, next))
 		}
-		s := &segment{first: first, path: path, count: ft.count, end: ftOff, offsets: ft.offsets, sealed: true, check: ft}
+		s := &segment{first: first, path: path, count: ft.count, end: ftOff, offsets: ft.offsets, sealed: true, check: ft, lanes: ft.lanes}
 		if ft.tagsValid() {
 			s.tags = tagRange{min: ft.minTag, max: ft.maxTag, n: ft.count}
 		}
@@ -190,7 +192,7 @@ func (l *Log) loadSegment(first, next uint64) error {
 	if err != nil {
 		return fmt.Errorf("wal: shard %q: read segment %s: %w", l.opts.Name, path, err)
 	}
-	s := &segment{first: first, path: path, count: res.count, end: res.end, offsets: res.offsets, sealed: !newest, tags: res.tags}
+	s := &segment{first: first, path: path, count: res.count, end: res.end, offsets: res.offsets, sealed: !newest, tags: res.tags, lanes: res.lanes}
 	if !newest {
 		// A version 1 segment, sealed before its successor was named; or
 		// a version 2 one whose footer is damaged (its successor's name
@@ -348,7 +350,7 @@ func (l *Log) settleNewest(f File, path string, hdr segHeader, s *segment, res s
 	l.log.Warn().Str("segment", path).Int64("offset", res.end).Int64("bytes_cut", tail-res.end).
 		Str("copied_to", broken).Uint64("last_index", s.first+res.count-1).AnErr("reason", cause).
 		Msg("wal: repaired torn tail of newest segment")
-	ft := newFooter(s.first, res.count, res.offsets, res.tags, res.crc)
+	ft := newFooter(s.first, res.count, res.offsets, res.tags, res.lanes, res.crc)
 	if err := writeSeal(f, ft, res.end); err != nil {
 		return fmt.Errorf("wal: shard %q: repair segment %s: %w", l.opts.Name, path, err)
 	}

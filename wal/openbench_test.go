@@ -44,7 +44,7 @@ func generateLog(tb testing.TB, dir string, n int, segSize int64, footers bool) 
 		switch {
 		case !active && footers:
 			crc := crc32.Checksum(buf, castagnoli)
-			buf = append(buf, sealTail(newFooter(first, count, offs, tagRange{}, crc), end)...)
+			buf = append(buf, sealTail(newFooter(first, count, offs, tagRange{}, lane0(first, count, end), crc), end)...)
 		default:
 			buf = append(buf, make([]byte, segSize-end)...)
 		}

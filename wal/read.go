@@ -69,9 +69,20 @@ func (l *Log) readFrom(from uint64, want int32, maxRecords, maxBytes int, fn fun
 			}
 			return next, fmt.Errorf("%w: index %d", ErrNotFound, next)
 		}
+		segLast := s.lastIndex()
+		if want != anyLane {
+			// The segment's lane table says where the lane's records
+			// are: none here from next on, or not before its first.
+			ls, in := s.lanes.find(uint16(want))
+			if !in || ls.last < next {
+				l.mu.RUnlock()
+				next = segLast + 1
+				continue
+			}
+			next = max(next, ls.first)
+		}
 		off, at := s.offsetOf(next)
 		end := s.end
-		segLast := s.lastIndex()
 		unchecked := s.check != nil
 		l.mu.RUnlock()
 		if unchecked {

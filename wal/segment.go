@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ type segment struct {
 	offsets []uint32 // offsets[k] = offset of record first+k*indexStride
 	sealed  bool
 	tags    tagRange
+	lanes   laneStats // what it holds of each lane
 
 	// check is set for a sealed segment whose frames Open did not read
 	// (it trusted the footer): the scrubber or the first read verifies
@@ -54,6 +56,42 @@ func (s *segment) lastIndex() uint64 { return s.first + s.count - 1 }
 type tagRange struct {
 	min, max uint64
 	n        uint64 // records that had a tag
+}
+
+// laneStat is what one segment holds of one lane (FORMAT.md, "Lanes").
+type laneStat struct {
+	lane        uint16
+	count       uint64
+	bytes       int64 // its frames, headers included
+	first, last uint64
+}
+
+// laneStats are a segment's lanes in lane order; a log without lanes has
+// one, lane 0. The committer adds each record as it encodes it.
+type laneStats []laneStat
+
+func (ls laneStats) add(lane uint16, index uint64, size int64) laneStats {
+	i := 0
+	for i < len(ls) && ls[i].lane < lane {
+		i++
+	}
+	if i < len(ls) && ls[i].lane == lane {
+		ls[i].count++
+		ls[i].bytes += size
+		ls[i].last = index
+		return ls
+	}
+	return slices.Insert(ls, i, laneStat{lane: lane, count: 1, bytes: size, first: index, last: index})
+}
+
+// find returns what the segment holds of lane.
+func (ls laneStats) find(lane uint16) (laneStat, bool) {
+	for _, s := range ls {
+		if s.lane == lane {
+			return s, true
+		}
+	}
+	return laneStat{}, false
 }
 
 func (t *tagRange) add(tag uint64) {
@@ -164,6 +202,7 @@ type cursor struct {
 	start int64 // file offset of buf[0]
 	n     int   // valid bytes in buf
 	limit int64
+	lane  uint16 // of the last frame decoded
 }
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
@@ -226,6 +265,7 @@ func (c *cursor) frame(off int64, index uint64) (payload []byte, next int64, err
 		if b, err = c.fill(off, frameHeaderSize+h.length); err != nil {
 			return nil, 0, err
 		}
+		c.lane = h.lane
 	}
 	payload, n, err := decodeFrame(b, index)
 	if err != nil {
@@ -279,6 +319,7 @@ type scanResult struct {
 	size    int64
 	crc     uint32 // CRC-32C of the bytes before end (header and frames)
 	tags    tagRange
+	lanes   laneStats
 }
 
 // scanSegment verifies every frame of a segment from its header on, up to
@@ -316,6 +357,7 @@ func scanSegment(f File, first uint64, max uint64, limit int64, tag TagFunc) (sc
 				r.tags.add(t)
 			}
 		}
+		r.lanes = r.lanes.add(c.lane, idx, next-r.end)
 		r.crc = crc32.Update(r.crc, castagnoli, c.buf[r.end-c.start:next-c.start])
 		if r.count%indexStride == 0 {
 			r.offsets = append(r.offsets, uint32(r.end))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -239,7 +240,7 @@ func TestFooterTags(t *testing.T) {
 	defer closeLog(t, l)
 	got := l.Segments()
 	for i, s := range got {
-		if s != want[i] {
+		if !reflect.DeepEqual(s, want[i]) {
 			t.Fatalf("segment %d: %+v after reopen, %+v before", i, s, want[i])
 		}
 	}

@@ -37,6 +37,8 @@ func checkAgainstFooter(f File, first uint64, end int64, ft *footer, tag TagFunc
 		return res.end, fmt.Errorf("%w: %d unexpected bytes between the last record and the footer", errBadFooter, end-res.end)
 	case !slices.Equal(res.offsets, ft.offsets):
 		return end, fmt.Errorf("%w: index entries disagree with the frames", errBadFooter)
+	case !slices.Equal(res.lanes, ft.lanes):
+		return end, fmt.Errorf("%w: lane table disagrees with the frames", errBadFooter)
 	case res.crc != ft.segCRC:
 		return end, fmt.Errorf("%w: footer says %#08x, bytes give %#08x", errSegmentCRC, ft.segCRC, res.crc)
 	case tag != nil && ft.tagsValid() && (res.tags.min != ft.minTag || res.tags.max != ft.maxTag):
