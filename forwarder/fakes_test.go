@@ -106,11 +106,11 @@ func (sh *memShard) trimTo(seq uint64) {
 	sh.trim = seq
 }
 
-func (sh *memShard) Read(from uint64, maxRecords, maxBytes int) ([]shards.Record, error) {
+func (sh *memShard) Read(from uint64, maxRecords, maxBytes int) ([]shards.Record, uint64, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if from < sh.trim {
-		return nil, &shards.TrimmedError{Shard: sh.info.ID, Requested: from, TrimHorizon: sh.trim}
+		return nil, from, &shards.TrimmedError{Shard: sh.info.ID, Requested: from, TrimHorizon: sh.trim, Lost: sh.trim - from}
 	}
 	var out []shards.Record
 	size := 0
@@ -121,7 +121,22 @@ func (sh *memShard) Read(from uint64, maxRecords, maxBytes int) ([]shards.Record
 		size += len(sh.recs[i].Data)
 		out = append(out, sh.recs[i])
 	}
-	return out, nil
+	if len(out) > 0 {
+		return out, out[len(out)-1].Seq + 1, nil
+	}
+	return out, from, nil
+}
+
+func (sh *memShard) RecordsIn(from, to uint64) (uint64, error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var n uint64
+	for _, r := range sh.recs {
+		if r.Seq >= from && r.Seq < to && r.Seq >= sh.trim {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (sh *memShard) Changed() <-chan struct{} {

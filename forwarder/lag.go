@@ -89,7 +89,8 @@ func (f *Forwarder) Lag() Lag {
 		th := ls.sh.TrimHorizon()
 		var unread uint64
 		if from := max(ls.next, th); last >= from {
-			unread = last - from + 1
+			// The shard's own records: other shards' are in the gaps.
+			unread, _ = ls.sh.RecordsIn(from, last+1)
 		}
 		lag.Records += int64(ls.unacked) + int64(unread)
 		lag.Bytes += int64(ls.unackedBytes) + int64(float64(unread)*s.avgSize)

@@ -117,7 +117,7 @@ func (l *lane) watermark() uint64 { return l.base - 1 }
 
 // readAll reports whether every record the shard will ever hold has been
 // read: it is closed and reading has passed its end.
-func (l *lane) readAll() bool { return l.info.Closed && l.next > l.info.EndSeq }
+func (l *lane) readAll() bool { return l.info.Closed && l.next > l.info.EndingSeq() }
 
 // done: closed, read to the end, and everything acknowledged. Children
 // may start.

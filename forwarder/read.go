@@ -121,14 +121,13 @@ func (e *engine) read(l *lane, now time.Time) bool {
 	ch := l.sh.Changed() // before Read, so a commit in between is not missed
 	n := min(maxBatchRecords, e.opts.MaxBufferedRecords-e.buffered, e.opts.MaxAhead-int(l.span()))
 	nb := max(1, min(e.plan.lim.maxItemBytes, e.opts.MaxBufferedBytes-e.bufferedBytes))
-	recs, err := l.sh.Read(l.next, n, nb)
+	recs, next, err := l.sh.Read(l.next, n, nb)
 	var te *shards.TrimmedError
 	if errors.As(err, &te) {
 		if te.TrimHorizon > l.next {
-			lost := te.TrimHorizon - l.next
-			e.lost += int64(lost)
+			e.lost += int64(te.Lost)
 			e.log.Warn().Str("shard", l.id).Uint64("first", l.next).Uint64("last", te.TrimHorizon-1).
-				Uint64("records", lost).Msg("records deleted by retention before they were forwarded; continuing at the trim horizon")
+				Uint64("records", te.Lost).Msg("records deleted by retention before they were forwarded; continuing at the trim horizon")
 			l.skipTo(te.TrimHorizon)
 		} else {
 			l.retryAt = now.Add(time.Second).UnixNano()
@@ -141,6 +140,14 @@ func (e *engine) read(l *lane, now time.Time) bool {
 		}
 		l.retryAt = now.Add(time.Second).UnixNano()
 		return false
+	}
+	if len(recs) == 0 && next > l.next {
+		// Passed over other shards' records of the stream's log: go on
+		// from there, now if the shard has more.
+		l.skipTo(next)
+		if next <= l.sh.Last() {
+			return true
+		}
 	}
 	if len(recs) == 0 {
 		l.caughtUp = true
@@ -177,7 +184,7 @@ func (e *engine) read(l *lane, now time.Time) bool {
 		e.sizeSum += float64(len(payload))
 		e.sizeN++
 	}
-	l.skipTo(recs[len(recs)-1].Seq + 1)
+	l.skipTo(max(next, recs[len(recs)-1].Seq+1))
 	return true
 }
 

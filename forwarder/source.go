@@ -18,13 +18,17 @@ type Source interface {
 
 // ShardReader is the read side of one local shard, as shards.Shard has it.
 type ShardReader interface {
-	// Read returns committed records with Seq >= from; a *shards.TrimmedError
-	// if from is below the trim horizon.
-	Read(from uint64, maxRecords, maxBytes int) ([]shards.Record, error)
+	// Read returns committed records with Seq >= from and where to read
+	// next (past other shards' records it passed over, even with no
+	// record); a *shards.TrimmedError if from is below the trim horizon.
+	Read(from uint64, maxRecords, maxBytes int) ([]shards.Record, uint64, error)
 	// Changed is closed at the next commit; take it before Read.
 	Changed() <-chan struct{}
 	TrimHorizon() uint64
 	Last() uint64
+	// RecordsIn counts the shard's records with sequence numbers in
+	// [from, to): its numbers have other shards' records in their gaps.
+	RecordsIn(from, to uint64) (uint64, error)
 	ArrivalOf(seq uint64) (time.Time, bool)
 }
 

@@ -64,11 +64,11 @@ func Dump(w io.Writer, log zerolog.Logger, dataDir, keysDir, stream, shard strin
 			return err
 		}
 		for from := sh.TrimHorizon(); from <= sh.Last(); {
-			recs, err := sh.Read(from, 1000, 4<<20)
+			recs, next, err := sh.Read(from, 1000, 4<<20)
 			if err != nil {
 				return err
 			}
-			if len(recs) == 0 {
+			if next <= from {
 				break
 			}
 			for _, r := range recs {
@@ -76,7 +76,7 @@ func Dump(w io.Writer, log zerolog.Logger, dataDir, keysDir, stream, shard strin
 					return err
 				}
 			}
-			from = recs[len(recs)-1].Seq + 1
+			from = next
 		}
 	}
 	if !found {

@@ -172,7 +172,7 @@ func TestReloadAppliesTheFile(t *testing.T) {
 		t.Fatalf("events shards = %+v", sh)
 	}
 	sh, _ := ev.Shard("shardId-000000000000")
-	if recs, err := sh.Read(1, 10, 1<<20); err != nil || len(recs) != 1 || recs[0].Topic != "devices/d1/events" {
+	if recs, _, err := sh.Read(1, 10, 1<<20); err != nil || len(recs) != 1 || recs[0].Topic != "devices/d1/events" {
 		t.Fatalf("new route not in effect: %+v, %v", recs, err)
 	}
 	if _, err := d.Store().Stream("old"); err != nil {

@@ -48,7 +48,7 @@ func readAll(t *testing.T, st *shards.Store, stream string) map[string][]shards.
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs, err := sh.Read(sh.TrimHorizon(), 10000, 64<<20)
+		recs, _, err := sh.Read(sh.TrimHorizon(), 10000, 64<<20)
 		if err != nil {
 			t.Fatal(err)
 		}

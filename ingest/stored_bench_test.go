@@ -105,12 +105,7 @@ func benchStoredPublish(b *testing.B, fsync, mode string) {
 
 func storeSyncs(st *shards.Store) uint64 {
 	s, _ := st.Stream("telemetry")
-	var n uint64
-	for _, info := range s.Shards() {
-		sh, _ := s.Shard(info.ID)
-		n += sh.LogStats().Syncs
-	}
-	return n
+	return s.LogStats().Syncs
 }
 
 // ctxSwitches sums the context switches of the process's threads: each

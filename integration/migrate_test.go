@@ -59,12 +59,15 @@ func TestMigrateV1DataDir(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	// stream.json is version 2 and records what v1 issued per shard.
+	// stream.json is version 3 (one log per stream) and records what v1
+	// issued per shard and what each shard's own log held, read in place.
 	var meta struct {
-		Version int `json:"version"`
-		Shards  []struct {
-			ID        string `json:"id"`
-			V1LastSeq uint64 `json:"v1_last_seq"`
+		Version  int    `json:"version"`
+		LogStart uint64 `json:"log_start"`
+		Shards   []struct {
+			ID         string `json:"id"`
+			V1LastSeq  uint64 `json:"v1_last_seq"`
+			LegacyLast uint64 `json:"legacy_last"`
 		} `json:"shards"`
 	}
 	b, err = os.ReadFile(filepath.Join(dir, "streams", "fx", "stream.json"))
@@ -75,12 +78,12 @@ func TestMigrateV1DataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantV1 := map[string]uint64{"shardId-000000000000": 10, "shardId-000000000001": 10, "shardId-000000000002": 15, "shardId-000000000003": 15}
-	if meta.Version != 2 || len(meta.Shards) != 4 {
+	if meta.Version != 3 || len(meta.Shards) != 4 || meta.LogStart != 16 {
 		t.Fatalf("stream.json after migration: %s", b)
 	}
 	for _, s := range meta.Shards {
-		if s.V1LastSeq != wantV1[s.ID] {
-			t.Errorf("%s: v1_last_seq %d, want %d", s.ID, s.V1LastSeq, wantV1[s.ID])
+		if s.V1LastSeq != wantV1[s.ID] || s.LegacyLast != wantV1[s.ID] {
+			t.Errorf("%s: v1_last_seq %d, legacy_last %d, want %d", s.ID, s.V1LastSeq, s.LegacyLast, wantV1[s.ID])
 		}
 	}
 
@@ -141,10 +144,11 @@ func TestMigrateV1DataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if aws.ToString(put.ShardId) != "shardId-000000000001" || aws.ToString(put.SequenceNumber) != shards.FormatSeq("shardId-000000000001", 11) {
+	// 16: the stream's log starts after every number any shard issued.
+	if aws.ToString(put.ShardId) != "shardId-000000000001" || aws.ToString(put.SequenceNumber) != shards.FormatSeq("shardId-000000000001", 16) {
 		t.Fatalf("put after migration: %s %s", aws.ToString(put.ShardId), aws.ToString(put.SequenceNumber))
 	}
-	wantInvalid("v1 number of a record written after the migration", iter("shardId-000000000001", types.ShardIteratorTypeAtSequenceNumber, "11"))
+	wantInvalid("v1 number of a record written after the migration", iter("shardId-000000000001", types.ShardIteratorTypeAtSequenceNumber, "16"))
 
 	// The consumer's old checkpoints (shard 0 at 7, shard 1 at 10, shard 2
 	// at 12) resume where they were: it gets shard 0's 8..10, shard 1's

@@ -146,11 +146,11 @@ EOF
   sim_pid=$!
   sleep "$warm"
   s0=$(devstat 7) w0=$(devstat 5) r0=$(metric weir_shard_appended_records_total)
-  y0=$(metric weir_shard_syncs_total) g0=$(metric weir_shard_commit_groups_total)
+  y0=$(metric weir_stream_syncs_total) g0=$(metric weir_stream_commit_groups_total)
   f0=$(find "$mnt/data" -name '*.seg' | wc -l)
   sleep "$measure"
   s1=$(devstat 7) w1=$(devstat 5) r1=$(metric weir_shard_appended_records_total)
-  y1=$(metric weir_shard_syncs_total) g1=$(metric weir_shard_commit_groups_total)
+  y1=$(metric weir_stream_syncs_total) g1=$(metric weir_stream_commit_groups_total)
   f1=$(find "$mnt/data" -name '*.seg' | wc -l)
   wait "$sim_pid" || true
   sim_pid=""

@@ -401,16 +401,27 @@ func (a *Autoscaler) done(st *Stream, action string, err error, ev *zerolog.Even
 func splitPoint(sh *Shard, info ShardInfo) (HashKey, bool) {
 	var hashes []HashKey
 	if last, th := sh.Last(), sh.TrimHorizon(); last >= th {
+		// The shard's sequence numbers have the stream's other shards'
+		// records between them: look back far enough to find about
+		// splitSample of its own.
+		span := uint64(splitSample) * uint64(max(1, len(sh.stream.openShards())))
 		from := th
-		if last-th+1 > splitSample {
-			from = last - splitSample + 1
+		if last-th+1 > span {
+			from = last - span + 1
 		}
-		recs, _ := sh.Read(from, splitSample, splitSampleMax)
-		for _, r := range recs {
-			// Records placed with an ExplicitHashKey may hash elsewhere.
-			if h := HashOf(r.Key); info.Contains(h) {
-				hashes = append(hashes, h)
+		for n := 0; n < splitSample && from <= last; {
+			recs, next, err := sh.Read(from, splitSample-n, splitSampleMax)
+			if err != nil || next <= from {
+				break
 			}
+			for _, r := range recs {
+				// Records placed with an ExplicitHashKey may hash elsewhere.
+				if h := HashOf(r.Key); info.Contains(h) {
+					hashes = append(hashes, h)
+				}
+			}
+			n += len(recs)
+			from = next
 		}
 	}
 	if len(hashes) < minSplitSample {

@@ -147,7 +147,7 @@ func BenchmarkShardRead(b *testing.B) {
 	b.ResetTimer()
 	from := uint64(1)
 	for i := 0; i < b.N; {
-		got, err := sh.Read(from, 10000, 10<<20)
+		got, _, err := sh.Read(from, 10000, 10<<20)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -252,8 +252,9 @@ func (c *Checkpoints) Lost(stream, consumer string) int64 {
 }
 
 // unreadBelow counts, per consumer of stream, the records of shardID in
-// [from, upTo) that it has not processed yet.
-func (c *Checkpoints) unreadBelow(stream, shardID string, from, upTo uint64) map[string]uint64 {
+// [from, upTo) that it has not processed yet; count(a, b) is how many of
+// the shard's records have a sequence number in [a, b).
+func (c *Checkpoints) unreadBelow(stream, shardID string, from, upTo uint64, count func(a, b uint64) uint64) map[string]uint64 {
 	out := map[string]uint64{}
 	for _, ci := range c.Consumers(stream) {
 		pos, err := c.Get(stream, ci.Name)
@@ -265,7 +266,7 @@ func (c *Checkpoints) unreadBelow(stream, shardID string, from, upTo uint64) map
 			next = p + 1
 		}
 		if next < upTo {
-			out[ci.Name] = upTo - next
+			out[ci.Name] = count(next, upTo)
 		}
 	}
 	return out

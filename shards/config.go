@@ -160,12 +160,13 @@ func (d Durability) WithDefaults() Durability {
 	return d
 }
 
-// perShardSegments are the segment files a shard may hold besides its
+// logSegments are the segment files a stream's log may hold besides its
 // sealed ones: the one being written, the next one prepared, and the
-// deleted ones its log keeps for reuse. max_bytes counts allocated space
-// (usage.go) and frees a sealed segment at a time, so a cap below that for
-// every shard plus one segment could never store anything.
-const perShardSegments = 2 + wal.DefaultRecycleSegments
+// deleted ones it keeps for reuse. max_bytes counts allocated space
+// (usage.go) and frees a sealed segment at a time, so a cap below that
+// plus one segment could never store anything. The shards share the log,
+// so their number does not matter.
+const logSegments = 2 + wal.DefaultRecycleSegments
 
 // Validate checks one stream on its own; uniqueness of names is checked by
 // whoever holds the list. Paths are relative to the stream.
@@ -197,10 +198,9 @@ func (c StreamConfig) Validate() []error {
 	}
 	if c.MaxBytes < 0 {
 		errs.Add("max_bytes", "must not be negative")
-	} else if least := conf.ByteSize(perShardSegments*c.Shards+1) * c.SegmentSize; segOK && c.Shards >= MinShards && c.Shards <= MaxShards &&
-		c.MaxBytes != 0 && c.MaxBytes < least {
-		errs.Add("max_bytes", "(%v) must be 0 (unlimited) or at least (%d × shards + 1) × segment_size = %v: it counts space allocated on disk, where every shard keeps its segment being written, the next one prepared and up to %d deleted ones for reuse, and space is freed a whole segment at a time",
-			c.MaxBytes, perShardSegments, least, wal.DefaultRecycleSegments)
+	} else if least := conf.ByteSize(logSegments+1) * c.SegmentSize; segOK && c.MaxBytes != 0 && c.MaxBytes < least {
+		errs.Add("max_bytes", "(%v) must be 0 (unlimited) or at least %d × segment_size = %v: it counts space allocated on disk, where the stream's log keeps its segment being written, the next one prepared and up to %d deleted ones for reuse, and space is freed a whole segment at a time",
+			c.MaxBytes, logSegments+1, least, wal.DefaultRecycleSegments)
 	}
 	errs.Enum("on_full", c.OnFull, OnFullReject, OnFullDropOldest)
 	errs.Nest("rate", c.Rate.Validate())

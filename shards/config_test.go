@@ -56,12 +56,13 @@ func TestStreamConfigValidate(t *testing.T) {
 		{"record_too_big", func(c *StreamConfig) { c.MaxRecordSize = 11 * conf.MiB; c.SegmentSize = 64 * conf.MiB }, []string{"max_record_size: must be 1B..10MiB"}},
 		{"record_vs_segment", func(c *StreamConfig) { c.SegmentSize = conf.MiB },
 			[]string{"max_record_size: (1MiB) must leave 1KiB of headroom in segment_size (1MiB): raise segment_size to at least 1025KiB or lower max_record_size"}},
-		{"max_bytes_small", func(c *StreamConfig) { c.MaxBytes = 256 * conf.MiB },
-			[]string{"max_bytes: (256MiB) must be 0 (unlimited) or at least (4 × shards + 1) × segment_size = 272MiB: it counts space allocated on disk"}},
-		{"max_bytes_per_shard", func(c *StreamConfig) {
-			c.Shards, c.SegmentSize, c.MaxRecordSize, c.MaxBytes = 1, 4*conf.KiB, 3*conf.KiB, 19*conf.KiB
+		{"max_bytes_small", func(c *StreamConfig) { c.MaxBytes = 64 * conf.MiB },
+			[]string{"max_bytes: (64MiB) must be 0 (unlimited) or at least 5 × segment_size = 80MiB: it counts space allocated on disk"}},
+		{"max_bytes_one_log", func(c *StreamConfig) {
+			// Many shards need no more: they share the stream's log.
+			c.Shards, c.SegmentSize, c.MaxRecordSize, c.MaxBytes = 64, 4*conf.KiB, 3*conf.KiB, 19*conf.KiB
 		},
-			[]string{"max_bytes: (19KiB) must be 0 (unlimited) or at least (4 × shards + 1) × segment_size = 20KiB"}},
+			[]string{"max_bytes: (19KiB) must be 0 (unlimited) or at least 5 × segment_size = 20KiB"}},
 		{"on_full", func(c *StreamConfig) { c.OnFull = "drop" }, []string{`on_full: must be one of reject, drop_oldest, got "drop"`}},
 		{"rate_negative", func(c *StreamConfig) { c.Rate.RecordsPerSec, c.Rate.BytesPerSec = -1, -1 },
 			[]string{"rate.records_per_sec: must be >= 0", "rate.bytes_per_sec: must be >= 0"}},

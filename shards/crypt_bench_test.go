@@ -161,7 +161,7 @@ func BenchmarkStreamEncryption(b *testing.B) {
 			cpu0 := cpuTime(b)
 			b.ResetTimer()
 			for i, from := 0, uint64(1); i < b.N; {
-				got, err := sh.Read(from, 10000, 10<<20)
+				got, _, err := sh.Read(from, 10000, 10<<20)
 				if err != nil {
 					b.Fatal(err)
 				}

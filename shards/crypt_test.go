@@ -68,7 +68,7 @@ func readStream(t *testing.T, st *Stream) []Record {
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs, err := sh.Read(sh.TrimHorizon(), 10000, 1<<24)
+		recs, _, err := sh.Read(sh.TrimHorizon(), 10000, 1<<24)
 		if err != nil {
 			t.Fatalf("read %s: %v", info.ID, err)
 		}
@@ -207,11 +207,11 @@ func TestEncryptionWrongKeyIsClearError(t *testing.T) {
 	}
 	sh, _ := st.Shard(a.ShardID)
 	// The first read hands over the plain record before the bad one.
-	recs, err := sh.Read(1, 10, 1<<20)
+	recs, _, err := sh.Read(1, 10, 1<<20)
 	if err != nil || len(recs) != 1 || string(recs[0].Data) != "before" {
 		t.Fatalf("first read: %v %v", recs, err)
 	}
-	_, err = sh.Read(2, 10, 1<<20)
+	_, _, err = sh.Read(2, 10, 1<<20)
 	var ke *KeyError
 	if !errors.Is(err, ErrKeyMismatch) || !errors.As(err, &ke) || ke.KeyID != "k1" {
 		t.Fatalf("read with a replaced key: %v", err)
@@ -239,7 +239,7 @@ func TestEncryptionMissingKey(t *testing.T) {
 	defer s.Close()
 	st, _ = s.Stream("s")
 	sh, _ := st.Shard(a.ShardID)
-	_, err := sh.Read(a.Seq, 1, 1<<20)
+	_, _, err := sh.Read(a.Seq, 1, 1<<20)
 	var ke *KeyError
 	if !errors.Is(err, ErrKeyNotFound) || !errors.As(err, &ke) || ke.Path != path {
 		t.Fatalf("read without the key: %v", err)
@@ -259,7 +259,7 @@ func TestEncryptionMissingKey(t *testing.T) {
 	if err := os.WriteFile(path, key, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := sh.Read(a.Seq, 1, 1<<20)
+	recs, _, err := sh.Read(a.Seq, 1, 1<<20)
 	if err != nil || string(recs[0].Data) != "secret" {
 		t.Fatalf("read after restoring the key: %v %v", recs, err)
 	}

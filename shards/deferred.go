@@ -49,7 +49,7 @@ func (st *Stream) appendDeferred(ctx context.Context, rec *Record, o AppendOptio
 		return err
 	}
 	d.sh, d.c = sh, c
-	err = sh.wal().AppendDeferred(ctx, p.payload, d)
+	err = sh.lane.AppendDeferred(ctx, p.payload, d)
 	if err == nil {
 		return nil
 	}
@@ -96,5 +96,6 @@ func (d *deferredAppend) Committed(index uint64, err error) {
 		return
 	}
 	sh.stream.store.metrics.appended.Add(1)
+	sh.appended.Add(1)
 	c.Appended(Appended{ShardID: sh.ID(), Seq: index}, nil)
 }

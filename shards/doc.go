@@ -1,7 +1,10 @@
 // Package shards gives the bytes in the logs their meaning as Kinesis
 // streams: a stream is a set of shards dividing the 128-bit MD5 hash space of
-// partition keys; each shard is one write-ahead log (package wal) whose
-// indexes are the shard's sequence numbers.
+// partition keys; the stream is one write-ahead log (package wal) and each
+// shard a lane of it (wal/FORMAT.md, "Lanes"), so one commit group and one
+// fdatasync cover the records of every shard that arrived together. The
+// log's indexes are the sequence numbers: a shard's increase, with the
+// other shards' records in their gaps.
 //
 // The Store is the single write path (MQTT publishes and Kinesis PutRecords
 // both call Append, with the same limits and the same durability) and the
@@ -13,12 +16,16 @@
 // [i*floor(2^128/N), (i+1)*floor(2^128/N)-1] and the last shard ends at
 // 2^128-1.
 //
-// A record's position is its shard's log index, starting at 1; checkpoints
-// and every reader inside weir use it. The API shows it as a sequence number
-// of format v2 that also encodes the shard (FormatSeq, ParseSeq; FORMAT.md),
-// so numbers are unique in a stream. A child shard of a reshard starts after
-// the largest last index of its parents; readers must still read parents to
-// their end before children.
+// A record's position is its log index, starting at 1; checkpoints and
+// every reader inside weir use it, and Shard.Read returns where to go on
+// (past other shards' records it passed over). Counts of a shard's records
+// come from the log's lane tables (Shard.Records, Shard.RecordsIn), never
+// from subtracting positions. The API shows a position as a sequence number
+// of format v2 that also encodes the shard (FormatSeq, ParseSeq; FORMAT.md).
+// A child shard of a reshard starts after its parents' end; readers must
+// still read parents to their end before children. A stream written before
+// one log per stream keeps reading each shard's old log in place until
+// retention empties it (migrate.go).
 //
 // Encrypted streams (StartStreamEncryption) store each record appended
 // while encrypted as an AES-256-GCM envelope naming its key, in the same
@@ -34,7 +41,8 @@
 // On disk (under the data directory):
 //
 //	LOCK                                  flock held by the running gateway
-//	streams/<stream>/stream.json          shard map, version 2 (FORMAT.md; atomic: temp, fsync, rename, fsync dir)
-//	streams/<stream>/<shardId>/*.seg      the shard's log (see wal/FORMAT.md)
+//	streams/<stream>/stream.json          shard map, version 3 (FORMAT.md; atomic: temp, fsync, rename, fsync dir)
+//	streams/<stream>/log/*.seg            the stream's log, its shards as lanes (see wal/FORMAT.md)
+//	streams/<stream>/<shardId>/*.seg      a shard's log from before version 3, read until emptied
 //	checkpoints/<stream>/<consumer>.json  a consumer's positions by shard (atomic)
 package shards

@@ -70,7 +70,7 @@ func TestDiskFullRefusesAndRecovers(t *testing.T) {
 	if sh.Err() != nil {
 		t.Fatalf("a full disk made the shard fail for good: %v", sh.Err())
 	}
-	recs, err := sh.Read(1, 10000, 64<<20)
+	recs, _, err := sh.Read(1, 10000, 64<<20)
 	if err != nil || len(recs) != len(acked) {
 		t.Fatalf("reads on a full disk: %d records, %v; want %d", len(recs), err, len(acked))
 	}
@@ -89,7 +89,7 @@ func TestDiskFullRefusesAndRecovers(t *testing.T) {
 	defer s2.Close()
 	st2, _ := s2.Stream("s")
 	sh2, _ := st2.Shard("shardId-000000000000")
-	recs, err = sh2.Read(1, 100000, 64<<20)
+	recs, _, err = sh2.Read(1, 100000, 64<<20)
 	if err != nil || len(recs) != len(acked) {
 		t.Fatalf("after restart: %d records (%v), %d acknowledged", len(recs), err, len(acked))
 	}

@@ -36,11 +36,16 @@ type TrimmedError struct {
 	Shard       string
 	Requested   uint64
 	TrimHorizon uint64
+	// Lost is how many of the shard's records from Requested on were
+	// deleted: exact for whole deleted segments, estimated for the one
+	// Requested falls in (sequence numbers have other shards' records in
+	// their gaps, so it is not TrimHorizon − Requested).
+	Lost uint64
 }
 
 func (e *TrimmedError) Error() string {
 	return fmt.Sprintf("shards: %s: sequence %d was trimmed; data starts at %d (%d records lost)",
-		e.Shard, e.Requested, e.TrimHorizon, e.TrimHorizon-e.Requested)
+		e.Shard, e.Requested, e.TrimHorizon, e.Lost)
 }
 
 // Unwrap lets errors.Is(err, ErrTrimmed) match.

@@ -19,8 +19,8 @@ func withMetaFS(o Options, steps fsutil.Steps) Options {
 	return o
 }
 
-// refreshNow walks the shard's directory now, whatever changed.
-func refreshNow(sh *Shard) { sh.refreshUsage(true, 0) }
+// refreshNow walks the directory of the shard's stream now, whatever changed.
+func refreshNow(sh *Shard) { sh.stream.refreshUsage(true, 0) }
 
 // withAutoscaleClock makes the autoscaler read time from clock; tests then
 // drive its passes with tick.

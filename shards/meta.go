@@ -17,9 +17,9 @@ import (
 const metaFile = "stream.json"
 
 // metaVersion is the stream.json format this code writes (FORMAT.md).
-// Version 1 files are read and rewritten as version 2 when their stream
-// is opened (migrateV1).
-const metaVersion = 2
+// Version 1 and 2 streams (a log per shard) are migrated to version 3 (one
+// log per stream, its shards as lanes) when they are opened (migrate.go).
+const metaVersion = 3
 
 // streamMeta is a stream's durable shard map. It is rewritten whole and
 // atomically on every change, so a crash leaves the map from before or
@@ -42,6 +42,10 @@ type streamMeta struct {
 	// EncryptionKeyID is the KeyId new records are encrypted with
 	// (StartStreamEncryption); empty = stored in plain text.
 	EncryptionKeyID string `json:"encryption_key_id,omitempty"`
+	// LogStart is the first index of the stream's log (version 3): 1 for
+	// a stream created with one, past every shard's own log for a
+	// migrated one.
+	LogStart uint64 `json:"log_start,omitempty"`
 }
 
 type shardMeta struct {
@@ -55,6 +59,7 @@ type shardMeta struct {
 	Closed           bool      `json:"closed,omitempty"`
 	ClosedAt         time.Time `json:"closed_at,omitzero"`
 	V1LastSeq        uint64    `json:"v1_last_seq,omitempty"` // version 2: last index issued under sequence format v1
+	LegacyLast       uint64    `json:"legacy_last,omitempty"` // version 3: last index of the shard's own log, read in place
 }
 
 func (m shardMeta) info() (ShardInfo, error) {
@@ -67,13 +72,13 @@ func (m shardMeta) info() (ShardInfo, error) {
 		return ShardInfo{}, err
 	}
 	return ShardInfo{ID: m.ID, ParentID: m.ParentID, AdjacentParentID: m.AdjacentParentID,
-		StartHash: s, EndHash: e, StartSeq: m.StartSeq, EndSeq: m.EndSeq, Closed: m.Closed, ClosedAt: m.ClosedAt, V1LastSeq: m.V1LastSeq}, nil
+		StartHash: s, EndHash: e, StartSeq: m.StartSeq, EndSeq: m.EndSeq, Closed: m.Closed, ClosedAt: m.ClosedAt, V1LastSeq: m.V1LastSeq, LegacyLast: m.LegacyLast}, nil
 }
 
 func metaOf(i ShardInfo) shardMeta {
 	return shardMeta{ID: i.ID, ParentID: i.ParentID, AdjacentParentID: i.AdjacentParentID,
 		StartHash: i.StartHash.String(), EndHash: i.EndHash.String(), StartSeq: i.StartSeq,
-		EndSeq: i.EndSeq, Closed: i.Closed, ClosedAt: i.ClosedAt, V1LastSeq: i.V1LastSeq}
+		EndSeq: i.EndSeq, Closed: i.Closed, ClosedAt: i.ClosedAt, V1LastSeq: i.V1LastSeq, LegacyLast: i.LegacyLast}
 }
 
 func shardID(n int) string { return fmt.Sprintf("shardId-%012d", n) }
@@ -87,7 +92,7 @@ func readMeta(dir string) (streamMeta, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, fmt.Errorf("shards: %s: %w", filepath.Join(dir, metaFile), err)
 	}
-	if m.Version != 1 && m.Version != metaVersion {
+	if m.Version < 1 || m.Version > metaVersion {
 		return m, fmt.Errorf("shards: %s: unknown version %d", filepath.Join(dir, metaFile), m.Version)
 	}
 	return m, nil

@@ -3,8 +3,6 @@ package shards
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/weir-gateway/weir/internal/conf"
@@ -167,32 +165,33 @@ func (st *Stream) openShardByID(id string) (*Shard, error) {
 
 // reshard closes parents and opens children. The order makes every crash
 // point recoverable:
-//  1. seal the parents' logs: in-flight commits finish, later writes get
-//     wal.ErrSealed and wait for the new map;
-//  2. create the children's (empty) logs;
-//  3. write the new shard map atomically — the commit point;
-//  4. install it in memory, waking the waiting writers, who go to a child.
+//  1. seal the parents' lanes: in-flight commits finish, later writes get
+//     wal.ErrSealed and wait for the new map; the log's index at the seal
+//     ends each parent;
+//  2. write the new shard map atomically — the commit point;
+//  3. install it in memory, waking the waiting writers, who go to a child
+//     (a new lane of the same log).
 //
-// A crash before 3 reopens the parents as open shards and removes the
-// children's directories; after 3 the parents reopen closed.
+// A crash before 2 reopens the parents as open shards; after it the
+// parents reopen closed and the children exist.
 func (st *Stream) reshard(parents []*Shard, children []ShardInfo) error {
 	var endSeq uint64
 	now := st.store.now().UTC()
+	closed := map[string]uint64{}
 	for _, p := range parents {
-		if err := p.wal().Seal(); err != nil {
+		end, err := p.lane.Seal()
+		if err != nil {
 			st.unseal(parents)
 			return fmt.Errorf("%w: seal %s: %w", ErrUnavailable, p.ID(), err)
 		}
-		endSeq = max(endSeq, p.Last())
+		end = max(end, p.Last())
+		closed[p.ID()] = end
+		endSeq = max(endSeq, end)
 	}
 	st.mu.RLock()
 	next := st.meta
 	st.mu.RUnlock()
 	next.Shards = append([]shardMeta(nil), next.Shards...)
-	closed := map[string]uint64{}
-	for _, p := range parents {
-		closed[p.ID()] = p.Last()
-	}
 	for i, sm := range next.Shards {
 		if end, ok := closed[sm.ID]; ok {
 			next.Shards[i].Closed, next.Shards[i].EndSeq, next.Shards[i].ClosedAt = true, end, now
@@ -205,9 +204,8 @@ func (st *Stream) reshard(parents []*Shard, children []ShardInfo) error {
 		// Children number their records after every parent's last, so a
 		// key's sequence numbers keep increasing across the reshard.
 		c.StartSeq = endSeq + 1
-		sh, err := st.openShard(c)
+		sh, err := st.newShard(c, nil)
 		if err != nil {
-			st.abandon(added)
 			st.unseal(parents)
 			return fmt.Errorf("shards: create child %s: %w", c.ID, err)
 		}
@@ -221,7 +219,6 @@ func (st *Stream) reshard(parents []*Shard, children []ShardInfo) error {
 			st.store.log.Error().Err(err).Str("stream", st.name).Msg("new shard map written but its directory could not be synced; a power cut may bring back the old map")
 			return fmt.Errorf("shards: write shard map of %s: %w", st.name, err)
 		}
-		st.abandon(added)
 		st.unseal(parents)
 		return fmt.Errorf("shards: write shard map of %s: %w", st.name, err)
 	}
@@ -235,29 +232,16 @@ func (st *Stream) reshard(parents []*Shard, children []ShardInfo) error {
 	return nil
 }
 
-// unseal reopens parents whose reshard failed before its commit point, so
-// they take writes again.
+// unseal gives back the parents of a reshard that failed before its
+// commit point, so they take writes again.
 func (st *Stream) unseal(parents []*Shard) {
 	for _, p := range parents {
-		info := p.Info()
-		p.wal().Close()
-		fresh, err := st.openShard(info)
-		if err != nil {
-			st.store.log.Error().Err(err).Str("shard", info.ID).Msg("could not reopen shard after a failed reshard")
-			continue
+		if err := p.lane.Unseal(); err != nil {
+			st.store.log.Error().Err(err).Str("shard", p.ID()).Msg("could not reopen shard after a failed reshard")
 		}
-		p.logp.Store(fresh.wal())
-		p.refreshUsage(true, 0)
 	}
 	st.mu.Lock()
 	close(st.mapCh)
 	st.mapCh = make(chan struct{})
 	st.mu.Unlock()
-}
-
-func (st *Stream) abandon(added map[string]*Shard) {
-	for id, sh := range added {
-		sh.wal().Close()
-		os.RemoveAll(filepath.Join(st.dir, id))
-	}
 }

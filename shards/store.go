@@ -267,69 +267,18 @@ func (s *Store) openStream(dir string, m streamMeta, cfg StreamConfig) (*Stream,
 	if err := st.loadEncryption(); err != nil {
 		return nil, err
 	}
-	for _, sm := range m.Shards {
-		info, err := sm.info()
-		if err != nil {
-			st.close()
-			return nil, fmt.Errorf("shards: stream %s: %w", m.Name, err)
-		}
-		sh, err := st.openShard(info)
-		if err != nil {
-			st.close()
-			return nil, fmt.Errorf("shards: stream %s shard %s: %w", m.Name, info.ID, err)
-		}
-		st.shards[info.ID] = sh
+	if err := st.openLogs(); err != nil {
+		st.close()
+		return nil, err
 	}
-	// Make the shard directories the logs may just have created durable.
+	// Make the log directory it may just have created durable.
 	if err := fsutil.SyncDir(dir); err != nil {
 		st.close()
 		return nil, fmt.Errorf("shards: stream %s: sync dir: %w", m.Name, err)
 	}
-	if m.Version == 1 {
-		if err := st.migrateV1(); err != nil {
-			st.close()
-			return nil, fmt.Errorf("shards: stream %s: migrate %s to version %d: %w", m.Name, metaFile, metaVersion, err)
-		}
-	}
+	st.refreshUsage(true, 0)
 	st.rebuildOpenLocked()
 	return st, nil
-}
-
-// migrateV1 moves a stream from stream.json version 1 to 2: it records in
-// each shard the last index issued under sequence number format v1, up to
-// which legacy numbers stay valid (ParseSeq), and rewrites the map
-// atomically. A crash before the rename leaves version 1, and the next open
-// migrates again to the same result: v1 code issued nothing since.
-func (st *Stream) migrateV1() error {
-	next := st.meta
-	next.Version = metaVersion
-	next.Shards = append([]shardMeta(nil), next.Shards...)
-	for i, sm := range next.Shards {
-		sh, ok := st.shards[sm.ID]
-		if !ok {
-			continue
-		}
-		last := sh.Last()
-		if sm.Closed {
-			last = max(last, sm.EndSeq)
-		}
-		next.Shards[i].V1LastSeq = last
-	}
-	if err := writeMeta(st.store.opts.metaFS, st.dir, next); err != nil {
-		return err
-	}
-	st.meta = next
-	for _, sm := range next.Shards {
-		if sh, ok := st.shards[sm.ID]; ok {
-			info, err := sm.info()
-			if err != nil {
-				return err
-			}
-			sh.info.Store(&info)
-		}
-	}
-	st.store.log.Info().Str("stream", st.name).Msgf("%s migrated to version %d (sequence numbers now encode their shard)", metaFile, metaVersion)
-	return nil
 }
 
 // Close stops retention, finishes commits in flight and closes every log.
@@ -444,7 +393,7 @@ func (s *Store) createStream(cfg StreamConfig, declared bool) (*Stream, error) {
 	if _, ok := s.streams[cfg.Name]; ok {
 		return nil, fmt.Errorf("%w: %s", ErrStreamExists, cfg.Name)
 	}
-	m := streamMeta{Version: metaVersion, Name: cfg.Name, Created: s.now().UTC().Truncate(time.Millisecond), NextShard: cfg.Shards, Declared: declared}
+	m := streamMeta{Version: metaVersion, Name: cfg.Name, Created: s.now().UTC().Truncate(time.Millisecond), NextShard: cfg.Shards, Declared: declared, LogStart: 1}
 	if cfg.Mode == ModeOnDemand {
 		m.Mode, m.MinShards = ModeOnDemand, cfg.Shards
 	}

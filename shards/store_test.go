@@ -79,11 +79,11 @@ func readAll(t *testing.T, st *Stream) map[string][]Record {
 			}
 			sh, _ := st.Shard(info.ID)
 			for from := sh.TrimHorizon(); ; {
-				recs, err := sh.Read(from, 100, 1<<20)
+				recs, next, err := sh.Read(from, 100, 1<<20)
 				if err != nil {
 					t.Fatalf("read %s: %v", info.ID, err)
 				}
-				if len(recs) == 0 {
+				if next <= from {
 					break
 				}
 				for _, r := range recs {
@@ -92,7 +92,7 @@ func readAll(t *testing.T, st *Stream) map[string][]Record {
 					}
 					byKey[r.Key] = append(byKey[r.Key], r)
 				}
-				from = recs[len(recs)-1].Seq + 1
+				from = next
 			}
 			done[info.ID], progressed = true, true
 		}
@@ -123,7 +123,7 @@ func TestAppendReadRoundTripAndRestart(t *testing.T) {
 	defer s.Close()
 	st, _ := s.Stream("telemetry")
 	sh, _ := st.Shard(a.ShardID)
-	recs, err := sh.Read(a.Seq, 10, 1<<20)
+	recs, _, err := sh.Read(a.Seq, 10, 1<<20)
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("read after restart: %v %v", recs, err)
 	}
@@ -242,11 +242,11 @@ func TestRetentionByTime(t *testing.T) {
 	if _, err := sh.arrivalAt(th); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sh.Read(1, 10, 1<<20); !errors.Is(err, ErrTrimmed) {
+	if _, _, err := sh.Read(1, 10, 1<<20); !errors.Is(err, ErrTrimmed) {
 		t.Fatalf("read below the trim horizon: %v", err)
 	}
 	var te *TrimmedError
-	if _, err := sh.Read(1, 10, 1<<20); !errors.As(err, &te) || te.TrimHorizon != th {
+	if _, _, err := sh.Read(1, 10, 1<<20); !errors.As(err, &te) || te.TrimHorizon != th {
 		t.Fatalf("TrimmedError does not carry the horizon: %v", err)
 	}
 	if m := s.Metrics(); m.RetentionDeleted != int64(th-1) || m.UnreadDeleted != int64(th-1) {
@@ -257,8 +257,8 @@ func TestRetentionByTime(t *testing.T) {
 	}
 	// The newest deleted segment ended before the cutoff; the first kept
 	// record's segment reaches past it.
-	segs := sh.wal().Segments()
-	last, _ := sh.segmentLastArrival(segs[0])
+	segs := st.log.Segments()
+	last, _ := st.segmentLastArrival(st.log, segs[0])
 	if segs[0].Sealed && last < cutoff {
 		t.Fatalf("a segment entirely older than retention survived (first kept record at %d)", th)
 	}
@@ -271,7 +271,7 @@ func TestMaxBytes(t *testing.T) {
 			cfg.SegmentSize = 4 << 10
 			cfg.MaxRecordSize = 2 << 10
 			cfg.MaxRecordSize = 2 << 10
-			cfg.MaxBytes = 28 << 10 // the shard directory, its active, spare and 2 reusable segments, and room for sealed ones
+			cfg.MaxBytes = 36 << 10 // the stream's and its log's directories, stream.json, the active, spare and 2 reusable segments, and room for sealed ones
 			cfg.OnFull = mode
 			s := openStore(t, t.TempDir(), Options{Streams: []StreamConfig{cfg}})
 			defer s.Close()
@@ -462,9 +462,12 @@ func TestClosedParentExpires(t *testing.T) {
 		t.Fatal("parent expired before retention")
 	}
 	clk.Add(2 * time.Hour)
-	put(t, s, "s", "k", "newer") // keeps the child's data young
+	// The parent's and the child's records share the stream's log: the
+	// first pass rolls their segment, the second deletes it and, the
+	// parent now empty and closed for longer than retention, expires it.
 	s.EnforceRetention()
 	s.EnforceRetention()
+	put(t, s, "s", "k", "newer") // the child takes writes
 	infos := st.Shards()
 	if len(infos) != 2 {
 		t.Fatalf("closed parent still listed after retention: %+v", infos)

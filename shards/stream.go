@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +22,17 @@ type Stream struct {
 	store *Store
 	name  string
 	dir   string
+	// log holds the records of every shard, each shard a lane of it
+	// (wal/FORMAT.md, "Lanes"); start is its first index (streamMeta.LogStart).
+	log   *wal.Log
+	start uint64
+	usage usage // disk accounting (usage.go)
+
+	// segLast caches the arrival time of the last record of sealed
+	// segments without one in their footer (version 1), by path:
+	// retention asks on every pass and sealed segments never change.
+	segMu   sync.Mutex
+	segLast map[string]int64
 
 	// reshardMu serialises shard-map changes (reshards, retention-driven
 	// expiry) so that each one reads and writes a consistent map.
@@ -201,7 +214,7 @@ func (st *Stream) checkCapacity(cfg StreamConfig) error {
 	if limit <= 0 {
 		return nil
 	}
-	st.refreshUsage(cfg.SegmentSize.Bytes() / 4)
+	st.refreshUsage(false, cfg.SegmentSize.Bytes()/4)
 	if st.Bytes() < limit {
 		return nil
 	}
@@ -230,7 +243,7 @@ func (st *Stream) append(ctx context.Context, rec *Record, o AppendOptions) (App
 			return Appended{}, err
 		}
 		if o.NoWait {
-			err = sh.wal().AppendAsync(p.payload, nil)
+			err = sh.lane.AppendAsync(p.payload, nil)
 			if errors.Is(err, wal.ErrBusy) {
 				st.store.metrics.throttled.Add(1)
 				return Appended{}, fmt.Errorf("%w: %s commit queue is full", ErrThrottled, sh.ID())
@@ -238,16 +251,18 @@ func (st *Stream) append(ctx context.Context, rec *Record, o AppendOptions) (App
 			if !errors.Is(err, wal.ErrSealed) {
 				if err == nil {
 					sh.inBytes.Add(p.size)
+					sh.appended.Add(1) // queued: committed unless the log fails
 				}
 				return Appended{ShardID: sh.ID()}, walErr(sh, err)
 			}
 		} else {
-			seq, err := sh.wal().Append(ctx, p.payload)
+			seq, err := sh.lane.Append(ctx, p.payload)
 			if !errors.Is(err, wal.ErrSealed) {
 				if err != nil {
 					return Appended{}, walErr(sh, err)
 				}
 				st.store.metrics.appended.Add(1)
+				sh.appended.Add(1)
 				sh.inBytes.Add(p.size)
 				return Appended{ShardID: sh.ID(), Seq: seq}, nil
 			}
@@ -391,7 +406,7 @@ func (b *batch) commitShard(ctx context.Context, sh *Shard, idx []int) (sealed b
 	for k, i := range idx {
 		payloads[k] = b.preps[i].payload
 	}
-	first, err := sh.wal().AppendBatch(ctx, payloads)
+	first, err := sh.lane.AppendBatch(ctx, payloads)
 	if errors.Is(err, wal.ErrSealed) {
 		return true
 	}
@@ -404,6 +419,7 @@ func (b *batch) commitShard(ctx context.Context, sh *Shard, idx []int) (sealed b
 	}
 	if err == nil {
 		b.st.store.metrics.appended.Add(int64(len(idx)))
+		sh.appended.Add(int64(len(idx)))
 		var size int64
 		for _, i := range idx {
 			size += b.preps[i].size
@@ -432,16 +448,21 @@ func walErr(sh *Shard, err error) error {
 	}
 }
 
-// openShard opens the log of a shard described by info.
-func (st *Stream) openShard(info ShardInfo) (*Shard, error) {
-	cfg := st.cfg
+// logName is the directory of a stream's log, beside its shard map and
+// the logs of its shards from before version 3 (named by shard id).
+const logName = "log"
+
+// walOptions are the options of the stream's log and of its shards'
+// legacy logs (name: for messages and metrics; first: where a new log
+// starts).
+func (st *Stream) walOptions(name string, first uint64) wal.Options {
 	s := st.store
 	opts := wal.Options{
-		Name:         st.name + "/" + info.ID,
-		SegmentSize:  cfg.SegmentSize.Bytes(),
-		FirstIndex:   info.StartSeq,
+		Name:         name,
+		SegmentSize:  st.cfg.SegmentSize.Bytes(),
+		FirstIndex:   first,
 		FS:           s.opts.walFS,
-		Logger:       s.log.With().Str("stream", st.name).Str("shard", info.ID).Logger(),
+		Logger:       s.log.With().Str("stream", st.name).Logger(),
 		Sync:         wal.SyncAlways,
 		SyncInterval: s.opts.Durability.Interval.D(),
 		CommitDelay:  s.opts.Durability.CommitDelay.D(),
@@ -451,22 +472,42 @@ func (st *Stream) openShard(info ShardInfo) (*Shard, error) {
 	if s.opts.Durability.Fsync == FsyncInterval {
 		opts.Sync = wal.SyncInterval
 	}
-	l, err := wal.Open(filepath.Join(st.dir, info.ID), opts)
+	return opts
+}
+
+// laneOf is the lane of a shard: the number in its id.
+func laneOf(id string) (uint16, error) {
+	n, err := strconv.ParseUint(strings.TrimPrefix(id, "shardId-"), 10, 16)
+	if err != nil || !strings.HasPrefix(id, "shardId-") {
+		return 0, fmt.Errorf("shards: shard id %q has no lane number (shardId-N, N < 65536)", id)
+	}
+	return uint16(n), nil
+}
+
+// newShard makes the shard described by info, a lane of the stream's log,
+// with legacy, if not nil, its log from before version 3.
+func (st *Stream) newShard(info ShardInfo, legacy *wal.Log) (*Shard, error) {
+	id, err := laneOf(info.ID)
 	if err != nil {
 		return nil, err
 	}
+	sh := &Shard{stream: st, lane: st.log.Lane(id), limiter: newLimiter(st.cfg.Rate, st.store.now())}
+	sh.info.Store(&info)
+	if legacy != nil {
+		sh.legacy.Store(legacy)
+	}
 	if info.Closed {
-		if err := l.Seal(); err != nil {
-			l.Close()
+		// Not recorded by the log: a closed shard's lane is sealed again
+		// at every open, so a writer that raced the close is refused.
+		if _, err := sh.lane.Seal(); err != nil {
 			return nil, err
 		}
 	}
-	sh := &Shard{stream: st, segLast: map[uint64]int64{}, limiter: newLimiter(cfg.Rate, s.now())}
-	sh.logp.Store(l)
-	sh.info.Store(&info)
-	sh.refreshUsage(true, 0)
 	return sh, nil
 }
+
+// logStart is the first index of the stream's log.
+func (st *Stream) logStart() uint64 { return st.start }
 
 // install replaces the in-memory shard map with m (already durable) and
 // wakes writers waiting on the old one. Callers hold reshardMu.
@@ -491,9 +532,9 @@ func (st *Stream) install(m streamMeta, added map[string]*Shard, removed []strin
 		}
 	}
 	st.rebuildOpenLocked()
-	// Readers tailing a parent wait on its log; tell them it has ended.
-	for _, sh := range closed {
-		sh.wal().Wake()
+	// Readers tailing a parent wait on the log; tell them it has ended.
+	if len(closed) > 0 {
+		st.log.Wake()
 	}
 	close(st.mapCh)
 	st.mapCh = make(chan struct{})
@@ -516,22 +557,30 @@ func (st *Stream) close() error {
 	defer st.mu.Unlock()
 	var first error
 	for _, sh := range st.shards {
-		if err := sh.wal().Close(); err != nil && first == nil {
+		if lg := sh.legacy.Load(); lg != nil {
+			if err := lg.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	if st.log != nil {
+		if err := st.log.Close(); err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
 }
 
-// removeOrphans deletes shard directories the map does not name: children
-// of a reshard that crashed before its map was written. They never took a
-// write, since writes reach a child only after the map naming it is durable.
+// removeOrphans deletes shard directories the map does not name: before
+// version 3, children of a reshard that crashed before its map was
+// written. They never took a write, since writes reach a child only after
+// the map naming it is durable.
 func (st *Stream) removeOrphans() error {
 	entries, err := os.ReadDir(st.dir)
 	if err != nil {
 		return err
 	}
-	known := map[string]bool{}
+	known := map[string]bool{logName: true}
 	for _, sm := range st.meta.Shards {
 		known[sm.ID] = true
 	}

@@ -27,12 +27,12 @@ func du(t *testing.T, dir string) int64 {
 	return n
 }
 
-// waitSpare waits until the shard's log has prepared its next segment
+// waitSpare waits until the stream's log has prepared its next segment
 // of size bytes (a spare-*.tmp file), which it does in the background.
-func waitSpare(t *testing.T, sh *Shard, size int64) {
+func waitSpare(t *testing.T, st *Stream, size int64) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		m, _ := filepath.Glob(filepath.Join(sh.dir(), "*.tmp"))
+		m, _ := filepath.Glob(filepath.Join(st.dir, logName, "*.tmp"))
 		if len(m) == 1 {
 			if fi, err := os.Stat(m[0]); err == nil && fi.Size() == size {
 				return
@@ -44,10 +44,11 @@ func waitSpare(t *testing.T, sh *Shard, size int64) {
 	}
 }
 
-// A shard's Bytes are what its files take on disk, preallocated and
+// A stream's Bytes are what its files take on disk, preallocated and
 // prepared segments included, not the bytes of its records: an empty
-// shard already holds a whole segment, and one past half its segment
-// holds the next one too. Each number must equal du's.
+// stream already holds a whole segment, and one past half its segment
+// holds the next one too. Each number must equal du's. Its shards' Bytes
+// split it by their records' bytes.
 func TestBytesCountAllocatedSpace(t *testing.T) {
 	const seg = 64 << 10
 	cfg := testStream("s", 2)
@@ -58,11 +59,11 @@ func TestBytesCountAllocatedSpace(t *testing.T) {
 	sh, _ := st.Shard("shardId-000000000000")
 	other, _ := st.Shard("shardId-000000000001")
 
-	if b, d := sh.Bytes(), sh.DataBytes(); b < seg || d >= 1<<10 {
-		t.Fatalf("empty shard: Bytes %d, DataBytes %d; want a whole preallocated segment (%d) against a header", b, d, seg)
+	if b, d := st.Bytes(), st.DataBytes(); b < seg || d >= 1<<10 {
+		t.Fatalf("empty stream: Bytes %d, DataBytes %d; want a whole preallocated segment (%d) against a header", b, d, seg)
 	}
-	if got, want := sh.Bytes(), du(t, sh.dir()); got != want {
-		t.Fatalf("empty shard: Bytes %d, du %d", got, want)
+	if got, want := st.Bytes(), du(t, st.dir); got != want {
+		t.Fatalf("empty stream: Bytes %d, du %d", got, want)
 	}
 
 	// Past half a segment the log prepares the next one.
@@ -72,16 +73,23 @@ func TestBytesCountAllocatedSpace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitSpare(t, sh, seg)
+	high := MaxHashKey // in shard 1's half
+	if _, err := s.Append(context.Background(), "s", &Record{Key: "k", Data: make([]byte, 1000)}, AppendOptions{ExplicitHashKey: &high}); err != nil {
+		t.Fatal(err)
+	}
+	waitSpare(t, st, seg)
 	refreshNow(sh)
-	if b, d := sh.Bytes(), sh.DataBytes(); b < 2*seg || d >= seg {
-		t.Fatalf("shard with a spare: Bytes %d, DataBytes %d; want the active and the prepared segment (%d)", b, d, 2*seg)
+	if b, d := st.Bytes(), st.DataBytes(); b < 2*seg || d >= seg {
+		t.Fatalf("stream with a spare: Bytes %d, DataBytes %d; want the active and the prepared segment (%d)", b, d, 2*seg)
 	}
-	if got, want := sh.Bytes(), du(t, sh.dir()); got != want {
-		t.Fatalf("shard with a spare: Bytes %d, du %d", got, want)
+	if got, want := st.Bytes(), du(t, st.dir); got != want {
+		t.Fatalf("stream with a spare: Bytes %d, du %d", got, want)
 	}
-	if got, want := st.Bytes(), sh.Bytes()+other.Bytes(); got != want {
-		t.Fatalf("stream Bytes %d, sum of its shards %d", got, want)
+	if d0, d1 := sh.DataBytes(), other.DataBytes(); d0 < 5*8000 || d1 < 1000 || d1 > 2000 || d0+d1 > st.DataBytes() {
+		t.Fatalf("shards' DataBytes %d and %d, stream's %d", d0, d1, st.DataBytes())
+	}
+	if b0, b1 := sh.Bytes(), other.Bytes(); b0 <= 4*b1 || b0+b1 > st.Bytes() || b0+b1 < st.Bytes()*9/10 {
+		t.Fatalf("shards' Bytes %d and %d do not split the stream's %d by their data", b0, b1, st.Bytes())
 	}
 
 	// Reopened: the spare is gone, sealed and active segments stay.
@@ -89,12 +97,8 @@ func TestBytesCountAllocatedSpace(t *testing.T) {
 	s = openStore(t, filepath.Dir(filepath.Dir(st.dir)), Options{Streams: []StreamConfig{cfg}})
 	defer s.Close()
 	st, _ = s.Stream("s")
-	sh, _ = st.Shard("shardId-000000000000")
-	if got, want := sh.Bytes(), du(t, sh.dir()); got != want || got < seg {
+	if got, want := st.Bytes(), du(t, st.dir); got != want || got < seg {
 		t.Fatalf("reopened: Bytes %d, du %d (want >= %d)", got, want, seg)
-	}
-	if got, want := st.Bytes(), du(t, filepath.Join(st.dir, "shardId-000000000000"))+du(t, filepath.Join(st.dir, "shardId-000000000001")); got != want {
-		t.Fatalf("reopened stream: Bytes %d, du of its shards %d", got, want)
 	}
 }
 
@@ -131,7 +135,7 @@ func TestMaxBytesCountsAllocatedSpace(t *testing.T) {
 		t.Fatalf("refused at Bytes %d, DataBytes %d; want Bytes >= max_bytes %d > DataBytes", b, d, cfg.MaxBytes.Bytes())
 	}
 	refreshNow(sh)
-	if got, want := sh.Bytes(), du(t, sh.dir()); got != want {
-		t.Fatalf("full shard: Bytes %d, du %d", got, want)
+	if got, want := st.Bytes(), du(t, st.dir); got != want {
+		t.Fatalf("full stream: Bytes %d, du %d", got, want)
 	}
 }

@@ -1,6 +1,9 @@
-// Package wal is weir's per-shard write-ahead log: an append-only sequence
-// of byte records with dense uint64 indexes, stored in checksummed segment
-// files. It knows nothing about streams, keys or MQTT; package shards gives
+// Package wal is weir's write-ahead log: an append-only sequence of byte
+// records with dense uint64 indexes, stored in checksummed segment files.
+// Every record belongs to a lane (Log.Lane), so one log can carry several
+// interleaved record streams, read apart, that share its group commits and
+// fdatasyncs: package shards keeps a Kinesis stream in one log, a shard per
+// lane. It knows nothing about streams, keys or MQTT; package shards gives
 // the records their meaning.
 //
 // # Usage

@@ -199,9 +199,10 @@ func TestMetricsAndHealth(t *testing.T) {
 	m.Want(t, 5, "weir_api_read_records_total", sh...)
 	m.Want(t, 5, "weir_api_requests_total", "op", "PutRecord", "code", "OK")
 	m.Want(t, 5, "weir_api_request_duration_seconds", "op", "PutRecord")
-	// Five sequential puts: five commit groups.
-	m.Want(t, 5, "weir_shard_commit_groups_total", sh...)
-	for name, typ := range map[string]string{"weir_shard_syncs_total": "counter", "weir_consumer_lag_seconds": "gauge",
+	// Five sequential puts: five commit groups of the stream's log.
+	m.Want(t, 5, "weir_stream_commit_groups_total", "stream", "m")
+	m.Want(t, 5, "weir_shard_appended_records_total", sh...)
+	for name, typ := range map[string]string{"weir_stream_syncs_total": "counter", "weir_consumer_lag_seconds": "gauge",
 		"weir_api_request_duration_seconds": "histogram"} {
 		if got := m.Type(name); got != typ {
 			t.Errorf("%s is a %q, want %s", name, got, typ)

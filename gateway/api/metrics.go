@@ -132,16 +132,16 @@ func newCollector(s *Server) *collector {
 		unreadDeleted:      newFamily(c, "weir_store_unread_deleted_records_total", "Records deleted before a consumer or forwarder read them."),
 		authFailures:       newFamily(c, "weir_api_auth_failures_total", "API requests refused by authentication, authorization or the Host check, by reason.", "reason"),
 		putRecords:         newFamily(c, "weir_api_put_records_total", "PutRecord(s) entries by outcome.", "outcome"),
-		streamBytes:        newFamily(g, "weir_stream_bytes", "Bytes allocated on disk to the stream's shards (st_blocks x 512 of their files: segments with their preallocated space, the next segment prepared); what max_bytes caps.", "stream"),
+		streamBytes:        newFamily(g, "weir_stream_bytes", "Bytes allocated on disk to the stream (st_blocks x 512 of its files: its log's segments with their preallocated space, the next segment prepared, its shards' logs from before version 3); what max_bytes caps.", "stream"),
 		streamDataBytes:    newFamily(g, "weir_stream_data_bytes", "Bytes of the stream's records as stored (segment headers and frames, no preallocated space).", "stream"),
 		streamRetention:    newFamily(g, "weir_stream_retention_seconds", "How long the stream keeps records.", "stream"),
 		lastSeq:            newFamily(g, "weir_shard_last_sequence", "Last stored sequence number of the shard.", sl...),
 		trimSeq:            newFamily(g, "weir_shard_trim_horizon_sequence", "First sequence number still stored.", sl...),
 		records:            newFamily(g, "weir_shard_records", "Records stored in the shard.", sl...),
-		shardAppended:      newFamily(c, "weir_shard_appended_records_total", "Records ever appended to the shard.", sl...),
-		groups:             newFamily(c, "weir_shard_commit_groups_total", "Commit groups written to the shard's log since start (appended records / groups = group commit's batching).", sl...),
-		syncs:              newFamily(c, "weir_shard_syncs_total", "fdatasync calls on the shard's log since start.", sl...),
-		shardBytes:         newFamily(g, "weir_shard_bytes", "Bytes allocated on disk to the shard (st_blocks x 512 of its files, preallocated space included).", sl...),
+		shardAppended:      newFamily(c, "weir_shard_appended_records_total", "Records appended to the shard since the gateway started.", sl...),
+		groups:             newFamily(c, "weir_stream_commit_groups_total", "Commit groups written to the stream's log, which all its shards share, since start (appended records / groups = group commit's batching).", "stream"),
+		syncs:              newFamily(c, "weir_stream_syncs_total", "fdatasync calls on the stream's log since start.", "stream"),
+		shardBytes:         newFamily(g, "weir_shard_bytes", "The shard's share of its stream's bytes on disk, by the share of its records' bytes (its records share the stream's log).", sl...),
 		shardOpen:          newFamily(g, "weir_shard_open", "1 while the shard takes writes, 0 once closed by a reshard.", sl...),
 		readRecords:        newFamily(c, "weir_api_read_records_total", "Records returned by GetRecords (both kinds).", sl...),
 		readBytes:          newFamily(c, "weir_api_read_bytes_total", "Data and key bytes returned by GetRecords.", sl...),
@@ -200,6 +200,9 @@ func (c *collector) collectStream(ch chan<- prometheus.Metric, st *shards.Stream
 	c.streamBytes.emit(ch, float64(st.Bytes()), name)
 	c.streamDataBytes.emit(ch, float64(st.DataBytes()), name)
 	c.streamRetention.emit(ch, st.Config().Retention.D().Seconds(), name)
+	ls := st.LogStats()
+	c.groups.emit(ch, float64(ls.Groups), name)
+	c.syncs.emit(ch, float64(ls.Syncs), name)
 	infos := st.Shards()
 	enhanced := map[string]bool{}
 	for _, m := range st.EnhancedMetrics() {
@@ -219,11 +222,8 @@ func (c *collector) collectStream(ch chan<- prometheus.Metric, st *shards.Stream
 		l := []string{name, info.ID}
 		c.lastSeq.emit(ch, float64(last), l...)
 		c.trimSeq.emit(ch, float64(th), l...)
-		c.records.emit(ch, float64(last+1-th), l...)
-		c.shardAppended.emit(ch, float64(last+1-info.StartSeq), l...)
-		ls := sh.LogStats()
-		c.groups.emit(ch, float64(ls.Groups), l...)
-		c.syncs.emit(ch, float64(ls.Syncs), l...)
+		c.records.emit(ch, float64(sh.Records()), l...)
+		c.shardAppended.emit(ch, float64(sh.Appended()), l...)
 		c.shardBytes.emit(ch, float64(sh.Bytes()), l...)
 		c.shardOpen.emit(ch, boolf(!info.Closed), l...)
 		rc := c.s.metrics.shard(name, info.ID)
@@ -260,7 +260,8 @@ func (c *collector) collectStream(ch chan<- prometheus.Metric, st *shards.Stream
 			}
 			lag := uint64(0)
 			if last > ck {
-				lag = last - ck
+				// The shard's own records: other shards' are in the gaps.
+				lag, _ = sh.RecordsIn(ck+1, last+1)
 			}
 			l := []string{name, ci.Name, info.ID}
 			c.consumerLag.emit(ch, float64(lag), l...)

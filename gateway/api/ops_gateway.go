@@ -190,6 +190,9 @@ func (s *Server) describeGatewayStream(st *shards.Stream, fwds []ForwarderStatus
 		RetentionPeriodHours: retentionHours(ret), RetentionSeconds: ret.Seconds(),
 		Shards: []GatewayShard{}, Consumers: []GatewayConsumer{},
 	}
+	// The shards' records share the stream's log: the stream's bytes are
+	// the log's, the shards' a split of them.
+	g.Bytes, g.DataBytes = st.Bytes(), st.DataBytes()
 	var views []shardView
 	for _, info := range st.Shards() {
 		sh, err := st.Shard(info.ID)
@@ -203,7 +206,7 @@ func (s *Server) describeGatewayStream(st *shards.Stream, fwds []ForwarderStatus
 			ShardId: info.ID, ParentShardId: info.ParentID, AdjacentParentShardId: info.AdjacentParentID,
 			Closed: info.Closed, StartingSequenceNumber: shards.FormatSeq(info.ID, info.StartSeq),
 			TrimHorizonSequenceNumber: shards.FormatSeq(info.ID, v.th),
-			Records:                   int64(v.last + 1 - v.th), Bytes: sh.Bytes(), DataBytes: sh.DataBytes(),
+			Records:                   int64(sh.Records()), Bytes: sh.Bytes(), DataBytes: sh.DataBytes(),
 		}
 		if info.Closed {
 			gs.EndingSequenceNumber = shards.FormatSeq(info.ID, info.EndingSeq())
@@ -211,12 +214,10 @@ func (s *Server) describeGatewayStream(st *shards.Stream, fwds []ForwarderStatus
 		} else {
 			g.OpenShardCount++
 		}
-		if v.last >= info.StartSeq {
-			gs.LastSequenceNumber = shards.FormatSeq(info.ID, v.last)
+		if newest, ok := sh.Newest(); ok {
+			gs.LastSequenceNumber = shards.FormatSeq(info.ID, newest)
 		}
 		g.Records += gs.Records
-		g.Bytes += gs.Bytes
-		g.DataBytes += gs.DataBytes
 		g.Shards = append(g.Shards, gs)
 	}
 
@@ -280,8 +281,11 @@ func consumerLag(views []shardView, pos map[string]uint64, now time.Time) Gatewa
 			next = ck + 1
 		}
 		if v.last >= next {
-			cs.LagRecords = int64(v.last - next + 1)
-			if t, ok := v.sh.ArrivalOf(next); ok && (oldest.IsZero() || t.Before(oldest)) {
+			// Sequence numbers have other shards' records in their gaps:
+			// count the shard's own.
+			n, _ := v.sh.RecordsIn(next, v.last+1)
+			cs.LagRecords = int64(n)
+			if t, ok := v.sh.ArrivalOf(next); n > 0 && ok && (oldest.IsZero() || t.Before(oldest)) {
 				oldest = t
 			}
 		}

@@ -242,6 +242,9 @@ func (s *Server) pollRecords(ctx context.Context, q recordsQuery) (any, error) {
 			s.metrics.shard(it.Stream, it.Shard).iteratorAge.Store(res.millisBehind)
 			return res, nil
 		}
+		if next <= sh.Last() {
+			continue // passed over other shards' records; the shard's are further on
+		}
 		if timer == nil {
 			timer = time.NewTimer(time.Until(deadline))
 		}
@@ -290,7 +293,7 @@ func (s *Server) awaitChange(ctx context.Context, changed <-chan struct{}, deadl
 // loss). It returns the records and the position after them.
 func readFrom(sh *shards.Shard, from uint64, limit, budget int) ([]shards.Record, uint64, error) {
 	for range 3 {
-		recs, err := sh.Read(from, limit, budget)
+		recs, next, err := sh.Read(from, limit, budget)
 		var te *shards.TrimmedError
 		if errors.As(err, &te) {
 			from = max(te.TrimHorizon, from)
@@ -299,10 +302,9 @@ func readFrom(sh *shards.Shard, from uint64, limit, budget int) ([]shards.Record
 		if err != nil {
 			return nil, from, err
 		}
-		if len(recs) > 0 {
-			from = recs[len(recs)-1].Seq + 1
-		}
-		return recs, from, nil
+		// next may be past from with no record: the read passed over
+		// other shards' records of the stream's log.
+		return recs, next, nil
 	}
 	// Retention kept trimming under us; answer empty and let the client
 	// come back.

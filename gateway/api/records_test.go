@@ -268,7 +268,8 @@ func TestPutRecordsPartialFailure(t *testing.T) {
 	}
 	for i, r := range out.Records {
 		if i == 1 {
-			if r.ErrorCode != nil || aws.ToString(r.ShardId) != "shardId-000000000001" || aws.ToString(r.SequenceNumber) != shards.FormatSeq("shardId-000000000001", 1) {
+			if r.ErrorCode != nil || aws.ToString(r.ShardId) != "shardId-000000000001" || aws.ToString(r.SequenceNumber) != shards.FormatSeq("shardId-000000000001", 2) {
+				// 2: the stream's log holds shard 0's first record at 1.
 				t.Fatalf("entry 1 should succeed: %+v", r)
 			}
 			continue

@@ -72,12 +72,15 @@ func (c *Console) openCursor(r *http.Request, g api.Grant, limit int) (*cursor, 
 		}
 	}
 	from := q.Get("from")
+	// A shard's sequence numbers have the stream's other shards' records
+	// between them: "latest" looks back that much further.
+	spread := uint64(max(1, len(st.Shards())))
 	for _, sh := range cur.shards {
 		first, last := sh.TrimHorizon(), sh.Last()
 		var n uint64
 		switch from {
 		case "", "latest":
-			n = max(first, (last+1)-min(uint64(limit), last+1))
+			n = max(first, (last+1)-min(uint64(limit)*spread, last+1))
 		case "trim_horizon":
 			n = first
 		case "seq":
@@ -126,14 +129,15 @@ func (cur *cursor) read(limit int, tail bool) (out []recordView, skipped uint64,
 		}
 		if tail && last-n+1 > tailBacklog {
 			skip := last - n + 1 - tailBacklog/4
-			skipped += skip
+			k, _ := sh.RecordsIn(n, n+skip)
+			skipped += k
 			n += skip
 		}
-		recs, err := sh.Read(n, limit, 4<<20)
+		recs, next, err := sh.Read(n, limit, 4<<20)
 		var te *shards.TrimmedError
 		if errors.As(err, &te) {
 			n = te.TrimHorizon
-			recs, err = sh.Read(n, limit, 4<<20)
+			recs, next, err = sh.Read(n, limit, 4<<20)
 		}
 		if err != nil && len(recs) == 0 {
 			return nil, skipped, err
@@ -142,9 +146,7 @@ func (cur *cursor) read(limit int, tail bool) (out []recordView, skipped uint64,
 			out = append(out, recordView{Shard: id, Seq: rec.Seq, Key: rec.Key, Topic: rec.Topic, ClientID: rec.ClientID,
 				QoS: rec.QoS, Arrival: rec.Arrival, Props: rec.Props, Payload: DecodePayload(rec.Data)})
 		}
-		if len(recs) > 0 {
-			cur.next[id] = recs[len(recs)-1].Seq + 1
-		}
+		cur.next[id] = max(next, n)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Arrival < out[j].Arrival })
 	if len(out) > limit {

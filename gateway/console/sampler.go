@@ -124,11 +124,14 @@ func (c *Console) sample() {
 			snap.Shards++
 			key := stream.Name() + "/" + info.ID
 			last, first := sh.Last(), sh.TrimHorizon()
-			cur.last[key] = last
-			if p, ok := prev.last[key]; ok && dt > 0 && last > p {
-				n := float64(last - p)
+			// Rates count the records appended, not sequence numbers,
+			// which have other shards' records in their gaps.
+			appended := uint64(sh.Appended())
+			cur.last[key] = appended
+			if p, ok := prev.last[key]; ok && dt > 0 && appended > p {
+				n := float64(appended - p)
 				cur.rates[key] = n / dt
-				if held := last + 1 - first; last+1 > first && held > 0 {
+				if held := sh.Records(); held > 0 {
 					bytesRate += n * float64(sh.DataBytes()) / float64(held) / dt
 				}
 			}

@@ -135,9 +135,10 @@ func consumerLag(ck *shards.Checkpoints, stream, name string, open map[string]*s
 		if last < next {
 			continue
 		}
-		n := last - next + 1
+		// The shard's own records: other shards' are in the gaps.
+		n, _ := sh.RecordsIn(next, last+1)
 		v.Records += n
-		if held := last + 1 - first; held > 0 {
+		if held := sh.Records(); held > 0 {
 			v.Bytes += int64(float64(n) * float64(sh.DataBytes()) / float64(held))
 		}
 		if t, ok := sh.ArrivalOf(next); ok {

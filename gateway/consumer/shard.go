@@ -43,16 +43,13 @@ const (
 
 // deliver records that the handler has processed seq and returns how many
 // records are delivered but not committed.
-func (s *shardState) deliver(seq uint64) (gap uint64, uncommitted int64) {
+func (s *shardState) deliver(seq uint64) (uncommitted int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.hasDelivered && seq > s.delivered+1 && !s.trimStart {
-		gap = seq - s.delivered - 1
-	}
 	s.trimStart = false
 	s.delivered, s.hasDelivered = seq, true
 	s.deliveredN++
-	return gap, s.deliveredN - s.committedN
+	return s.deliveredN - s.committedN
 }
 
 // finish marks every record of a closed shard as delivered, so that the

@@ -207,8 +207,8 @@ func pathWithin(p, dir string) bool {
 
 // MissingAfterCut names the parts of a gateway's data directory that a
 // power cut removed although the gateway had created them long before:
-// the directory itself, streams/, each stream's shard map and each
-// shard's log directory listed in it. The ledger check would only say
+// the directory itself, streams/, each stream's shard map and its log's
+// directory (before stream.json version 3: each shard's listed in it). The ledger check would only say
 // "everything is missing"; this says which fsync of a directory the
 // gateway left out. Call it with the gateway stopped.
 func MissingAfterCut(dataDir string, streams ...string) []string {
@@ -229,12 +229,21 @@ func MissingAfterCut(dataDir string, streams ...string) []string {
 			continue
 		}
 		var m struct {
-			Shards []struct {
+			Version int `json:"version"`
+			Shards  []struct {
 				ID string `json:"id"`
 			} `json:"shards"`
 		}
 		if err := json.Unmarshal(b, &m); err != nil {
 			gone = append(gone, fmt.Sprintf("%s/stream.json is damaged: %v", dir, err))
+			continue
+		}
+		if m.Version >= 3 {
+			// One log for the stream's shards (shards/FORMAT.md); shards'
+			// own logs of older versions may go when retention empties them.
+			if !exists(filepath.Join(dir, "log")) {
+				gone = append(gone, filepath.Join(dir, "log")+" (the stream's log: its directory entry in the stream directory was never fsynced)")
+			}
 			continue
 		}
 		for _, sh := range m.Shards {
@@ -793,17 +802,32 @@ func ShardNumber(id string) int {
 }
 
 // PositionProblems checks a consumer's or forwarder's checkpoints after
-// a cut: each parses and points at a record the shard still has or had
-// (≤ its last stored sequence number, or before its start when it never
-// held one), never past data that is gone.
+// a cut: each parses and points at a position the stream's log still has
+// or had: at most the last stored record of the whole stream, never past
+// data that is gone. (A shard's numbers have the other shards' records in
+// their gaps, so a reader that passed over them may stand past its own
+// shard's last record, but never past the log's.)
 func PositionProblems(who string, cps []ShardCheckpoint, shards []types.Shard) []string {
-	start := map[string]uint64{}
+	var last uint64 // the stream's last stored position
 	for _, s := range shards {
 		if s.SequenceNumberRange != nil {
-			start[aws.ToString(s.ShardId)], _ = seqIndex(aws.ToString(s.SequenceNumberRange.StartingSequenceNumber))
+			if st, err := seqIndex(aws.ToString(s.SequenceNumberRange.StartingSequenceNumber)); err == nil && st > 0 {
+				last = max(last, st-1)
+			}
 		}
 	}
 	var out []string
+	for _, c := range cps {
+		if c.LastSequenceNumber == "" {
+			continue
+		}
+		l, err := seqIndex(c.LastSequenceNumber)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: %s: last sequence number %q does not parse", who, c.ShardId, c.LastSequenceNumber))
+			continue
+		}
+		last = max(last, l)
+	}
 	for _, c := range cps {
 		switch c.Status {
 		case "NONE":
@@ -821,19 +845,8 @@ func PositionProblems(who string, cps []ShardCheckpoint, shards []types.Shard) [
 			out = append(out, fmt.Sprintf("%s: %s: checkpoint %q does not parse", who, c.ShardId, c.SequenceNumber))
 			continue
 		}
-		if c.LastSequenceNumber == "" {
-			if st, ok := start[c.ShardId]; ok && seq >= st {
-				out = append(out, fmt.Sprintf("%s: %s: checkpoint %d, but the shard (starting at %d) holds no record: it points past data that is gone", who, c.ShardId, seq, st))
-			}
-			continue
-		}
-		last, err := seqIndex(c.LastSequenceNumber)
-		if err != nil {
-			out = append(out, fmt.Sprintf("%s: %s: last sequence number %q does not parse", who, c.ShardId, c.LastSequenceNumber))
-			continue
-		}
 		if seq > last {
-			out = append(out, fmt.Sprintf("%s: %s: checkpoint %d is past the shard's last stored record %d: it points past data that is gone, and records appended later under those numbers would be skipped", who, c.ShardId, seq, last))
+			out = append(out, fmt.Sprintf("%s: %s: checkpoint %d is past the stream's last stored record %d: it points past data that is gone, and records appended later under those numbers would be skipped", who, c.ShardId, seq, last))
 		}
 	}
 	return out

@@ -235,6 +235,12 @@ func (b *backup) copyStream(rel string) error {
 	if err := b.addReader(filepath.Join(rel, "stream.json"), bytes.NewReader(data), int64(len(data)), st); err != nil {
 		return err
 	}
+	// The stream's log (its shards are lanes of it), then the logs of
+	// shards from before stream.json version 3, read in place until
+	// retention empties them.
+	if err := b.copyShard(filepath.Join(rel, "log")); err != nil {
+		return err
+	}
 	for _, sh := range meta.Shards {
 		if err := b.copyShard(filepath.Join(rel, sh.ID)); err != nil {
 			return err
@@ -243,7 +249,7 @@ func (b *backup) copyStream(rel string) error {
 	return nil
 }
 
-// copyShard copies a shard's segments, each up to its last whole record
+// copyShard copies a log's segments, each up to its last whole record
 // (all of a sealed one: its footer too). All are opened before any is
 // copied. They are copied newest first, each read whole into memory and
 // kept only if its name still refers to the same file after the read:

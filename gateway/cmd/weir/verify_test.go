@@ -23,18 +23,15 @@ func TestVerify(t *testing.T) {
 	}
 	g.close()
 	out, errs, code := weir(t, "verify", "--data-dir", g.dir)
-	if code != 0 || !strings.Contains(out, "ok: verified/shardId-") || strings.Contains(out, "DAMAGED") {
+	if code != 0 || !strings.Contains(out, "ok: verified/log: ") || strings.Contains(out, "DAMAGED") {
 		t.Fatalf("verify of an intact data dir: exit %d\n%s%s", code, out, errs)
 	}
-	var victim string // a sealed segment: not the newest of its shard
-	shardDirs, _ := filepath.Glob(filepath.Join(g.dir, "streams", "verified", "shardId-*"))
-	for _, d := range shardDirs {
-		if segs, _ := filepath.Glob(filepath.Join(d, "*.seg")); len(segs) > 1 {
-			victim = segs[0]
-		}
+	var victim string // a sealed segment: not the newest of the stream's log
+	if segs, _ := filepath.Glob(filepath.Join(g.dir, "streams", "verified", "log", "*.seg")); len(segs) > 1 {
+		victim = segs[0]
 	}
 	if victim == "" {
-		t.Fatal("no shard rolled a segment")
+		t.Fatal("the stream's log rolled no segment")
 	}
 	b, err := os.ReadFile(victim)
 	if err != nil {
