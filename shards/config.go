@@ -73,7 +73,7 @@ type RateConfig struct {
 type Durability struct {
 	Fsync    string        `yaml:"fsync"`
 	Interval conf.Duration `yaml:"interval"`
-	// CommitDelay (fsync: always) lets a shard's committer wait this long
+	// CommitDelay (fsync: always) lets a stream's committer wait this long
 	// for more publishes before an fsync while many devices publish at
 	// once; a lone device never waits. It trades at most this much
 	// latency for fewer fsyncs. 0 turns it off.
