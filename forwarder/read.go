@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/weir-gateway/weir/shards"
 )
 
@@ -126,7 +127,7 @@ func (e *engine) read(l *lane, now time.Time) bool {
 	if errors.As(err, &te) {
 		if te.TrimHorizon > l.next {
 			e.lost += int64(te.Lost)
-			e.log.Warn().Str("shard", l.id).Uint64("first", l.next).Uint64("last", te.TrimHorizon-1).
+			e.log.WithLevel(lostLevel(te.Lost)).Str("shard", l.id).Uint64("first", l.next).Uint64("last", te.TrimHorizon-1).
 				Uint64("records", te.Lost).Msg("records deleted by retention before they were forwarded; continuing at the trim horizon")
 			l.skipTo(te.TrimHorizon)
 		} else {
@@ -186,6 +187,15 @@ func (e *engine) read(l *lane, now time.Time) bool {
 	}
 	l.skipTo(max(next, recs[len(recs)-1].Seq+1))
 	return true
+}
+
+// lostLevel is warn when retention took records the forwarder had not
+// sent, debug when the positions it skips held only other shards'.
+func lostLevel(lost uint64) zerolog.Level {
+	if lost == 0 {
+		return zerolog.DebugLevel
+	}
+	return zerolog.WarnLevel
 }
 
 // watch wakes the loop at the shard's next commit.

@@ -174,3 +174,46 @@ func TestTrimmedCountsTheShardsOwnRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTrimmedOtherShardsIsNoLoss: a reader past its shard's last record
+// whose position retention deleted (it held only other shards' records)
+// reads on from what is left, with no error and nothing counted lost.
+func TestTrimmedOtherShardsIsNoLoss(t *testing.T) {
+	clk := newFakeClock()
+	cfg := testStream("s", 2)
+	cfg.Retention = conf.Duration(time.Hour)
+	cfg.SegmentSize = 4 << 10
+	cfg.MaxRecordSize = 1 << 10
+	s := openStore(t, t.TempDir(), Options{Streams: []StreamConfig{cfg}, Clock: clk.Now})
+	defer s.Close()
+	st, _ := s.Stream("s")
+	lo, hi := HashKey{}, MaxHashKey
+	appendTo := func(h HashKey) Appended {
+		t.Helper()
+		a, err := s.Append(context.Background(), "s", &Record{Key: "k", Data: make([]byte, 100)}, AppendOptions{ExplicitHashKey: &h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	quiet := appendTo(lo)
+	for range 100 {
+		appendTo(hi)
+	}
+	clk.Add(2 * time.Hour)
+	s.EnforceRetention()
+	s.EnforceRetention()
+	young := appendTo(lo)
+	sh, _ := st.Shard(quiet.ShardID)
+	if first := st.log.FirstIndex(); first <= quiet.Seq+1 {
+		t.Fatalf("retention deleted nothing past the quiet shard's record (log starts at %d)", first)
+	}
+	recs, next, err := sh.Read(quiet.Seq+1, 10, 1<<20)
+	if err != nil || len(recs) != 1 || recs[0].Seq != young.Seq || next != young.Seq+1 {
+		t.Fatalf("read after the shard's own record, its position deleted: %d records, next %d, %v; want %d", len(recs), next, err, young.Seq)
+	}
+	var te *TrimmedError
+	if _, _, err := sh.Read(quiet.Seq, 10, 1<<20); !errors.As(err, &te) || te.Lost != 1 {
+		t.Fatalf("read at the shard's deleted record: %v; want TrimmedError with 1 lost", err)
+	}
+}

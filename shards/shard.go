@@ -210,7 +210,13 @@ func (sh *Shard) Read(from uint64, maxRecords int, maxBytes int) ([]Record, uint
 		// Nothing of the shard lies before its start or the log's.
 		at := max(from, info.StartSeq, sh.stream.logStart())
 		if first := sh.lane.Log().FirstIndex(); at < first {
-			return nil, from, sh.trimmed(from, at, first)
+			// Retention deleted the log's front. If none of it was this
+			// shard's (only other shards' records lay there), nothing is
+			// lost: read on from what is left.
+			if e := sh.trimmed(from, at, first); e.Lost > 0 {
+				return nil, from, e
+			}
+			at = first
 		}
 		next, err = sh.lane.ReadFrom(at, maxRecords, maxBytes, collect)
 		// A lane read stops after passing over a bounded amount of other
