@@ -168,10 +168,11 @@ func (st *Stream) LogStats() wal.Stats { return st.log.Stats() }
 // Err reports the sticky I/O failure of the stream's log, if any.
 func (sh *Shard) Err() error { return sh.lane.Log().Err() }
 
-// Changed returns a channel closed at the next commit of the stream's log
-// (any shard's). Take it before reading so a commit between the read and
-// the wait is not missed.
-func (sh *Shard) Changed() <-chan struct{} { return sh.lane.Log().Notify() }
+// Changed returns a channel closed when a record of the shard next
+// becomes readable (other shards' records do not wake it), or when the
+// shard map changes under it (a reshard closing it). Take it before
+// reading so a commit between the read and the wait is not missed.
+func (sh *Shard) Changed() <-chan struct{} { return sh.lane.Notify() }
 
 // Read returns up to maxRecords committed records (and about maxBytes of
 // data; always at least one record if any is available) starting at

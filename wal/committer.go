@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -23,6 +24,7 @@ type writer struct {
 	crc     uint32 // CRC-32C of the active segment's header and written frames (its footer's checksum)
 	tags    tagRange
 	lanes   laneStats // of the active segment, including unpublished records
+	touched []uint16  // lanes of the group being committed
 	// sealedTail: the newest segment is sealed (Open found it so, or a
 	// roll sealed it and then failed to start the next): the next
 	// append starts a new segment first.
@@ -277,6 +279,9 @@ func (l *Log) commit(reqs []*request) {
 			if w.segRecs%indexStride == 0 {
 				w.pendOff = append(w.pendOff, uint32(w.pos()))
 			}
+			if len(w.touched) == 0 || w.touched[len(w.touched)-1] != r.lane && !slices.Contains(w.touched, r.lane) {
+				w.touched = append(w.touched, r.lane)
+			}
 			w.buf = appendLaneFrame(w.buf, w.next, r.lane, p)
 			w.lanes = w.lanes.add(r.lane, w.next, frameSize(len(p)))
 			if l.opts.Tag != nil {
@@ -368,17 +373,23 @@ func (l *Log) completer(done chan<- struct{}) {
 	}
 }
 
-// show makes records up to last visible to readers, once they are durable.
-func (l *Log) show(last uint64) {
+// show makes records up to last visible to readers, once they are
+// durable, and returns how far they are visible: never past what publish
+// has entered in the segments (a roll writes and syncs records before the
+// group that holds them is published).
+func (l *Log) show(last uint64) uint64 {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.showLocked(last)
-	l.mu.Unlock()
+	return l.last.Load()
 }
 
 func (l *Log) showLocked(last uint64) {
+	last = min(last, l.pub)
 	if last > l.last.Load() {
 		l.last.Store(last)
-		l.wakeLocked()
+		l.wakeLogLocked()
+		l.wakeDirtyLocked(last)
 	}
 }
 
@@ -394,9 +405,20 @@ func (l *Log) publish() {
 	}
 	s := w.seg
 	s.count, s.end, s.tags = w.segRecs, w.off, w.tags
+	l.pub = w.next - 1
 	// Readers copy what they need under mu, so the slice is reused.
 	s.lanes = append(s.lanes[:0], w.lanes...)
 	s.offsets = append(s.offsets, w.pendOff...)
+	for _, lane := range w.touched {
+		i := slices.IndexFunc(l.dirty, func(d dirtyLane) bool { return d.lane == lane })
+		if i < 0 {
+			// Its records are past everything visible now.
+			l.dirty = append(l.dirty, dirtyLane{lane: lane, from: l.last.Load() + 1, upTo: w.next - 1})
+		} else {
+			l.dirty[i].upTo = w.next - 1
+		}
+	}
+	w.touched = w.touched[:0]
 	// With SyncInterval a record is acknowledged once written but becomes
 	// visible to readers only once synced (syncLoop, seal, close): a
 	// consumer checkpoint or forwarder watermark must never name a record
@@ -815,12 +837,15 @@ func (l *Log) syncLoop(synced uint64) {
 		}
 		// Records written before a roll were synced by the roll itself,
 		// so syncing the newest segment covers everything up to written.
+		shown := synced
 		if err := l.sync(f); err != nil {
 			l.fail("sync segment "+s.path, err)
 		} else {
-			l.show(written)
+			// Records a roll wrote are shown once their group is
+			// published; until then the next tick syncs and tries again.
+			shown = max(synced, l.show(written))
 		}
 		s.release()
-		synced = written
+		synced = shown
 	}
 }

@@ -131,6 +131,29 @@ func (n *Lane) Count(from, to uint64) (uint64, error) {
 
 var errStopCount = errors.New("counted")
 
+// Notify returns a channel closed when a record of the lane next becomes
+// visible, or when the log wakes all readers (Log.Wake, Close). Unlike
+// Log.Notify it ignores the other lanes' records, so a reader of a quiet
+// lane is not woken by a busy one. Take it before reading.
+func (n *Lane) Notify() <-chan struct{} {
+	l := n.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ch, ok := l.laneWait[n.id]
+	if !ok {
+		ch = make(chan struct{})
+		if l.closed.Load() {
+			close(ch)
+			return ch
+		}
+		if l.laneWait == nil {
+			l.laneWait = make(map[uint16]chan struct{})
+		}
+		l.laneWait[n.id] = ch
+	}
+	return ch
+}
+
 // laneScanBudget bounds the bytes of other lanes' frames one ReadFrom
 // passes over before it returns, so a read of a quiet lane behind a busy
 // one costs a bounded amount of I/O per call, as a Kinesis GetRecords

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 )
 
 // lanePayload is record k of lane n: recognisable, so a read can be
@@ -387,5 +388,138 @@ func TestOpenVersion2Fixture(t *testing.T) {
 	checkRecords(t, l, 73, last, 100)
 	if rep, err := VerifyDir(dir, "v2", nil); err != nil || len(rep.Damage) != 0 || rep.Records != last-72 {
 		t.Fatalf("VerifyDir: %+v, %v", rep, err)
+	}
+}
+
+func closedNow(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestLaneNotify: a lane's channel closes when a record of that lane
+// becomes visible, not for another lane's; with SyncInterval only once
+// the record is synced, even while the lane keeps writing; Log.Wake and
+// Close close every lane's.
+func TestLaneNotify(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, t.TempDir(), testOpts(OSFS()))
+	a, b := l.Lane(1), l.Lane(2)
+	wa, wb := a.Notify(), b.Notify()
+	if _, err := b.Append(ctx, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if !closedNow(wb) || closedNow(wa) {
+		t.Fatalf("after a record of lane 2: lane 2 woken %v (want true), lane 1 woken %v (want false)", closedNow(wb), closedNow(wa))
+	}
+	if _, err := a.Append(ctx, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if !closedNow(wa) {
+		t.Fatal("lane 1 not woken by its own record")
+	}
+	wa, wb = a.Notify(), b.Notify()
+	l.Wake()
+	if !closedNow(wa) || !closedNow(wb) {
+		t.Fatal("Log.Wake did not wake every lane")
+	}
+	wa = a.Notify()
+	closeLog(t, l)
+	if !closedNow(wa) || !closedNow(a.Notify()) {
+		t.Fatal("Close did not wake the lanes")
+	}
+
+	opts := testOpts(OSFS())
+	opts.Sync, opts.SyncInterval = SyncInterval, 300*time.Millisecond // long: no sync between an append and the check after it
+	l = mustOpen(t, t.TempDir(), opts)
+	defer closeLog(t, l)
+	a = l.Lane(1)
+	wa = a.Notify()
+	if _, err := a.Append(ctx, []byte("written, not synced")); err != nil {
+		t.Fatal(err)
+	}
+	if closedNow(wa) {
+		t.Fatal("woken before the record was synced (visible)")
+	}
+	// The lane keeps writing: a sync must still wake it (a record of an
+	// earlier write is visible), not wait for a moment it is idle.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := a.Append(ctx, []byte("more")); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	select {
+	case <-wa:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lane writing without pause was never woken")
+	}
+	close(stop)
+	<-done
+}
+
+// TestIntervalShowsOnlyPublishedRecords: with SyncInterval a roll writes
+// and syncs a group's first records before the group is entered in the
+// segments; the sync ticker must not show them to readers before that,
+// or a reader of the last visible index finds no segment holding it.
+func TestIntervalShowsOnlyPublishedRecords(t *testing.T) {
+	opts := testOpts(OSFS())
+	opts.Sync, opts.SyncInterval = SyncInterval, time.Millisecond
+	l := mustOpen(t, t.TempDir(), opts)
+	defer closeLog(t, l)
+	ctx := context.Background()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Groups of several requests, one of which does not fit the
+			// rest of a 4 KiB segment: the roll writes the ones before it.
+			batch := [][]byte{payloadFor(g, 600), payloadFor(g, 600)}
+			for range 300 {
+				if _, err := l.Lane(uint16(g)).AppendBatch(ctx, batch); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	reads := 0
+	for {
+		select {
+		case <-done:
+			if reads == 0 {
+				t.Fatal("no record became visible while appending")
+			}
+			return
+		default:
+		}
+		last := l.LastIndex()
+		if last < l.FirstIndex() {
+			continue
+		}
+		if _, err := l.Read(last); err != nil {
+			t.Fatalf("Read(LastIndex() = %d): %v", last, err)
+		}
+		if _, err := l.Lane(1).ReadFrom(last, 1, 0, func(uint64, []byte) error { return nil }); err != nil {
+			t.Fatalf("lane ReadFrom(%d): %v", last, err)
+		}
+		reads++
 	}
 }

@@ -27,6 +27,15 @@ type Log struct {
 	mu     sync.RWMutex
 	segs   []*segment
 	notify chan struct{} // created on demand by Notify, closed at the next commit
+	// laneWait holds Lane.Notify's channels, each closed when a record of
+	// its lane becomes visible; dirty are the lanes with records written
+	// but not yet visible (SyncInterval shows them later).
+	laneWait map[uint16]chan struct{}
+	dirty    []dirtyLane
+	// pub is the last index whose segment bookkeeping is published:
+	// records are shown to readers only up to it, so a reader never asks
+	// a segment for a record its count does not include yet.
+	pub uint64
 
 	first   atomic.Uint64
 	last    atomic.Uint64
@@ -185,12 +194,51 @@ func (l *Log) Wake() {
 	l.mu.Unlock()
 }
 
-// wakeLocked wakes Notify waiters; caller holds mu.
+// wakeLocked wakes Notify waiters and every lane's; caller holds mu.
 func (l *Log) wakeLocked() {
+	l.wakeLogLocked()
+	for lane, ch := range l.laneWait {
+		close(ch)
+		delete(l.laneWait, lane)
+	}
+}
+
+// wakeLogLocked wakes Notify waiters; caller holds mu.
+func (l *Log) wakeLogLocked() {
 	if l.notify != nil {
 		close(l.notify)
 		l.notify = nil
 	}
+}
+
+// dirtyLane is a lane with records written, not all visible yet: none
+// below from, the newest at or below upTo.
+type dirtyLane struct {
+	lane       uint16
+	from, upTo uint64
+}
+
+// wakeDirtyLocked wakes the waiters of the lanes of which a record may
+// have become visible (last reached from); a lane with records still
+// past last stays noted, so its waiters are woken again when a later sync
+// (SyncInterval) shows them. Caller holds mu.
+func (l *Log) wakeDirtyLocked(last uint64) {
+	keep := l.dirty[:0]
+	for _, d := range l.dirty {
+		if last < d.from {
+			keep = append(keep, d)
+			continue
+		}
+		if ch, ok := l.laneWait[d.lane]; ok {
+			close(ch)
+			delete(l.laneWait, d.lane)
+		}
+		if d.upTo > last {
+			d.from = last + 1
+			keep = append(keep, d)
+		}
+	}
+	l.dirty = keep
 }
 
 // Segments lists the segment files, oldest first.

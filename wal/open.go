@@ -107,6 +107,7 @@ func (l *Log) recover() error {
 	l.first.Store(l.segs[0].first)
 	act := l.segs[len(l.segs)-1]
 	l.last.Store(act.first + act.count - 1)
+	l.pub = act.first + act.count - 1
 	l.w.next = act.first + act.count
 	l.w.segRecs = act.count
 	l.w.off = act.end
@@ -132,6 +133,7 @@ func (l *Log) createFirst() error {
 	l.w.seg, l.w.f, l.w.off, l.w.next, l.w.crc = s, sp.f, segHeaderSize, first, crc
 	l.first.Store(first)
 	l.last.Store(first - 1)
+	l.pub = first - 1
 	l.written.Store(first - 1)
 	return nil
 }
