@@ -135,18 +135,26 @@ func TestReadPassesOverOtherShards(t *testing.T) {
 	}
 }
 
-// TestTrimmedCountsTheShardsOwnRecords: a reader whose position retention
-// deleted learns how many of its own shard's records went, not how many
-// sequence numbers (which include the other shards' records).
-func TestTrimmedCountsTheShardsOwnRecords(t *testing.T) {
+// retentionStream is a 2-shard stream of 4 KiB segments with a 1 h
+// retention and a clock the test moves.
+func retentionStream(t *testing.T) (*fakeClock, *Store, *Stream) {
+	t.Helper()
 	clk := newFakeClock()
 	cfg := testStream("s", 2)
 	cfg.Retention = conf.Duration(time.Hour)
 	cfg.SegmentSize = 4 << 10
 	cfg.MaxRecordSize = 1 << 10
 	s := openStore(t, t.TempDir(), Options{Streams: []StreamConfig{cfg}, Clock: clk.Now})
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	st, _ := s.Stream("s")
+	return clk, s, st
+}
+
+// TestTrimmedCountsTheShardsOwnRecords: a reader whose position retention
+// deleted learns how many of its own shard's records went, not how many
+// sequence numbers (which include the other shards' records).
+func TestTrimmedCountsTheShardsOwnRecords(t *testing.T) {
+	clk, s, st := retentionStream(t)
 	lo, hi := HashKey{}, MaxHashKey
 	var ownLost uint64
 	for i := range 200 {
@@ -179,14 +187,7 @@ func TestTrimmedCountsTheShardsOwnRecords(t *testing.T) {
 // whose position retention deleted (it held only other shards' records)
 // reads on from what is left, with no error and nothing counted lost.
 func TestTrimmedOtherShardsIsNoLoss(t *testing.T) {
-	clk := newFakeClock()
-	cfg := testStream("s", 2)
-	cfg.Retention = conf.Duration(time.Hour)
-	cfg.SegmentSize = 4 << 10
-	cfg.MaxRecordSize = 1 << 10
-	s := openStore(t, t.TempDir(), Options{Streams: []StreamConfig{cfg}, Clock: clk.Now})
-	defer s.Close()
-	st, _ := s.Stream("s")
+	clk, s, st := retentionStream(t)
 	lo, hi := HashKey{}, MaxHashKey
 	appendTo := func(h HashKey) Appended {
 		t.Helper()

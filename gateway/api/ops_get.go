@@ -242,9 +242,6 @@ func (s *Server) pollRecords(ctx context.Context, q recordsQuery) (any, error) {
 			s.metrics.shard(it.Stream, it.Shard).iteratorAge.Store(res.millisBehind)
 			return res, nil
 		}
-		if next <= sh.Last() {
-			continue // passed over other shards' records; the shard's are further on
-		}
 		if timer == nil {
 			timer = time.NewTimer(time.Until(deadline))
 		}

@@ -319,9 +319,6 @@ func (sub *subscription) push(ctx context.Context, send func(eventstream.Message
 				continue // there may be more; Changed was taken before this read
 			}
 		}
-		if len(recs) == 0 && next <= sub.sh.Last() {
-			continue // passed over other shards' records; the shard's are further on
-		}
 		select {
 		case <-changed:
 		case <-heartbeat.C:
