@@ -29,11 +29,20 @@ type writer struct {
 	// roll sealed it and then failed to start the next): the next
 	// append starts a new segment first.
 	sealedTail bool
-	pendOff    []uint32
-	rolled     []rolledSeg // segments sealed by this group, published with it
-	reqs       []*request
+	// padOK: this process started the active segment, so no bytes of an
+	// earlier process's torn write lie beyond its data and a write may
+	// end in padding (FORMAT.md, "Padding"). A continued segment never
+	// gets padding.
+	padOK   bool
+	padded  bool     // w.buf ends in a padding frame: flush writes no end marker
+	carry   *request // the first request of the next group (cutBefore)
+	pendOff []uint32
+	rolled  []rolledSeg // segments sealed by this group, published with it
+	reqs    []*request
 
 	recent   [16]int       // sizes of the last groups, a ring
+	avgGroup int64         // moving average of a group's frame bytes (padding's guess at the next group)
+	avgFrame int64         // moving average of a frame's bytes
 	nGroups  int           // groups gathered, indexes recent
 	timer    *time.Timer   // CommitDelay timer, reused across groups
 	lastCyc  time.Time     // when the previous group started gathering
@@ -86,12 +95,22 @@ func (l *Log) run() {
 		<-completerDone
 	}()
 	for {
+		if r := w.carry; r != nil {
+			w.carry = nil
+			l.gather(r)
+			continue
+		}
 		select {
 		case r := <-l.queue:
 			l.gather(r)
 		case <-l.quit:
 			// No more senders (state is closed); commit what is left.
 			for {
+				if r := w.carry; r != nil {
+					w.carry = nil
+					l.gather(r)
+					continue
+				}
 				select {
 				case r := <-l.queue:
 					l.gather(r)
@@ -101,6 +120,30 @@ func (l *Log) run() {
 			}
 		}
 	}
+}
+
+// cutBefore reports whether the group of bytes gathered so far should be
+// committed without r, which then starts the next group: when writes end
+// in padding, r would carry the group a little way into a page that the
+// next group's sync would write again, and what is queued behind it is
+// less than a page. A group that already spans pages, or a queue that
+// holds more than a page, is not cut: under load, groups stay as large as
+// the arrivals make them.
+func (l *Log) cutBefore(bytes int64, r *request) bool {
+	w := &l.w
+	if r.kind >= kindSeal || bytes == 0 || !l.padding() || w.avgFrame <= 0 {
+		return false
+	}
+	page := l.opts.PageSize
+	start, end := w.pos(), w.pos()+bytes
+	if end/page != start/page && end%page != 0 {
+		return false // the group already ends in a later page than it starts
+	}
+	spill := reqSize(r)
+	if (end+spill-1)/page == (end-1)/page {
+		return false // r fits in the page
+	}
+	return spill+int64(len(l.queue))*w.avgFrame < page
 }
 
 func (l *Log) gather(r *request) {
@@ -117,9 +160,13 @@ func (l *Log) gather(r *request) {
 		bytes += reqSize(r)
 	}
 	drain := func() {
-		for ctrl == nil && bytes < int64(l.opts.MaxBatchBytes) {
+		for ctrl == nil && w.carry == nil && bytes < int64(l.opts.MaxBatchBytes) {
 			select {
 			case r := <-l.queue:
+				if l.cutBefore(bytes, r) {
+					w.carry = r
+					return
+				}
 				add(r)
 			default:
 				return
@@ -144,9 +191,17 @@ func (l *Log) gather(r *request) {
 	for _, n := range w.recent {
 		target = max(target, n)
 	}
-	if d := l.opts.CommitDelay; d > 0 && l.opts.Sync == SyncAlways && target > 1 && len(reqs) < target && ctrl == nil {
-		l.lingerFor(target-len(reqs), d)
-		drain()
+	if d := l.opts.CommitDelay; d > 0 && l.opts.Sync == SyncAlways && target > 1 && len(reqs) < target && ctrl == nil && w.carry == nil {
+		need := target - len(reqs)
+		// Records past the end of the page would start a page of their
+		// own, written again by the next group: no reason to wait for them.
+		if fill, ok := l.pageFill(bytes); ok {
+			need = min(need, fill)
+		}
+		if need > 0 {
+			l.lingerFor(need, d)
+			drain()
+		}
 	}
 	w.recent[w.nGroups%len(w.recent)] = len(reqs)
 	w.nGroups++
@@ -297,6 +352,7 @@ func (l *Log) commit(reqs []*request) {
 	}
 
 	if published && l.Err() == nil {
+		l.pad(w.next - first)
 		err := l.flush()
 		if err == nil {
 			l.groups.Add(1)
@@ -446,7 +502,10 @@ func (l *Log) flush() error {
 	}
 	frames := len(w.buf)
 	w.crc = crc32.Update(w.crc, castagnoli, w.buf)
-	w.buf = append(w.buf, endMarker[:]...)
+	if !w.padded {
+		w.buf = append(w.buf, endMarker[:]...)
+	}
+	w.padded = false
 	n, err := w.f.WriteAt(w.buf, w.off)
 	if err == nil && n < len(w.buf) {
 		err = io.ErrShortWrite
@@ -463,6 +522,68 @@ func (l *Log) flush() error {
 		w.buf = w.buf[:0]
 	}
 	return nil
+}
+
+// ewma moves a moving average an eighth of the way to v; the first
+// value starts it.
+func ewma(avg, v int64) int64 {
+	if avg == 0 {
+		return v
+	}
+	return avg + (v-avg)/8
+}
+
+// padding reports whether writes may end in padding (FORMAT.md,
+// "Padding").
+func (l *Log) padding() bool {
+	return l.opts.PageSize > 0 && l.opts.Sync == SyncAlways && l.w.padOK
+}
+
+// pageFill returns how many more records of the usual size would fill
+// the page in which a group of bytes (not yet written) would end, when
+// writes may end in padding and that size is known.
+func (l *Log) pageFill(bytes int64) (int, bool) {
+	w := &l.w
+	if !l.padding() || w.avgFrame <= 0 {
+		return 0, false
+	}
+	page := l.opts.PageSize
+	rest := page - (w.pos()+bytes)%page
+	if rest == page {
+		return 0, true
+	}
+	return int((rest + w.avgFrame - 1) / w.avgFrame), true
+}
+
+// pad ends the group's write at a page boundary with a padding frame
+// when the rest of the page is no larger than the group or than groups
+// usually are: the next group would not fit in it, so without padding
+// its sync would write this page again (on flash, one more page program
+// per sync). A sync then writes each of the group's pages once. The rule
+// bounds the space padding takes to about a group's size; a small group
+// in a page with room for the next one shares it, as before.
+func (l *Log) pad(records uint64) {
+	w := &l.w
+	if !l.padding() || len(w.buf) == 0 {
+		return
+	}
+	group, usual := int64(len(w.buf)), w.avgGroup
+	w.avgGroup = ewma(w.avgGroup, group)
+	if records > 0 {
+		w.avgFrame = ewma(w.avgFrame, group/int64(records))
+	}
+	page := l.opts.PageSize
+	end := w.pos()
+	rest := page - end%page
+	// Padding is for the next group's sync; it is wasted (and pushes the
+	// footer into another block) where the next group would not fit in
+	// the segment after it and starts a new one anyway.
+	if rest == page || rest < frameHeaderSize || rest > max(group, usual) || end+rest+max(group, usual) > l.opts.SegmentSize {
+		return
+	}
+	w.buf = appendPadFrame(w.buf, w.next, int(rest))
+	w.padded = true
+	l.padBytes.Add(uint64(rest))
 }
 
 // roll seals the active segment and switches to a new one. Order matters
@@ -531,7 +652,7 @@ func (l *Log) roll() error {
 	}
 	oldF := w.f
 	w.seg, w.f, w.off, w.segRecs, w.pendOff, w.crc, w.tags, w.lanes = ns, sp.f, segHeaderSize, 0, nil, crc, tagRange{}, nil
-	w.sealedTail = false
+	w.sealedTail, w.padOK = false, true
 	w.spareFailed = false
 	// The old file stays open while readers use it; the writer lets go.
 	if oldF != nil {

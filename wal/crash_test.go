@@ -57,9 +57,31 @@ func TestCrashIntervalRecovers(t *testing.T) {
 }
 
 func crashRound(t *testing.T, seed uint64, mode SyncMode, retention bool) Stats {
+	return crashRoundSized(t, seed, mode, retention, MinSegmentSize)
+}
+
+// TestCrashWithPadding: as TestCrashWithRecycling, with segments of 16
+// pages, so that writes end in padding mid-segment (FORMAT.md,
+// "Padding") and cuts land in and after them, in fresh and in reused
+// files, where stale frames follow the padding.
+func TestCrashWithPadding(t *testing.T) {
+	padded := 0
+	for round := range 30 {
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			if crashRoundSized(t, 3000+uint64(round), SyncAlways, round%3 != 0, 64<<10).PadBytes > 0 {
+				padded++
+			}
+		})
+	}
+	if padded < 15 {
+		t.Fatalf("a write ended in padding before the cut in only %d of 30 rounds", padded)
+	}
+}
+
+func crashRoundSized(t *testing.T, seed uint64, mode SyncMode, retention bool, segSize int64) Stats {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	fsys := newMemFS()
-	opts := Options{Name: "crash", SegmentSize: MinSegmentSize, Sync: mode, FS: fsys}
+	opts := Options{Name: "crash", SegmentSize: segSize, Sync: mode, FS: fsys}
 	const dir = "/wal"
 	l := mustOpen(t, dir, opts)
 
@@ -176,6 +198,11 @@ func FuzzOpen(f *testing.F) {
 		valid = appendFrame(valid, uint64(1+i), payloadFor(i, 10*i))
 	}
 	f.Add(valid[segHeaderSize:])
+	// Padding between writes, then stale bytes after the last one.
+	padded := appendPadFrame(valid[:len(valid):len(valid)], 6, 4096-len(valid)%4096)
+	padded = appendFrame(padded, 6, payloadFor(6, 40))
+	padded = appendPadFrame(padded, 7, 4096-len(padded)%4096)
+	f.Add(append(padded[segHeaderSize:], appendFrame(nil, 3, payloadFor(3, 30))...))
 	f.Add(make([]byte, 100))
 	f.Add([]byte("garbage that is not a frame at all"))
 	torn := append([]byte(nil), valid[segHeaderSize:len(valid)-3]...)

@@ -60,4 +60,9 @@ var (
 	errBadLength    = errors.New("frame length out of range")
 	errBadCRC       = errors.New("frame checksum mismatch")
 	errBadSegHeader = errors.New("bad segment header")
+	errBadPad       = errors.New("padding frame holds data")
+	// errEndAfterPad: the frame after a padding frame fails its checks.
+	// A write that pads ends there and carries no end marker, so this is
+	// a clean end of the data, as a zero header is.
+	errEndAfterPad = fmt.Errorf("%w: the frame after a padding frame is not valid", errZeroHeader)
 )

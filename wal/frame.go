@@ -33,6 +33,10 @@ const (
 	// valid at another index, e.g. stale bytes of an older write, fails.
 	frameHeaderSize = 12
 	frameTypeFull   = 1
+	// frameTypePad: zeros that end a write at a page boundary
+	// (FORMAT.md, "Padding"). It holds no record and takes no index; its
+	// CRC covers the index of the record after it.
+	frameTypePad = 2
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -77,12 +81,26 @@ func crcUint64(crc uint32, v uint64) uint32 {
 	return ^c
 }
 
+// appendPadFrame appends a padding frame of size bytes in all (at least
+// frameHeaderSize) that precedes record index.
+func appendPadFrame(dst []byte, index uint64, size int) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, size)...)
+	h := dst[start:]
+	binary.LittleEndian.PutUint32(h[4:], uint32(size-frameHeaderSize))
+	h[8] = frameVersion
+	h[9] = frameTypePad
+	binary.LittleEndian.PutUint32(h[0:], frameCRC(index, h[4:frameHeaderSize], h[frameHeaderSize:]))
+	return dst
+}
+
 // frameHeader is the parsed, checked header: everything except the CRC,
 // which needs the payload.
 type frameHeader struct {
 	crc    uint32
 	length int
 	lane   uint16
+	pad    bool // a padding frame: no record
 }
 
 // parseFrameHeader checks the fixed fields of a frame header (b must hold
@@ -93,7 +111,7 @@ func parseFrameHeader(b []byte) (frameHeader, error) {
 	if isZero(b) {
 		return frameHeader{}, errZeroHeader
 	}
-	if b[8] != frameVersion || b[9] != frameTypeFull {
+	if b[8] != frameVersion || b[9] != frameTypeFull && b[9] != frameTypePad {
 		return frameHeader{}, fmt.Errorf("%w: version %d type %d", errBadVersion, b[8], b[9])
 	}
 	n := binary.LittleEndian.Uint32(b[4:])
@@ -102,7 +120,7 @@ func parseFrameHeader(b []byte) (frameHeader, error) {
 	}
 	// Any lane is accepted in any segment version: the CRC covers the
 	// field, so a version 2 frame with a non-zero lane fails its check.
-	return frameHeader{crc: binary.LittleEndian.Uint32(b[0:]), length: int(n), lane: binary.LittleEndian.Uint16(b[10:])}, nil
+	return frameHeader{crc: binary.LittleEndian.Uint32(b[0:]), length: int(n), lane: binary.LittleEndian.Uint16(b[10:]), pad: b[9] == frameTypePad}, nil
 }
 
 // decodeFrame decodes the frame of record index at the start of b. It
@@ -127,6 +145,9 @@ func decodeFrame(b []byte, index uint64) (payload []byte, n int, err error) {
 	payload = b[frameHeaderSize:end]
 	if frameCRC(index, b[4:frameHeaderSize], payload) != h.crc {
 		return nil, 0, errBadCRC
+	}
+	if h.pad && (h.lane != 0 || !isZero(payload)) {
+		return nil, 0, errBadPad
 	}
 	return payload, end, nil
 }

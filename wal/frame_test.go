@@ -98,6 +98,8 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(appendFrame(nil, 99, nil), uint64(99))
 	f.Add(appendFrame(nil, 5, payloadFor(5, 300)), uint64(5))
 	f.Add(appendLaneFrame(nil, 6, 513, []byte("a lane")), uint64(6))
+	f.Add(appendPadFrame(nil, 8, 100), uint64(8))
+	f.Add(appendPadFrame(nil, 9, frameHeaderSize), uint64(9))
 	f.Add(make([]byte, 40), uint64(1))
 	f.Add([]byte{1, 2, 3}, uint64(0))
 	bad := appendFrame(nil, 3, []byte("flipped"))
@@ -115,7 +117,11 @@ func FuzzDecodeFrame(f *testing.F) {
 			t.Fatalf("n=%d for %d input bytes and %d payload bytes", n, len(b), len(p))
 		}
 		lane := binary.LittleEndian.Uint16(b[10:])
-		if re := appendLaneFrame(nil, index, lane, p); !bytes.Equal(re, b[:n]) {
+		re := appendLaneFrame(nil, index, lane, p)
+		if b[9] == frameTypePad {
+			re = appendPadFrame(nil, index, n)
+		}
+		if !bytes.Equal(re, b[:n]) {
 			t.Fatalf("accepted a frame that is not the encoding of its payload:\n got %x\nwant %x", b[:n], re)
 		}
 	})

@@ -68,6 +68,7 @@ type Log struct {
 	created   atomic.Uint64
 	prepBytes atomic.Uint64
 	sealBytes atomic.Uint64
+	padBytes  atomic.Uint64
 	scrubbed  atomic.Uint64
 	slow      slowSyncs // the "slow fdatasync" warning (metrics.go)
 
@@ -439,6 +440,7 @@ type Stats struct {
 	Created   uint64 // segment files created and zero-filled (no file to reuse)
 	PrepBytes uint64 // bytes written to make files ready as segments: zero fill, padding, headers
 	SealBytes uint64 // bytes of footers and trailers written to seal segments
+	PadBytes  uint64 // bytes of padding frames that ended writes at a page boundary (FORMAT.md, "Padding")
 	Scrubbed  uint64 // sealed segments verified against their footer since Open
 	FreeFiles int    // files of deleted segments waiting for reuse now
 }
@@ -449,7 +451,7 @@ func (l *Log) Stats() Stats {
 	free := len(l.free)
 	l.freeMu.Unlock()
 	return Stats{Groups: l.groups.Load(), Syncs: l.syncs.Load(), Recycled: l.recycled.Load(), Created: l.created.Load(),
-		PrepBytes: l.prepBytes.Load(), SealBytes: l.sealBytes.Load(), Scrubbed: l.scrubbed.Load(), FreeFiles: free}
+		PrepBytes: l.prepBytes.Load(), SealBytes: l.sealBytes.Load(), PadBytes: l.padBytes.Load(), Scrubbed: l.scrubbed.Load(), FreeFiles: free}
 }
 
 func (l *Log) path(name string) string { return filepath.Join(l.dir, name) }

@@ -130,7 +130,7 @@ func (l *Log) createFirst() error {
 		return fmt.Errorf("wal: shard %q: create first segment: %w", l.opts.Name, l.classify(err))
 	}
 	l.segs = []*segment{s}
-	l.w.seg, l.w.f, l.w.off, l.w.next, l.w.crc = s, sp.f, segHeaderSize, first, crc
+	l.w.seg, l.w.f, l.w.off, l.w.next, l.w.crc, l.w.padOK = s, sp.f, segHeaderSize, first, crc, true
 	l.first.Store(first)
 	l.last.Store(first - 1)
 	l.pub = first - 1

@@ -78,6 +78,12 @@ type Options struct {
 	// TruncateFront are kept to become the next segments, instead of
 	// zero-filling new files (default 2; negative: none).
 	RecycleSegments int
+	// PageSize (SyncAlways only) is the flash page a sync should write
+	// whole, once: a group that ends less than its own size short of a
+	// page boundary is padded to it (FORMAT.md, "Padding"), so the next
+	// group starts on a fresh page instead of rewriting this one.
+	// Default 4096, the page the kernel writes back; negative: never pad.
+	PageSize int64
 	// ScrubRate is how many bytes per second the background scrub reads
 	// to verify sealed segments that Open trusted by their footer
 	// (default 8 MiB/s; negative: no background scrub).
@@ -91,6 +97,7 @@ type TagFunc func(payload []byte) (tag uint64, ok bool)
 const (
 	DefaultRecycleSegments = 2
 	DefaultScrubRate       = 8 << 20
+	DefaultPageSize        = 4096
 )
 
 func (o Options) withDefaults() (Options, error) {
@@ -123,6 +130,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ScrubRate == 0 {
 		o.ScrubRate = DefaultScrubRate
+	}
+	switch {
+	case o.PageSize == 0:
+		o.PageSize = DefaultPageSize
+	case o.PageSize < 0:
+		o.PageSize = 0
 	}
 	return o, nil
 }

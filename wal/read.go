@@ -112,6 +112,15 @@ func (l *Log) readFrom(from uint64, want int32, maxRecords, maxBytes int, fn fun
 				if err != nil {
 					return true, l.readErr(s, off, err)
 				}
+				if h.pad {
+					// Padding (FORMAT.md): passed by its header.
+					next := off + frameSize(h.length)
+					if next > end {
+						return true, l.readErr(s, off, errShortFrame)
+					}
+					off = next
+					continue
+				}
 				if want != anyLane && h.lane != uint16(want) {
 					// Another lane's record: its header is enough to
 					// pass it (its CRC is checked by its own readers).

@@ -203,6 +203,7 @@ type cursor struct {
 	n     int   // valid bytes in buf
 	limit int64
 	lane  uint16 // of the last frame decoded
+	pad   bool   // the last frame decoded was padding, not a record
 }
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
@@ -265,7 +266,7 @@ func (c *cursor) frame(off int64, index uint64) (payload []byte, next int64, err
 		if b, err = c.fill(off, frameHeaderSize+h.length); err != nil {
 			return nil, 0, err
 		}
-		c.lane = h.lane
+		c.lane, c.pad = h.lane, h.pad
 	}
 	payload, n, err := decodeFrame(b, index)
 	if err != nil {
@@ -289,25 +290,33 @@ func (c *cursor) header(off int64) (frameHeader, error) {
 	return parseFrameHeader(b)
 }
 
-// skip returns the offset after the frame at off without verifying its
-// payload (the caller only passes over it).
+// skip returns the offset after the record frame at off, and after any
+// padding before it, without verifying its payload (the caller only
+// passes over it). Padding is passed by its header, as readers pass other
+// lanes' records: it lies inside the committed data, which Open verified
+// or this process wrote.
 func (c *cursor) skip(off int64) (int64, error) {
-	b, err := c.fill(off, frameHeaderSize)
-	if err != nil {
-		return 0, err
+	for {
+		b, err := c.fill(off, frameHeaderSize)
+		if err != nil {
+			return 0, err
+		}
+		if len(b) < frameHeaderSize {
+			return 0, errShortFrame
+		}
+		h, err := parseFrameHeader(b)
+		if err != nil {
+			return 0, err
+		}
+		next := off + frameSize(h.length)
+		if next > c.limit {
+			return 0, errShortFrame
+		}
+		if !h.pad {
+			return next, nil
+		}
+		off = next
 	}
-	if len(b) < frameHeaderSize {
-		return 0, errShortFrame
-	}
-	h, err := parseFrameHeader(b)
-	if err != nil {
-		return 0, err
-	}
-	next := off + frameSize(h.length)
-	if next > c.limit {
-		return 0, errShortFrame
-	}
-	return next, nil
 }
 
 // scanResult is what a full pass over a segment file found.
@@ -342,7 +351,15 @@ func scanSegment(f File, first uint64, max uint64, limit int64, tag TagFunc) (sc
 		return r, err
 	}
 	r.crc = crc32.Update(0, castagnoli, hdr[:min(len(hdr), segHeaderSize)])
-	for r.count < max && r.end < limit {
+	afterPad := false
+	for r.end < limit {
+		if r.count >= max {
+			// Padding after the last record wanted belongs to its write
+			// (and to a sealed segment's checksum); nothing else does.
+			if h, err := c.header(r.end); err != nil || !h.pad {
+				break
+			}
+		}
 		idx := first + r.count
 		p, next, err := c.frame(r.end, idx)
 		if err != nil {
@@ -350,7 +367,15 @@ func scanSegment(f File, first uint64, max uint64, limit int64, tag TagFunc) (sc
 				return r, err
 			}
 			r.stop = err
+			if afterPad {
+				r.stop = errEndAfterPad
+			}
 			break
+		}
+		r.crc = crc32.Update(r.crc, castagnoli, c.buf[r.end-c.start:next-c.start])
+		if afterPad = c.pad; afterPad {
+			r.end = next
+			continue
 		}
 		if tag != nil {
 			if t, ok := tag(p); ok {
@@ -358,7 +383,6 @@ func scanSegment(f File, first uint64, max uint64, limit int64, tag TagFunc) (sc
 			}
 		}
 		r.lanes = r.lanes.add(c.lane, idx, next-r.end)
-		r.crc = crc32.Update(r.crc, castagnoli, c.buf[r.end-c.start:next-c.start])
 		if r.count%indexStride == 0 {
 			r.offsets = append(r.offsets, uint32(r.end))
 		}
@@ -371,7 +395,7 @@ func scanSegment(f File, first uint64, max uint64, limit int64, tag TagFunc) (sc
 // isIOError separates a failed read from bytes that fail their checks.
 func isIOError(err error) bool {
 	switch {
-	case errors.Is(err, errZeroHeader), errors.Is(err, errShortFrame), errors.Is(err, errBadVersion),
+	case errors.Is(err, errZeroHeader), errors.Is(err, errShortFrame), errors.Is(err, errBadVersion), errors.Is(err, errBadPad),
 		errors.Is(err, errBadLength), errors.Is(err, errBadCRC), errors.Is(err, errBadFooter),
 		errors.Is(err, errBadTrailer), errors.Is(err, errSegmentCRC):
 		return false

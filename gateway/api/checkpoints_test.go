@@ -202,6 +202,8 @@ func TestMetricsAndHealth(t *testing.T) {
 	// Five sequential puts: five commit groups of the stream's log.
 	m.Want(t, 5, "weir_stream_commit_groups_total", "stream", "m")
 	m.Want(t, 5, "weir_shard_appended_records_total", sh...)
+	// A group smaller than the rest of its page is not padded.
+	m.Want(t, 0, "weir_stream_pad_bytes_total", "stream", "m")
 	for name, typ := range map[string]string{"weir_stream_syncs_total": "counter", "weir_consumer_lag_seconds": "gauge",
 		"weir_api_request_duration_seconds": "histogram"} {
 		if got := m.Type(name); got != typ {

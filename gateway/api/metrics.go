@@ -111,7 +111,7 @@ type collector struct {
 	appended, throttled, refusedFull, retentionDeleted, unreadDeleted family
 	authFailures, putRecords                                          family
 	streamBytes, streamDataBytes, streamRetention                     family
-	lastSeq, trimSeq, records, shardAppended, groups, syncs           family
+	lastSeq, trimSeq, records, shardAppended, groups, syncs, padBytes family
 	shardBytes, shardOpen, readRecords, readBytes, readThrottled      family
 	consumerLost, consumerLag, consumerLagSeconds                     family
 	// Shard-level metrics that EnableEnhancedMonitoring turns on per
@@ -141,6 +141,7 @@ func newCollector(s *Server) *collector {
 		shardAppended:      newFamily(c, "weir_shard_appended_records_total", "Records appended to the shard since the gateway started.", sl...),
 		groups:             newFamily(c, "weir_stream_commit_groups_total", "Commit groups written to the stream's log, which all its shards share, since start (appended records / groups = group commit's batching).", "stream"),
 		syncs:              newFamily(c, "weir_stream_syncs_total", "fdatasync calls on the stream's log since start.", "stream"),
+		padBytes:           newFamily(c, "weir_stream_pad_bytes_total", "Bytes of padding that ended writes of the stream's log at a 4 KiB page boundary since start, so that the next sync writes a fresh page instead of rewriting this one (wal/FORMAT.md, Padding).", "stream"),
 		shardBytes:         newFamily(g, "weir_shard_bytes", "The shard's share of its stream's bytes on disk, by the share of its records' bytes (its records share the stream's log).", sl...),
 		shardOpen:          newFamily(g, "weir_shard_open", "1 while the shard takes writes, 0 once closed by a reshard.", sl...),
 		readRecords:        newFamily(c, "weir_api_read_records_total", "Records returned by GetRecords (both kinds).", sl...),
@@ -158,7 +159,7 @@ func newCollector(s *Server) *collector {
 func (c *collector) families() []family {
 	return []family{c.appended, c.throttled, c.refusedFull, c.retentionDeleted, c.unreadDeleted,
 		c.authFailures, c.putRecords, c.streamBytes, c.streamDataBytes, c.streamRetention,
-		c.lastSeq, c.trimSeq, c.records, c.shardAppended, c.groups, c.syncs,
+		c.lastSeq, c.trimSeq, c.records, c.shardAppended, c.groups, c.syncs, c.padBytes,
 		c.shardBytes, c.shardOpen, c.readRecords, c.readBytes, c.readThrottled,
 		c.consumerLost, c.consumerLag, c.consumerLagSeconds,
 		c.incomingBytes, c.writeThrottled, c.iteratorAge}
@@ -203,6 +204,7 @@ func (c *collector) collectStream(ch chan<- prometheus.Metric, st *shards.Stream
 	ls := st.LogStats()
 	c.groups.emit(ch, float64(ls.Groups), name)
 	c.syncs.emit(ch, float64(ls.Syncs), name)
+	c.padBytes.emit(ch, float64(ls.PadBytes), name)
 	infos := st.Shards()
 	enhanced := map[string]bool{}
 	for _, m := range st.EnhancedMetrics() {
